@@ -1,0 +1,482 @@
+"""The sync policy: every scheduling decision as a pure function over plain data.
+
+The daemon's scheduler and workers and the capacity simulator import this module and
+nothing else for tiers, sync kinds, batch selection, due times, backoff and the two
+named profiles. Nothing here reads a clock, a random source or a socket: the caller
+passes time (seconds, any epoch) and a seeded ``random.Random``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class Tier(StrEnum):
+    """Priority tier; each has its own queue and worker pool."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+TIERS: tuple[Tier, ...] = (Tier.HIGH, Tier.NORMAL, Tier.LOW)
+
+
+class SyncKind(StrEnum):
+    """A full sync re-lists the mailbox; an incremental one reads changes since a cursor."""
+
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
+class ErrorKind(StrEnum):
+    """How a failed sync is classified; decides retry or stop."""
+
+    TRANSIENT = "transient"  # network error, 5xx, timeout
+    RATE_LIMITED = "rate_limited"  # 429 / Gmail 403 usageLimits that outlived in-sync retries
+    AUTH_REVOKED = "auth_revoked"  # invalid_grant, wrong password: the user must reconnect
+    PERMANENT = "permanent"  # mailbox gone, permission denied, malformed config
+
+
+class Outcome(StrEnum):
+    """What happens to a mailbox after a failed sync."""
+
+    RETRY = "retry"
+    NEEDS_REAUTH = "needs_reauth"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """Workers per tier inside one daemon process."""
+
+    high: int
+    normal: int
+    low: int
+
+    def for_tier(self, tier: Tier) -> int:
+        """Worker count of one tier."""
+        return {Tier.HIGH: self.high, Tier.NORMAL: self.normal, Tier.LOW: self.low}[tier]
+
+    @property
+    def total(self) -> int:
+        """Workers of all tiers."""
+        return self.high + self.normal + self.low
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, capped, and a failure budget."""
+
+    base_s: float = 30.0
+    factor: float = 2.0
+    cap_s: float = 3600.0
+    # Share of the delay that is randomised: 0.5 means the delay lies in [d/2, d].
+    jitter: float = 0.5
+    # Transient failures in a row after which the mailbox is parked in `error`.
+    max_failures: int = 12
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of policy values; every field can be overridden."""
+
+    name: str
+    concurrency: Concurrency
+    batch_size: int
+    incremental_threshold_h: float
+    low_after_h: float
+    normal_after_h: float
+    scheduler_interval_s: float = 10.0
+    sync_interval_s: float = 300.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        problems = validate_profile(self)
+        if problems:
+            raise ValueError(f"profile {self.name!r}: " + "; ".join(problems))
+
+
+def validate_profile(p: Profile) -> list[str]:
+    """Reasons why a profile is unusable, each naming the field; empty when valid."""
+    out: list[str] = []
+    for tier in TIERS:
+        if p.concurrency.for_tier(tier) < 0:
+            out.append(f"concurrency.{tier} must be >= 0")
+    if p.concurrency.total < 1:
+        out.append("concurrency must have at least one worker")
+    if p.batch_size < 1:
+        out.append("batch_size must be >= 1")
+    if p.incremental_threshold_h <= 0:
+        out.append("incremental_threshold_h must be > 0")
+    if p.normal_after_h < 0:
+        out.append("normal_after_h must be >= 0")
+    if p.low_after_h <= p.normal_after_h:
+        out.append("low_after_h must be greater than normal_after_h")
+    if p.scheduler_interval_s <= 0:
+        out.append("scheduler_interval_s must be > 0")
+    if p.sync_interval_s <= 0:
+        out.append("sync_interval_s must be > 0")
+    if p.retry.base_s <= 0 or p.retry.cap_s < p.retry.base_s:
+        out.append("retry.base_s must be > 0 and <= retry.cap_s")
+    if not 0 <= p.retry.jitter <= 1:
+        out.append("retry.jitter must be within [0, 1]")
+    if p.retry.max_failures < 1:
+        out.append("retry.max_failures must be >= 1")
+    return out
+
+
+ORIGINAL = Profile(
+    name="original",
+    concurrency=Concurrency(high=5, normal=3, low=2),
+    batch_size=50,
+    incremental_threshold_h=1.0,
+    low_after_h=24.0,
+    normal_after_h=2.0,
+)
+
+PLAN_B = Profile(
+    name="plan-b",
+    concurrency=Concurrency(high=17, normal=10, low=7),
+    batch_size=200,
+    incremental_threshold_h=6.0,
+    low_after_h=48.0,
+    normal_after_h=6.0,
+)
+
+PROFILES: Mapping[str, Profile] = {p.name: p for p in (ORIGINAL, PLAN_B)}
+DEFAULT_PROFILE = PLAN_B.name
+
+
+def get_profile(name: str) -> Profile:
+    """The named preset; raises ``KeyError`` naming the known ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise KeyError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
+
+
+def with_overrides(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
+    """A copy of ``profile`` with overrides; nested fields by dotted key (``concurrency.high``)
+    or by mapping (``{"retry": {"cap_s": 60}}``). ``None`` values are ignored."""
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        elif isinstance(value, Mapping):
+            nested.setdefault(head, {}).update(value)
+        else:
+            top[head] = value
+    known = set(Profile.__dataclass_fields__)
+    for name in [*top, *nested]:
+        if name not in known:
+            raise ValueError(f"unknown profile field {name!r}")
+    for head, fields in nested.items():
+        sub = getattr(profile, head)
+        sub_fields = getattr(sub, "__dataclass_fields__", {})
+        for name in fields:
+            if name not in sub_fields:
+                raise ValueError(f"unknown profile field {head}.{name}")
+        top[head] = replace(sub, **fields)
+    return replace(profile, **top)
+
+
+# --- decisions -----------------------------------------------------------------------------
+
+
+def hours_since(last_success_at: float | None, now: float) -> float:
+    """Hours since the last successful sync; infinite for a mailbox never synced."""
+    if last_success_at is None:
+        return math.inf
+    return max(0.0, now - last_success_at) / 3600.0
+
+
+def tier_for(hours: float, profile: Profile) -> Tier:
+    """Tier from hours since the last successful sync: low beyond ``low_after_h``, etc."""
+    if hours > profile.low_after_h:
+        return Tier.LOW
+    if hours > profile.normal_after_h:
+        return Tier.NORMAL
+    return Tier.HIGH
+
+
+def sync_kind(has_cursor: bool, hours: float, profile: Profile) -> SyncKind:
+    """Incremental when a valid cursor exists and the last sync is younger than the threshold."""
+    if has_cursor and hours < profile.incremental_threshold_h:
+        return SyncKind.INCREMENTAL
+    return SyncKind.FULL
+
+
+@dataclass(frozen=True, slots=True)
+class DueMailbox:
+    """What the scheduler needs to know of a mailbox that may be due."""
+
+    id: int
+    next_sync_at: float
+    last_success_at: float | None
+    has_cursor: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """One scheduler decision: this mailbox goes on this tier's queue for this kind of sync."""
+
+    mailbox_id: int
+    tier: Tier
+    kind: SyncKind
+
+
+def due_order_key(m: DueMailbox) -> tuple[float, int]:
+    """Oldest due first; ties broken by id so every implementation agrees."""
+    return (m.next_sync_at, m.id)
+
+
+def select_batch(due: Iterable[DueMailbox], now: float, batch_size: int) -> list[DueMailbox]:
+    """The mailboxes one scheduler cycle takes: due by ``now``, oldest due first, at most batch."""
+    ready = [m for m in due if m.next_sync_at <= now]
+    ready.sort(key=due_order_key)
+    return ready[:batch_size]
+
+
+def assign(m: DueMailbox, now: float, profile: Profile) -> Assignment:
+    """Tier and sync kind of one claimed mailbox."""
+    hours = hours_since(m.last_success_at, now)
+    return Assignment(m.id, tier_for(hours, profile), sync_kind(m.has_cursor, hours, profile))
+
+
+def plan_cycle(due: Iterable[DueMailbox], now: float, profile: Profile) -> list[Assignment]:
+    """One scheduler cycle's decisions, in enqueue order."""
+    return [assign(m, now, profile) for m in select_batch(due, now, profile.batch_size)]
+
+
+def sync_now_assignment(m: DueMailbox, now: float, profile: Profile) -> Assignment:
+    """A push-triggered or user-requested sync: high priority at once, kind by the usual rule."""
+    hours = hours_since(m.last_success_at, now)
+    return Assignment(m.id, Tier.HIGH, sync_kind(m.has_cursor, hours, profile))
+
+
+def next_due(started_at: float, interval_s: float) -> float:
+    """When a mailbox is due again after a successful sync that started at ``started_at``.
+
+    Anchored on the start, when the provider was read, so a slow sync does not stretch
+    the cadence.
+    """
+    return started_at + interval_s
+
+
+def backoff_delay(failures: int, rng: random.Random, retry: RetryPolicy) -> float:
+    """Delay before retry number ``failures`` (1-based): exponential, capped, jittered."""
+    if failures < 1:
+        raise ValueError("failures must be >= 1")
+    # Exponent capped so huge failure counts cannot overflow the float.
+    exp = min(failures - 1, 64)
+    ceiling = min(retry.cap_s, retry.base_s * retry.factor**exp)
+    return ceiling * (1.0 - retry.jitter) + rng.random() * ceiling * retry.jitter
+
+
+@dataclass(frozen=True, slots=True)
+class FailureDecision:
+    """What to do with a mailbox whose sync failed."""
+
+    outcome: Outcome
+    retry_at: float | None
+    failures: int
+
+
+def on_failure(
+    kind: ErrorKind,
+    failures_before: int,
+    now: float,
+    rng: random.Random,
+    retry: RetryPolicy,
+    retry_after_s: float | None = None,
+) -> FailureDecision:
+    """Retry with backoff, or stop: revoked credentials need the user, others park as error."""
+    failures = failures_before + 1
+    if kind is ErrorKind.AUTH_REVOKED:
+        return FailureDecision(Outcome.NEEDS_REAUTH, None, failures)
+    if kind is ErrorKind.PERMANENT or failures >= retry.max_failures:
+        return FailureDecision(Outcome.ERROR, None, failures)
+    delay = backoff_delay(failures, rng, retry)
+    if retry_after_s is not None:
+        delay = max(delay, retry_after_s)
+    return FailureDecision(Outcome.RETRY, now + delay, failures)
+
+
+# --- provider quotas -----------------------------------------------------------------------
+
+
+class QuotaScope(StrEnum):
+    """What a quota's bucket is keyed on."""
+
+    APP = "app"  # the whole OAuth app / GCP project, across every mailbox
+    MAILBOX = "mailbox"  # one mailbox (Gmail: per user; Graph: per app + mailbox)
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A provider limit: at most ``limit`` units in any window of ``period_s`` seconds.
+
+    Enforced as GCRA with capacity ``burst`` and rate ``(limit - burst) / period_s``: in
+    any window of ``period_s`` that admits at most ``burst + (limit - burst) = limit``.
+    """
+
+    name: str
+    scope: QuotaScope
+    limit: int
+    period_s: int
+    burst: int
+
+    def __post_init__(self) -> None:
+        if self.period_s < 1 or self.limit < 2:
+            raise ValueError(f"quota {self.name}: limit >= 2 and period_s >= 1 required")
+        if not 1 <= self.burst < self.limit:
+            raise ValueError(f"quota {self.name}: burst must be within [1, limit)")
+
+    @property
+    def rate_limit(self) -> int:
+        """Units per period that the GCRA emits after the burst."""
+        return self.limit - self.burst
+
+    @property
+    def emission_interval_s(self) -> float:
+        """Seconds per unit at the sustained rate."""
+        return self.period_s / self.rate_limit
+
+    @property
+    def sustained_per_s(self) -> float:
+        """Units per second the limiter admits in the long run."""
+        return self.rate_limit / self.period_s
+
+
+@dataclass(frozen=True)
+class ProviderLimits:
+    """One provider's quotas, per-method costs and per-mailbox concurrency."""
+
+    provider: str
+    quotas: tuple[Quota, ...]
+    costs: Mapping[str, int]
+    default_cost: int = 1
+    max_concurrent_per_mailbox: int = 4
+
+    def cost(self, method: str) -> int:
+        """Quota units one call of ``method`` costs."""
+        return self.costs.get(method, self.default_cost)
+
+
+GMAIL_COSTS_LEGACY: Mapping[str, int] = {
+    "getProfile": 1,
+    "history.list": 2,
+    "messages.list": 5,
+    "messages.get": 5,
+    "messages.attachments.get": 5,
+    "threads.get": 10,
+    "threads.list": 10,
+    "messages.modify": 5,
+    "messages.send": 100,
+    "watch": 100,
+    "stop": 50,
+}
+GMAIL_COSTS_2026: Mapping[str, int] = {
+    **GMAIL_COSTS_LEGACY,
+    "messages.get": 20,
+    "messages.attachments.get": 20,
+    "threads.get": 40,
+}
+
+_GRAPH_DOCUMENTED = ProviderLimits(
+    provider="graph",
+    quotas=(
+        # Outlook service limit, evaluated per app ID + mailbox.
+        Quota("graph.mailbox", QuotaScope.MAILBOX, limit=10_000, period_s=600, burst=100),
+        # Global Graph limit per app across all tenants.
+        Quota("graph.app", QuotaScope.APP, limit=130_000, period_s=10, burst=13_000),
+    ),
+    costs={},
+    max_concurrent_per_mailbox=4,
+)
+
+QUOTA_PRESETS: Mapping[str, Mapping[str, ProviderLimits]] = {
+    # The plan's own assumption: whole-app request budgets, every call costing 1.
+    "as-planned": {
+        "gmail": ProviderLimits(
+            provider="gmail",
+            quotas=(Quota("gmail.app", QuotaScope.APP, limit=100, period_s=1, burst=10),),
+            costs={},
+            max_concurrent_per_mailbox=4,
+        ),
+        "graph": ProviderLimits(
+            provider="graph",
+            quotas=(Quota("graph.app", QuotaScope.APP, limit=10_000, period_s=600, burst=100),),
+            costs={},
+            max_concurrent_per_mailbox=4,
+        ),
+    },
+    # Gmail projects that used the API before 2026-05-01 keep these.
+    "documented-legacy": {
+        "gmail": ProviderLimits(
+            provider="gmail",
+            quotas=(
+                Quota("gmail.user", QuotaScope.MAILBOX, limit=15_000, period_s=60, burst=250),
+                Quota("gmail.project", QuotaScope.APP, limit=1_200_000, period_s=60, burst=20_000),
+            ),
+            costs=GMAIL_COSTS_LEGACY,
+            max_concurrent_per_mailbox=4,
+        ),
+        "graph": _GRAPH_DOCUMENTED,
+    },
+    # Projects created on or after 2026-05-01: tighter per-user budget, dearer gets.
+    "documented-2026": {
+        "gmail": ProviderLimits(
+            provider="gmail",
+            quotas=(
+                Quota("gmail.user", QuotaScope.MAILBOX, limit=6_000, period_s=60, burst=100),
+                Quota("gmail.project", QuotaScope.APP, limit=1_200_000, period_s=60, burst=20_000),
+            ),
+            costs=GMAIL_COSTS_2026,
+            max_concurrent_per_mailbox=4,
+        ),
+        "graph": _GRAPH_DOCUMENTED,
+    },
+}
+QUOTA_ALIASES: Mapping[str, str] = {"documented": "documented-2026"}
+DEFAULT_QUOTA_PRESET = "documented"
+
+
+def get_quota_preset(name: str) -> Mapping[str, ProviderLimits]:
+    """Provider limits of a named preset (``documented`` is the 2026 Gmail project profile)."""
+    key = QUOTA_ALIASES.get(name, name)
+    try:
+        return QUOTA_PRESETS[key]
+    except KeyError:
+        known = ", ".join([*QUOTA_PRESETS, *QUOTA_ALIASES])
+        raise KeyError(f"unknown quota preset {name!r}; known: {known}") from None
+
+
+def scale_quotas(limits: ProviderLimits, factor: float) -> ProviderLimits:
+    """The same limits with every budget multiplied by ``factor`` (for tests and what-ifs)."""
+
+    def scaled(q: Quota) -> Quota:
+        limit = max(2, int(q.limit * factor))
+        burst = min(limit - 1, max(1, int(q.burst * factor)))
+        return replace(q, limit=limit, burst=burst)
+
+    return replace(limits, quotas=tuple(scaled(q) for q in limits.quotas))
+
+
+def quota_table(preset: str) -> Sequence[tuple[str, str, str, int, int, int]]:
+    """Rows (provider, quota, scope, limit, period_s, burst) for reports and docs."""
+    rows = []
+    for provider, lim in get_quota_preset(preset).items():
+        for q in lim.quotas:
+            rows.append((provider, q.name, str(q.scope), q.limit, q.period_s, q.burst))
+    return rows

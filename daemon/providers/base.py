@@ -1,0 +1,129 @@
+"""What every provider (Gmail, Graph, IMAP) implements and what it is handed.
+
+A provider turns (mailbox, sync kind, stored cursor) into a ``SyncResult``: the messages to
+upsert, flag changes, deletions and the new cursor. It performs no database writes; the
+worker commits the result and the cursor in one transaction, so a crash mid-sync loses
+nothing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from daemon.policy import SyncKind
+
+# A scope meaning "the whole mailbox" in ``SyncResult.full_scopes``.
+ALL_FOLDERS = "*"
+
+
+class Credentials(Mapping[str, str]):
+    """Decrypted secrets of one mailbox (refresh token, password, ...); masked in repr."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, str]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: str) -> str:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return "Credentials(" + ", ".join(f"{k}='***'" for k in self._data) + ")"
+
+    __str__ = __repr__
+
+    def updated(self, **changes: str) -> Credentials:
+        """A copy with some secrets replaced (a rotated refresh token)."""
+        return Credentials({**self._data, **changes})
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    """One message as stored: metadata only, unique per (mailbox, provider_id)."""
+
+    provider_id: str
+    folder: str = ""
+    thread_id: str | None = None
+    internet_message_id: str | None = None
+    subject: str | None = None
+    sender: str | None = None
+    received_at: float | None = None  # epoch seconds
+    size: int | None = None
+    flags: tuple[str, ...] = ()
+    # Set when only part of the message could be parsed; says what was wrong.
+    parse_error: str | None = None
+
+
+@dataclass(slots=True)
+class SyncResult:
+    """Everything one sync learned, applied by the worker in a single transaction."""
+
+    kind: SyncKind
+    cursor: dict[str, Any]
+    upserts: list[MessageRecord] = field(default_factory=list)
+    # (provider_id, complete new flag set) for messages whose flags or labels changed.
+    flag_updates: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    # Folders listed completely by this sync: stored messages of these folders that are not
+    # in ``upserts`` no longer exist. ``ALL_FOLDERS`` covers the whole mailbox.
+    full_scopes: list[str] = field(default_factory=list)
+    # Messages left out, with the reason (unparseable, too large, ...).
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    api_calls: int = 0
+    # True when an incremental sync found its cursor expired and did a full one instead.
+    fell_back_to_full: bool = False
+
+
+class CallGate(Protocol):
+    """The quota gate a provider passes every API call through."""
+
+    async def acquire(self, method: str) -> None:
+        """Wait until the provider's quotas admit one call of ``method``, then count it."""
+        ...
+
+    def throttled(self, retry_after: float | None) -> None:
+        """Record that the provider answered 429 / rate-limit (for metrics and backoff)."""
+        ...
+
+    @property
+    def calls(self) -> int:
+        """API calls made through this gate so far."""
+        ...
+
+
+@dataclass(slots=True)
+class MailboxContext:
+    """What a provider gets to sync one mailbox."""
+
+    mailbox_id: int
+    address: str
+    credentials: Credentials
+    # Provider-specific settings of the mailbox (IMAP host and folders, Graph folders, ...).
+    config: Mapping[str, Any]
+    gate: CallGate
+    # Persist changed secrets at once (Microsoft rotates refresh tokens on every use).
+    save_credentials: Callable[[Credentials], Awaitable[None]]
+
+
+class Provider(Protocol):
+    """A mail provider the daemon can sync; one instance per daemon process."""
+
+    name: str
+
+    async def sync(
+        self, mailbox: MailboxContext, kind: SyncKind, cursor: Mapping[str, Any] | None
+    ) -> SyncResult:
+        """Run one sync; raise ``daemon.errors.ProviderError`` subclasses on failure."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
