@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from daemon.errors import AuthRevoked
 from daemon.policy import SyncKind
 
 # A scope meaning "the whole mailbox" in ``SyncResult.full_scopes``.
@@ -99,6 +100,22 @@ class CallGate(Protocol):
         ...
 
 
+class TokenSource(Protocol):
+    """Hands out a valid OAuth2 access token for one mailbox, refreshing when needed."""
+
+    async def get(self, force_refresh: bool = False) -> str:
+        """A usable access token; ``force_refresh`` after the provider rejected the last one."""
+        ...
+
+
+class NoToken:
+    """The token source of a mailbox that authenticates without OAuth (IMAP password)."""
+
+    async def get(self, force_refresh: bool = False) -> str:
+        """Always fails: this mailbox has no OAuth grant."""
+        raise AuthRevoked("mailbox has no OAuth grant")
+
+
 @dataclass(slots=True)
 class MailboxContext:
     """What a provider gets to sync one mailbox."""
@@ -111,6 +128,7 @@ class MailboxContext:
     gate: CallGate
     # Persist changed secrets at once (Microsoft rotates refresh tokens on every use).
     save_credentials: Callable[[Credentials], Awaitable[None]]
+    tokens: TokenSource = field(default_factory=NoToken)
 
 
 class Provider(Protocol):
