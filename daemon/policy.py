@@ -480,3 +480,79 @@ def quota_table(preset: str) -> Sequence[tuple[str, str, str, int, int, int]]:
         for q in lim.quotas:
             rows.append((provider, q.name, str(q.scope), q.limit, q.period_s, q.burst))
     return rows
+
+
+# --- how many calls a sync makes --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FetchShape:
+    """Page and batch sizes the providers use; the simulator counts calls with the same."""
+
+    gmail_list_page: int = 500  # messages.list maxResults (API maximum)
+    gmail_history_page: int = 500  # history.list maxResults (API maximum)
+    gmail_batch: int = 50  # inner messages.get per HTTP batch (Google advises <= 50)
+    graph_page: int = 100  # Prefer: odata.maxpagesize on delta rounds
+    graph_folders: tuple[str, ...] = ("inbox", "sentitems")
+
+
+DEFAULT_FETCH = FetchShape()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    """A group of identical provider calls: ``count`` quota-charged calls in ``requests`` trips."""
+
+    method: str
+    count: int
+    requests: int
+
+
+def _pages(items: int, page: int) -> int:
+    # An empty listing still costs one request.
+    return max(1, -(-items // page))
+
+
+def sync_calls(
+    provider: str,
+    kind: SyncKind,
+    messages: int,
+    added: int = 0,
+    changed: int = 0,
+    deleted: int = 0,
+    shape: FetchShape = DEFAULT_FETCH,
+) -> list[ApiCall]:
+    """The API calls one sync makes, as the daemon's Gmail and Graph providers issue them.
+
+    ``messages`` is the mailbox size at sync time; ``added/changed/deleted`` are the changes
+    since the cursor (incremental only).
+    """
+    if provider == "gmail":
+        if kind is SyncKind.FULL:
+            gets = messages
+            return [
+                ApiCall("getProfile", 1, 1),
+                ApiCall(
+                    "messages.list",
+                    _pages(messages, shape.gmail_list_page),
+                    _pages(messages, shape.gmail_list_page),
+                ),
+                *([ApiCall("messages.get", gets, -(-gets // shape.gmail_batch))] if gets else []),
+            ]
+        events = added + changed + deleted
+        pages = _pages(events, shape.gmail_history_page)
+        out = [ApiCall("history.list", pages, pages)]
+        if added:
+            out.append(ApiCall("messages.get", added, -(-added // shape.gmail_batch)))
+        return out
+    if provider == "graph":
+        folders = len(shape.graph_folders)
+        if kind is SyncKind.FULL:
+            # Messages spread over the synced folders; each folder pages separately.
+            per = -(-messages // folders) if folders else 0
+            pages = folders * _pages(per, shape.graph_page)
+        else:
+            events = added + changed + deleted
+            pages = folders - 1 + _pages(events, shape.graph_page)
+        return [ApiCall("messages.delta", pages, pages)]
+    raise ValueError(f"no call model for provider {provider!r}")

@@ -11,10 +11,10 @@ class CountingGate:
         self.throttle_events = 0
         self.by_method: dict[str, int] = {}
 
-    async def acquire(self, method: str) -> None:
+    async def acquire(self, method: str, count: int = 1) -> None:
         """Admit at once and count."""
-        self._calls += 1
-        self.by_method[method] = self.by_method.get(method, 0) + 1
+        self._calls += count
+        self.by_method[method] = self.by_method.get(method, 0) + count
 
     def throttled(self, retry_after: float | None) -> None:
         """Count a throttle answer."""

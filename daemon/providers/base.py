@@ -86,8 +86,11 @@ class SyncResult:
 class CallGate(Protocol):
     """The quota gate a provider passes every API call through."""
 
-    async def acquire(self, method: str) -> None:
-        """Wait until the provider's quotas admit one call of ``method``, then count it."""
+    async def acquire(self, method: str, count: int = 1) -> None:
+        """Wait until the provider's quotas admit ``count`` calls of ``method``; count them.
+
+        An HTTP batch of 50 inner ``messages.get`` is one ``acquire("messages.get", 50)``.
+        """
         ...
 
     def throttled(self, retry_after: float | None) -> None:
