@@ -53,3 +53,15 @@ class Gcra:
         self._check_cost(cost)
         base = max(now, self.tat)
         return max(now, base - (self.capacity - cost) * self.emission_interval)
+
+
+def split_cost(units: int, capacity: int) -> list[int]:
+    """Units of one call in pieces a bucket of ``capacity`` can admit, taken one after another.
+
+    An HTTP batch of 50 Gmail gets at 20 units is 1,000 units, more than a per-user bucket
+    holds; it is admitted piecewise at the bucket's sustained rate.
+    """
+    if units <= 0:
+        return []
+    full, rest = divmod(units, capacity)
+    return [capacity] * full + ([rest] if rest else [])

@@ -1,6 +1,28 @@
-"""Quota gates: every provider API call passes one before it is sent."""
+"""Quota gates: every provider API call passes one before it is sent.
+
+Provider quotas are GCRA buckets in Redis (throttled-py's atomic Lua script), so every
+daemon process on every host draws from the same budget. A bucket with capacity ``burst``
+and rate ``(limit - burst) / period`` never admits more than ``limit`` units in any window
+of ``period`` seconds (see ``daemon.policy.Quota``); ``daemon.gcra`` is the same arithmetic
+for the simulator.
+"""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import redis.exceptions
+from throttled.asyncio import Quota as TQuota
+from throttled.asyncio import Rate, RateLimiterType, RedisStore, Throttled
+
+from daemon.errors import TransientError
+from daemon.gcra import split_cost
+from daemon.policy import ProviderLimits, Quota, QuotaScope
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class CountingGate:
@@ -19,6 +41,113 @@ class CountingGate:
     def throttled(self, retry_after: float | None) -> None:
         """Count a throttle answer."""
         self.throttle_events += 1
+
+    @property
+    def calls(self) -> int:
+        """Calls admitted so far."""
+        return self._calls
+
+
+@dataclass
+class GateStats:
+    """Per-provider counters the metrics endpoint reads."""
+
+    admitted_units: dict[str, int] = field(default_factory=dict)
+    waits: dict[str, int] = field(default_factory=dict)
+    wait_seconds: dict[str, float] = field(default_factory=dict)
+    throttled: dict[str, int] = field(default_factory=dict)
+
+    def add(self, table: dict[str, int], key: str, n: int = 1) -> None:
+        """Increment a counter."""
+        table[key] = table.get(key, 0) + n
+
+
+class QuotaLimiters:
+    """The Redis-backed buckets of every provider quota, shared by all processes."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str,
+        limits: Mapping[str, ProviderLimits],
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._store = RedisStore(server=redis_url, options={"MAX_CONNECTIONS": 500})
+        self.limits = dict(limits)
+        self._sleep = sleep
+        self.stats = GateStats()
+        self._buckets: dict[str, list[tuple[Quota, Throttled]]] = {}
+        for provider, lim in self.limits.items():
+            self._buckets[provider] = [
+                (
+                    q,
+                    Throttled(
+                        using=RateLimiterType.GCRA.value,
+                        quota=TQuota(
+                            Rate(period=timedelta(seconds=q.period_s), limit=q.rate_limit),
+                            burst=q.burst,
+                        ),
+                        store=self._store,
+                        key_prefix=f"{prefix}:quota",
+                    ),
+                )
+                for q in lim.quotas
+            ]
+
+    def gate(self, provider: str, mailbox_key: str) -> QuotaGate:
+        """The gate one sync of one mailbox uses."""
+        return QuotaGate(self, provider, mailbox_key)
+
+    async def admit(self, provider: str, mailbox_key: str, units: int) -> float:
+        """Block until every bucket of ``provider`` admits ``units``; return seconds waited."""
+        waited = 0.0
+        for quota, limiter in self._buckets.get(provider, ()):
+            key = f"{quota.name}:{mailbox_key}" if quota.scope is QuotaScope.MAILBOX else quota.name
+            for piece in split_cost(units, quota.burst):
+                while True:
+                    try:
+                        result = await limiter.limit(key, cost=piece)
+                    except (redis.exceptions.RedisError, OSError) as exc:
+                        raise TransientError(
+                            f"quota store unavailable: {exc}", provider=provider
+                        ) from exc
+                    if not result.limited:
+                        break
+                    # A tiny floor avoids spinning on rounding at the bucket's edge.
+                    delay = max(result.state.retry_after, 0.001)
+                    self.stats.add(self.stats.waits, provider)
+                    self.stats.wait_seconds[provider] = (
+                        self.stats.wait_seconds.get(provider, 0.0) + delay
+                    )
+                    waited += delay
+                    await self._sleep(delay)
+        self.stats.add(self.stats.admitted_units, provider, units)
+        return waited
+
+
+class QuotaGate:
+    """Passes one mailbox's calls through its provider's shared quota buckets."""
+
+    def __init__(self, limiters: QuotaLimiters, provider: str, mailbox_key: str) -> None:
+        self._limiters = limiters
+        self._provider = provider
+        self._mailbox_key = mailbox_key
+        self._limits = limiters.limits.get(provider)
+        self._calls = 0
+        self.waited_s = 0.0
+        self.throttle_events = 0
+
+    async def acquire(self, method: str, count: int = 1) -> None:
+        """Wait for quota for ``count`` calls of ``method``, then count them."""
+        if self._limits is not None:
+            units = self._limits.cost(method) * count
+            self.waited_s += await self._limiters.admit(self._provider, self._mailbox_key, units)
+        self._calls += count
+
+    def throttled(self, retry_after: float | None) -> None:
+        """Count a 429 / rate-limit answer from the provider."""
+        self.throttle_events += 1
+        self._limiters.stats.add(self._limiters.stats.throttled, self._provider)
 
     @property
     def calls(self) -> int:

@@ -1,0 +1,483 @@
+"""Tenants and mailboxes: registration and the sync state machine (idle → queued → running).
+
+Decisions come from ``daemon.policy``; this module only reads and writes rows. Every
+transition is one statement guarded by the expected state, so several daemon processes on
+several hosts can share one database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from daemon.policy import Assignment, DueMailbox, Profile, SyncKind, Tier, plan_cycle
+
+
+def ts(t: float | None) -> datetime | None:
+    """Epoch seconds to an aware datetime (``None`` stays ``None``)."""
+    return None if t is None else datetime.fromtimestamp(t, UTC)
+
+
+def epoch(d: datetime | None) -> float | None:
+    """An aware datetime to epoch seconds."""
+    return None if d is None else d.timestamp()
+
+
+class NotFound(LookupError):
+    """No such tenant or mailbox."""
+
+
+class Conflict(Exception):
+    """The request clashes with existing data (duplicate name or address)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A mailbox the scheduler moved to ``queued``: the job to enqueue."""
+
+    mailbox_id: int
+    run_seq: int
+    tier: Tier
+    kind: SyncKind
+
+    @property
+    def job_id(self) -> str:
+        """The queue job id; unique per run so a finished run never blocks the next."""
+        return f"{self.mailbox_id}-{self.run_seq}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """Everything a worker needs to run one sync of one mailbox."""
+
+    mailbox_id: int
+    tenant_id: int
+    provider: str
+    address: str
+    config: dict[str, Any]
+    credentials_blob: bytes
+    cursor: dict[str, Any] | None
+    kind: SyncKind
+    tier: Tier
+    failure_count: int
+    interval_s: float | None
+    run_token: uuid.UUID
+    started_at: float
+    queued_at: float | None
+
+
+_CLAIM_SELECT = """
+SELECT id, next_sync_at, last_success_at, cursor IS NOT NULL AS has_cursor
+FROM mailboxes
+WHERE state = 'idle' AND status = 'active' AND next_sync_at <= $1
+ORDER BY next_sync_at, id
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+"""
+
+_CLAIM_UPDATE = """
+UPDATE mailboxes AS m
+SET state = 'queued', run_seq = m.run_seq + 1, tier = a.tier, kind = a.kind,
+    queued_at = $1, updated_at = $1
+FROM unnest($2::bigint[], $3::text[], $4::text[]) AS a(id, tier, kind)
+WHERE m.id = a.id
+RETURNING m.id, m.run_seq, m.tier, m.kind
+"""
+
+_START = """
+UPDATE mailboxes AS m
+SET state = 'running', run_token = $3, started_at = $4, updated_at = $4
+WHERE m.id = $1 AND m.run_seq = $2 AND m.state IN ('queued', 'running') AND m.status = 'active'
+RETURNING m.id, m.tenant_id, m.provider, m.address, m.config, m.credentials, m.cursor,
+          m.kind, m.tier, m.failure_count, m.queued_at,
+          COALESCE(m.sync_interval_s, (SELECT t.sync_interval_s FROM tenants t
+                                       WHERE t.id = m.tenant_id)) AS interval_s
+"""
+
+_SUCCESS = """
+UPDATE mailboxes
+SET state = 'idle', cursor = $3, last_sync_at = $4, last_success_at = $4,
+    next_sync_at = CASE WHEN resync_requested THEN $4 ELSE $5 END,
+    resync_requested = false, failure_count = 0, status_reason = NULL,
+    message_count = GREATEST(0, message_count + $6), run_token = NULL, updated_at = $4
+WHERE id = $1 AND run_token = $2
+"""
+
+_FAILURE = """
+UPDATE mailboxes
+SET state = 'idle', last_sync_at = $3, failure_count = $4,
+    next_sync_at = COALESCE($5, next_sync_at), status = $6, status_reason = $7,
+    resync_requested = false, run_token = NULL, updated_at = $3
+WHERE id = $1 AND run_token = $2
+"""
+
+_RUN = """
+INSERT INTO sync_runs (mailbox_id, run_seq, kind, tier, worker, queued_at, started_at,
+                       finished_at, api_calls, added, changed, deleted, skipped,
+                       fell_back_to_full, error_kind, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+"""
+
+
+class MailboxStore:
+    """Rows of tenants and mailboxes and their state transitions."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # --- registration ----------------------------------------------------------------------
+
+    async def create_tenant(self, name: str, sync_interval_s: int | None = None) -> dict[str, Any]:
+        """A new tenant; ``Conflict`` if the name is taken."""
+        try:
+            row = await self.pool.fetchrow(
+                "INSERT INTO tenants (name, sync_interval_s) VALUES ($1, $2) RETURNING *",
+                name,
+                sync_interval_s,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"tenant {name!r} already exists") from exc
+        return dict(row)
+
+    async def list_tenants(self) -> list[dict[str, Any]]:
+        """All tenants with their mailbox counts."""
+        rows = await self.pool.fetch(
+            """SELECT t.*, count(m.id) AS mailboxes FROM tenants t
+               LEFT JOIN mailboxes m ON m.tenant_id = t.id GROUP BY t.id ORDER BY t.id"""
+        )
+        return [dict(r) for r in rows]
+
+    async def get_tenant(self, tenant_id: int) -> dict[str, Any]:
+        """One tenant; ``NotFound`` if absent."""
+        row = await self.pool.fetchrow("SELECT * FROM tenants WHERE id = $1", tenant_id)
+        if row is None:
+            raise NotFound(f"tenant {tenant_id} not found")
+        return dict(row)
+
+    async def delete_tenant(self, tenant_id: int) -> None:
+        """Delete a tenant with its mailboxes and messages."""
+        status = await self.pool.execute("DELETE FROM tenants WHERE id = $1", tenant_id)
+        if status.endswith(" 0"):
+            raise NotFound(f"tenant {tenant_id} not found")
+
+    async def create_mailbox(
+        self,
+        tenant_id: int,
+        provider: str,
+        address: str,
+        credentials_blob: bytes,
+        config: dict[str, Any] | None = None,
+        sync_interval_s: int | None = None,
+        now: float | None = None,
+    ) -> dict[str, Any]:
+        """Register a mailbox, due at once; ``Conflict`` on a duplicate, ``NotFound`` tenant."""
+        try:
+            row = await self.pool.fetchrow(
+                """INSERT INTO mailboxes (tenant_id, provider, address, credentials, config,
+                                          sync_interval_s, next_sync_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, now()))
+                   RETURNING *""",
+                tenant_id,
+                provider,
+                address,
+                credentials_blob,
+                config or {},
+                sync_interval_s,
+                ts(now),
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"mailbox {provider}:{address} already exists in this tenant") from exc
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise NotFound(f"tenant {tenant_id} not found") from exc
+        return public_mailbox(dict(row))
+
+    async def create_mailboxes_bulk(
+        self, rows: Sequence[tuple[int, str, str, bytes, dict[str, Any]]], now: float
+    ) -> int:
+        """Register many mailboxes at once (load tests); skips existing ones."""
+        status = await self.pool.execute(
+            """INSERT INTO mailboxes (tenant_id, provider, address, credentials, config,
+                                      next_sync_at)
+               SELECT * , $6::timestamptz FROM unnest($1::bigint[], $2::text[], $3::text[],
+                                                    $4::bytea[], $5::jsonb[])
+               ON CONFLICT (tenant_id, provider, address) DO NOTHING""",
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+            ts(now),
+        )
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def get_mailbox(self, mailbox_id: int) -> dict[str, Any]:
+        """A mailbox's public fields and sync state; ``NotFound`` if absent."""
+        row = await self.pool.fetchrow("SELECT * FROM mailboxes WHERE id = $1", mailbox_id)
+        if row is None:
+            raise NotFound(f"mailbox {mailbox_id} not found")
+        return public_mailbox(dict(row))
+
+    async def list_mailboxes(
+        self, tenant_id: int | None = None, limit: int = 100, after_id: int = 0
+    ) -> list[dict[str, Any]]:
+        """Mailboxes by id, optionally of one tenant, paged by ``after_id``."""
+        rows = await self.pool.fetch(
+            """SELECT * FROM mailboxes WHERE ($1::bigint IS NULL OR tenant_id = $1) AND id > $2
+               ORDER BY id LIMIT $3""",
+            tenant_id,
+            after_id,
+            limit,
+        )
+        return [public_mailbox(dict(r)) for r in rows]
+
+    async def delete_mailbox(self, mailbox_id: int) -> None:
+        """Delete a mailbox and its messages (a queued job finds nothing and ends)."""
+        status = await self.pool.execute("DELETE FROM mailboxes WHERE id = $1", mailbox_id)
+        if status.endswith(" 0"):
+            raise NotFound(f"mailbox {mailbox_id} not found")
+
+    async def update_credentials(
+        self, mailbox_id: int, blob: bytes, reactivate: bool, now: float
+    ) -> None:
+        """Store new secrets; ``reactivate`` clears ``needs_reauth``/``error`` and makes it due."""
+        status = await self.pool.execute(
+            """UPDATE mailboxes SET credentials = $2, updated_at = $3,
+                   status = CASE WHEN $4 THEN 'active' ELSE status END,
+                   status_reason = CASE WHEN $4 THEN NULL ELSE status_reason END,
+                   failure_count = CASE WHEN $4 THEN 0 ELSE failure_count END,
+                   next_sync_at = CASE WHEN $4 THEN $3 ELSE next_sync_at END
+               WHERE id = $1""",
+            mailbox_id,
+            blob,
+            ts(now),
+            reactivate,
+        )
+        if status.endswith(" 0"):
+            raise NotFound(f"mailbox {mailbox_id} not found")
+
+    # --- scheduling --------------------------------------------------------------------------
+
+    async def claim_due(self, now: float, profile: Profile) -> list[Claimed]:
+        """One scheduler cycle: claim due mailboxes, decide tier and kind, mark them queued."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_CLAIM_SELECT, ts(now), profile.batch_size)
+            due = [
+                DueMailbox(
+                    r["id"],
+                    r["next_sync_at"].timestamp(),
+                    epoch(r["last_success_at"]),
+                    r["has_cursor"],
+                )
+                for r in rows
+            ]
+            plan = plan_cycle(due, now, profile)
+            if not plan:
+                return []
+            updated = await conn.fetch(
+                _CLAIM_UPDATE,
+                ts(now),
+                [a.mailbox_id for a in plan],
+                [str(a.tier) for a in plan],
+                [str(a.kind) for a in plan],
+            )
+        seq = {r["id"]: r["run_seq"] for r in updated}
+        return [Claimed(a.mailbox_id, seq[a.mailbox_id], a.tier, a.kind) for a in plan]
+
+    async def claim_now(
+        self, mailbox_id: int, assignment: Assignment, now: float
+    ) -> Claimed | None:
+        """Queue one mailbox at once ("sync now"); ``None`` if it is already running.
+
+        A mailbox waiting in a slower queue gets a new run number, so its old job finds a
+        stale number and ends without syncing.
+        """
+        row = await self.pool.fetchrow(
+            """UPDATE mailboxes SET state = 'queued', run_seq = run_seq + 1, tier = $2, kind = $3,
+                   queued_at = $4, updated_at = $4
+               WHERE id = $1 AND status = 'active'
+                 AND (state = 'idle' OR (state = 'queued' AND tier <> 'high'))
+               RETURNING run_seq""",
+            mailbox_id,
+            str(assignment.tier),
+            str(assignment.kind),
+            ts(now),
+        )
+        if row is not None:
+            return Claimed(mailbox_id, row["run_seq"], assignment.tier, assignment.kind)
+        status = await self.pool.execute(
+            "UPDATE mailboxes SET resync_requested = true WHERE id = $1 AND state = 'running'",
+            mailbox_id,
+        )
+        if status.endswith(" 0"):
+            await self.get_mailbox(mailbox_id)  # raises NotFound for a missing mailbox
+        return None
+
+    async def due_snapshot(self, mailbox_id: int) -> DueMailbox:
+        """The policy's view of one mailbox."""
+        row = await self.pool.fetchrow(
+            """SELECT id, next_sync_at, last_success_at, cursor IS NOT NULL AS has_cursor
+               FROM mailboxes WHERE id = $1""",
+            mailbox_id,
+        )
+        if row is None:
+            raise NotFound(f"mailbox {mailbox_id} not found")
+        return DueMailbox(
+            row["id"],
+            row["next_sync_at"].timestamp(),
+            epoch(row["last_success_at"]),
+            row["has_cursor"],
+        )
+
+    async def stale_queued(self, older_than: float, limit: int) -> list[Claimed]:
+        """Mailboxes queued before ``older_than``: their job may have been lost with Redis."""
+        rows = await self.pool.fetch(
+            """SELECT id, run_seq, tier, kind FROM mailboxes
+               WHERE state = 'queued' AND queued_at < $1 ORDER BY queued_at LIMIT $2""",
+            ts(older_than),
+            limit,
+        )
+        return [Claimed(r["id"], r["run_seq"], Tier(r["tier"]), SyncKind(r["kind"])) for r in rows]
+
+    async def release_lost_runs(self, started_before: float, now: float) -> int:
+        """Make mailboxes whose run started before the cut-off due again; returns the count."""
+        status = await self.pool.execute(
+            """UPDATE mailboxes SET state = 'idle', run_token = NULL, next_sync_at = $2,
+                   updated_at = $2
+               WHERE state = 'running' AND started_at < $1""",
+            ts(started_before),
+            ts(now),
+        )
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def release_inactive(self, mailbox_id: int, run_seq: int) -> None:
+        """A queued job whose mailbox was paused or parked meanwhile: back to idle."""
+        await self.pool.execute(
+            """UPDATE mailboxes SET state = 'idle'
+               WHERE id = $1 AND run_seq = $2 AND state = 'queued' AND status <> 'active'""",
+            mailbox_id,
+            run_seq,
+        )
+
+    # --- runs ----------------------------------------------------------------------------------
+
+    async def start_run(self, mailbox_id: int, run_seq: int, now: float) -> RunStart | None:
+        """Mark the run started; ``None`` when the job is stale (newer run, deleted, parked)."""
+        token = uuid.uuid4()
+        row = await self.pool.fetchrow(_START, mailbox_id, run_seq, token, ts(now))
+        if row is None:
+            return None
+        return RunStart(
+            mailbox_id=row["id"],
+            tenant_id=row["tenant_id"],
+            provider=row["provider"],
+            address=row["address"],
+            config=row["config"],
+            credentials_blob=row["credentials"],
+            cursor=row["cursor"],
+            kind=SyncKind(row["kind"]),
+            tier=Tier(row["tier"]),
+            failure_count=row["failure_count"],
+            interval_s=row["interval_s"],
+            run_token=token,
+            started_at=now,
+            queued_at=epoch(row["queued_at"]),
+        )
+
+    async def save_credentials_now(self, mailbox_id: int, blob: bytes) -> None:
+        """Persist rotated secrets at once, outside the sync's transaction."""
+        await self.pool.execute(
+            "UPDATE mailboxes SET credentials = $2 WHERE id = $1", mailbox_id, blob
+        )
+
+
+def public_mailbox(row: dict[str, Any]) -> dict[str, Any]:
+    """A mailbox row without its secrets, fit for the API."""
+    row = dict(row)
+    row.pop("credentials", None)
+    row.pop("run_token", None)
+    return row
+
+
+async def record_run(
+    conn: asyncpg.Connection,
+    run: RunStart,
+    run_seq: int,
+    worker: str,
+    finished_at: float,
+    kind: SyncKind,
+    api_calls: int,
+    counts: tuple[int, int, int, int],
+    fell_back: bool,
+    error_kind: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Append one row to ``sync_runs``."""
+    added, changed, deleted, skipped = counts
+    await conn.execute(
+        _RUN,
+        run.mailbox_id,
+        run_seq,
+        str(kind),
+        str(run.tier),
+        worker,
+        ts(run.queued_at),
+        ts(run.started_at),
+        ts(finished_at),
+        api_calls,
+        added,
+        changed,
+        deleted,
+        skipped,
+        fell_back,
+        error_kind,
+        error,
+    )
+
+
+async def finish_success(
+    conn: asyncpg.Connection,
+    run: RunStart,
+    cursor: dict[str, Any],
+    finished_at: float,
+    next_due: float,
+    message_delta: int,
+) -> bool:
+    """Store the new cursor and make the mailbox idle; ``False`` if another run took over."""
+    status = await conn.execute(
+        _SUCCESS,
+        run.mailbox_id,
+        run.run_token,
+        cursor,
+        ts(finished_at),
+        ts(next_due),
+        message_delta,
+    )
+    return not status.endswith(" 0")
+
+
+async def finish_failure(
+    conn: asyncpg.Connection,
+    run: RunStart,
+    finished_at: float,
+    failures: int,
+    retry_at: float | None,
+    status: str,
+    reason: str | None,
+) -> bool:
+    """Record a failed run's outcome; ``False`` if another run took over."""
+    tag = await conn.execute(
+        _FAILURE,
+        run.mailbox_id,
+        run.run_token,
+        ts(finished_at),
+        failures,
+        ts(retry_at),
+        status,
+        reason,
+    )
+    return not tag.endswith(" 0")

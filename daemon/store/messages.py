@@ -1,0 +1,134 @@
+"""Applying a provider's ``SyncResult`` to the messages table inside the caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+
+from daemon.providers.base import ALL_FOLDERS, MessageRecord, SyncResult
+
+# Flags travel as one string per row (unnest cannot take a jagged 2-D array).
+_SEP = "\x1f"
+
+_UPSERT = f"""
+INSERT INTO messages AS m (mailbox_id, provider_id, folder, thread_id, internet_message_id,
+                           subject, sender, received_at, size, flags, parse_error)
+SELECT $1, u.pid, u.folder, u.thread, u.imid, u.subject, u.sender, u.received, u.size,
+       string_to_array(u.flags, E'\\x{ord(_SEP):02x}'), u.perr
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::timestamptz[], $9::int[], $10::text[], $11::text[])
+     AS u(pid, folder, thread, imid, subject, sender, received, size, flags, perr)
+ON CONFLICT (mailbox_id, provider_id) DO UPDATE SET
+    folder = EXCLUDED.folder, thread_id = EXCLUDED.thread_id,
+    internet_message_id = EXCLUDED.internet_message_id, subject = EXCLUDED.subject,
+    sender = EXCLUDED.sender, received_at = EXCLUDED.received_at, size = EXCLUDED.size,
+    flags = EXCLUDED.flags, parse_error = EXCLUDED.parse_error, updated_at = now()
+WHERE (m.folder, m.thread_id, m.internet_message_id, m.subject, m.sender, m.received_at,
+       m.size, m.flags, m.parse_error)
+      IS DISTINCT FROM
+      (EXCLUDED.folder, EXCLUDED.thread_id, EXCLUDED.internet_message_id, EXCLUDED.subject,
+       EXCLUDED.sender, EXCLUDED.received_at, EXCLUDED.size, EXCLUDED.flags,
+       EXCLUDED.parse_error)
+RETURNING (xmax = 0) AS inserted
+"""
+
+_FLAGS = f"""
+UPDATE messages AS m SET flags = string_to_array(u.flags, E'\\x{ord(_SEP):02x}'),
+                         updated_at = now()
+FROM unnest($2::text[], $3::text[]) AS u(pid, flags)
+WHERE m.mailbox_id = $1 AND m.provider_id = u.pid
+  AND m.flags IS DISTINCT FROM string_to_array(u.flags, E'\\x{ord(_SEP):02x}')
+"""
+
+_DELETE = "DELETE FROM messages WHERE mailbox_id = $1 AND provider_id = ANY($2::text[])"
+
+_DELETE_UNSEEN = """
+DELETE FROM messages
+WHERE mailbox_id = $1 AND ($2 OR folder = ANY($3::text[]))
+  AND NOT (provider_id = ANY($4::text[]))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyCounts:
+    """What one sync changed in the store."""
+
+    added: int
+    changed: int
+    deleted: int
+
+
+def _ts(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC)
+
+
+def _flags(flags: tuple[str, ...]) -> str:
+    return _SEP.join(f.replace(_SEP, "") for f in flags)
+
+
+def _deduplicated(records: list[MessageRecord]) -> list[MessageRecord]:
+    # A delta round may repeat an item; the last version wins, and ON CONFLICT must not
+    # see the same key twice in one statement.
+    seen: dict[str, MessageRecord] = {}
+    for r in records:
+        seen[r.provider_id] = r
+    return list(seen.values())
+
+
+def _rowcount(status: str) -> int:
+    # asyncpg returns the command tag, e.g. "DELETE 3" or "UPDATE 2".
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def apply_result(
+    conn: asyncpg.Connection, mailbox_id: int, result: SyncResult
+) -> ApplyCounts:
+    """Upsert, update flags and delete as the result says; call inside a transaction."""
+    upserts = _deduplicated(result.upserts)
+    added = changed = deleted = 0
+    if upserts:
+        rows = await conn.fetch(
+            _UPSERT,
+            mailbox_id,
+            [r.provider_id for r in upserts],
+            [r.folder for r in upserts],
+            [r.thread_id for r in upserts],
+            [r.internet_message_id for r in upserts],
+            [_clean(r.subject) for r in upserts],
+            [_clean(r.sender) for r in upserts],
+            [_ts(r.received_at) for r in upserts],
+            [_clamp_size(r.size) for r in upserts],
+            [_flags(r.flags) for r in upserts],
+            [r.parse_error for r in upserts],
+        )
+        added = sum(1 for row in rows if row["inserted"])
+        changed = len(rows) - added
+    if result.flag_updates:
+        last = {pid: flags for pid, flags in result.flag_updates}
+        status = await conn.execute(
+            _FLAGS, mailbox_id, list(last), [_flags(f) for f in last.values()]
+        )
+        changed += _rowcount(status)
+    if result.deletes:
+        status = await conn.execute(_DELETE, mailbox_id, list(set(result.deletes)))
+        deleted += _rowcount(status)
+    if result.full_scopes:
+        everything = ALL_FOLDERS in result.full_scopes
+        scopes = [s for s in result.full_scopes if s != ALL_FOLDERS]
+        seen = [r.provider_id for r in upserts if everything or r.folder in scopes]
+        status = await conn.execute(_DELETE_UNSEEN, mailbox_id, everything, scopes, seen)
+        deleted += _rowcount(status)
+    return ApplyCounts(added, changed, deleted)
+
+
+def _clean(text: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL; providers' garbage must not abort the transaction.
+    return None if text is None else text.replace("\x00", "")
+
+
+def _clamp_size(size: int | None) -> int | None:
+    if size is None:
+        return None
+    return max(0, min(size, 2**31 - 1))
