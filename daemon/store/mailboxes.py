@@ -343,6 +343,16 @@ class MailboxStore:
         )
         return [Claimed(r["id"], r["run_seq"], Tier(r["tier"]), SyncKind(r["kind"])) for r in rows]
 
+    async def renumber_queued(self, c: Claimed) -> Claimed | None:
+        """Give a queued mailbox a new run number (its old job id is used up)."""
+        row = await self.pool.fetchrow(
+            """UPDATE mailboxes SET run_seq = run_seq + 1
+               WHERE id = $1 AND run_seq = $2 AND state = 'queued' RETURNING run_seq""",
+            c.mailbox_id,
+            c.run_seq,
+        )
+        return None if row is None else Claimed(c.mailbox_id, row["run_seq"], c.tier, c.kind)
+
     async def release_lost_runs(self, started_before: float, now: float) -> int:
         """Make mailboxes whose run started before the cut-off due again; returns the count."""
         status = await self.pool.execute(

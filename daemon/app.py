@@ -1,0 +1,244 @@
+"""The daemon process: builds every component from the settings and runs them until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import random
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import asyncpg
+import httpx
+import redis.asyncio as aioredis
+import uvicorn
+
+from daemon.api import ApiDeps, create_app
+from daemon.crypto import CredentialCipher
+from daemon.errors import ConfigError
+from daemon.logs import get_logger
+from daemon.metrics import Metrics
+from daemon.oauth import OAuthClient, TokenCache
+from daemon.providers.base import Provider
+from daemon.providers.gmail import GmailProvider
+from daemon.providers.graph import GraphProvider
+from daemon.queues import TierQueues, TierWorkers
+from daemon.ratelimit import QuotaLimiters
+from daemon.scheduler import Scheduler
+from daemon.settings import Settings, redact_url
+from daemon.store.db import create_pool, pending_migrations
+from daemon.store.mailboxes import MailboxStore
+from daemon.worker import SyncRunner
+
+log = get_logger("daemon")
+
+
+def _http_client(max_connections: int, timeout_s: float) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        headers={"User-Agent": "mailsync/0.1"},
+    )
+
+
+def build_providers(
+    settings: Settings, rng: random.Random, clock: Callable[[], float]
+) -> tuple[dict[str, Provider], dict[str, OAuthClient], list[httpx.AsyncClient]]:
+    """One provider per kind, each over one shared HTTP client; and the OAuth clients."""
+    clients: list[httpx.AsyncClient] = []
+    providers: dict[str, Provider] = {}
+    oauth: dict[str, OAuthClient] = {}
+    for name, cfg, cls in (
+        ("gmail", settings.gmail, GmailProvider),
+        ("graph", settings.graph, GraphProvider),
+    ):
+        http = _http_client(cfg.max_connections, cfg.timeout_s)
+        clients.append(http)
+        providers[name] = cls(cfg, http, random.Random(rng.random()), clock)
+        oauth[name] = OAuthClient(name, http, cfg, clock)
+    imap = _imap_provider(settings, oauth)
+    if imap is not None:
+        providers["imap"] = imap
+    return providers, oauth, clients
+
+
+def _imap_provider(settings: Settings, oauth: dict[str, OAuthClient]) -> Provider | None:
+    try:
+        module = importlib.import_module("daemon.providers.imap")
+    except ImportError:
+        return None
+    provider: Provider = module.build_imap_provider(settings.imap)
+    return provider
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the daemon's loop; the daemon, not uvicorn, owns SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Daemon:
+    """A running daemon process's components."""
+
+    settings: Settings
+    clock: Callable[[], float] = time.time
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    pool: asyncpg.Pool | None = None
+    redis: aioredis.Redis | None = None
+    queues: TierQueues | None = None
+    workers: TierWorkers | None = None
+    scheduler: Scheduler | None = None
+    runner: SyncRunner | None = None
+    limiters: QuotaLimiters | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    api_server: uvicorn.Server | None = None
+    _clients: list[httpx.AsyncClient] = field(default_factory=list)
+    _providers: dict[str, Provider] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Connect, build and start scheduler, workers and API."""
+        s = self.settings
+        dsn = s.database_url.get_secret_value()
+        redis_url = s.redis_url.get_secret_value()
+        pending = await asyncio.to_thread(pending_migrations, dsn)
+        if pending:
+            raise ConfigError(
+                f"database has {len(pending)} pending migrations: "
+                "run `mailsync daemon migrate` first"
+            )
+        if s.encryption_key is None:
+            raise ConfigError("encryption_key is required (generate one: `mailsync keygen`)")
+        cipher = CredentialCipher(s.encryption_key.get_secret_value())
+        profile = s.profile
+        rng = random.Random(s.seed)
+        self.pool = await create_pool(dsn, s.db_pool_min, s.pool_max())
+        self.redis = aioredis.Redis.from_url(redis_url)
+        await cast(Awaitable[bool], self.redis.ping())
+        store = MailboxStore(self.pool)
+        self.queues = TierQueues(
+            redis_url, s.redis_prefix, s.keep_completed_jobs, s.keep_failed_jobs
+        )
+        self.limiters = QuotaLimiters(redis_url, s.redis_prefix, s.policy.build_limits())
+        self._providers, oauth, self._clients = build_providers(s, rng, self.clock)
+        self.runner = SyncRunner(
+            store,
+            self._providers,
+            self.limiters,
+            oauth,
+            TokenCache(),
+            cipher,
+            profile,
+            self.clock,
+            rng,
+            s.process_name,
+            self.metrics,
+        )
+        self.scheduler = Scheduler(
+            store,
+            self.queues,
+            self.redis,
+            profile,
+            self.clock,
+            self.metrics,
+            s.requeue_after_s,
+            s.max_run_s,
+            s.sync_runs_retention_days,
+        )
+        if s.workers_enabled:
+            self.workers = TierWorkers(
+                redis_url,
+                s.redis_prefix,
+                profile,
+                self.runner.process,
+                s.lock_duration_s,
+                s.stalled_interval_s,
+                s.process_name,
+            )
+        if s.scheduler_enabled:
+            self._tasks.append(asyncio.create_task(self.scheduler.run(self.stop)))
+        if s.api_enabled:
+            token = s.api_token.get_secret_value() if s.api_token else ""
+            app = create_app(
+                ApiDeps(
+                    store,
+                    self.scheduler,
+                    self.queues,
+                    self.redis,
+                    cipher,
+                    self.metrics,
+                    self.limiters,
+                    self.clock,
+                    token,
+                )
+            )
+            config = uvicorn.Config(
+                app,
+                host=s.api_host,
+                port=s.api_port,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+            )
+            self.api_server = _EmbeddedServer(config)
+            self._tasks.append(asyncio.create_task(self.api_server.serve()))
+        log.info(
+            "daemon started",
+            profile=profile.name,
+            process=s.process_name,
+            concurrency=[
+                profile.concurrency.high,
+                profile.concurrency.normal,
+                profile.concurrency.low,
+            ],
+            batch_size=profile.batch_size,
+            database=redact_url(dsn),
+            redis=redact_url(redis_url),
+            quota_preset=s.policy.quota_preset,
+            api=f"{s.api_host}:{s.api_port}" if s.api_enabled else None,
+        )
+
+    async def shutdown(self) -> None:
+        """Stop claiming, let running jobs finish (or hand them back), close connections."""
+        self.stop.set()
+        finished = True
+        if self.workers is not None:
+            finished = await self.workers.close(self.settings.shutdown_timeout_s)
+        if self.api_server is not None:
+            self.api_server.should_exit = True
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=10)
+        if self.queues is not None:
+            await self.queues.close()
+        for client in self._clients:
+            await client.aclose()
+        for provider in self._providers.values():
+            await provider.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.pool is not None:
+            await self.pool.close()
+        log.info("daemon stopped", all_jobs_finished=finished)
+
+
+async def run_daemon(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    daemon = Daemon(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.stop.set)
+    await daemon.start()
+    try:
+        await daemon.stop.wait()
+    finally:
+        await daemon.shutdown()

@@ -1,0 +1,372 @@
+"""Gmail API provider: full sync by messages.list + batched metadata gets, incremental by
+history.list from the stored historyId (a 404 there falls back to a full sync)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from daemon.errors import BadResponse, CursorExpired, RateLimited, TransientError
+from daemon.policy import DEFAULT_FETCH, FetchShape, SyncKind
+from daemon.providers import gmail_batch
+from daemon.providers.base import ALL_FOLDERS, MailboxContext, MessageRecord, SyncResult
+from daemon.providers.http import ApiClient, backoff_s, field, json_object, retry_after_s
+from daemon.settings import OAuthProviderSettings
+
+_RATE_REASONS = {
+    "ratelimitexceeded",
+    "userratelimitexceeded",
+    "dailylimitexceeded",
+    "quotaexceeded",
+}
+_HEADERS = ("From", "Subject", "Message-ID", "Date")
+_WHAT_GET = "messages.get"
+
+
+def _rate_reason(body: Any) -> bool:
+    if not isinstance(body, dict):
+        return False
+    err = body.get("error")
+    if not isinstance(err, dict):
+        return False
+    if err.get("status") == "RESOURCE_EXHAUSTED":
+        return True
+    for item in err.get("errors") or ():
+        if isinstance(item, dict) and str(item.get("reason", "")).lower() in _RATE_REASONS:
+            return True
+    return False
+
+
+def is_throttle(resp: httpx.Response) -> bool:
+    """429, or 403 with a usageLimits reason: Google uses both for the same quotas."""
+    if resp.status_code == 429:
+        return True
+    if resp.status_code != 403:
+        return False
+    try:
+        return _rate_reason(resp.json())
+    except ValueError:
+        return False
+
+
+def to_record(msg: Mapping[str, Any]) -> MessageRecord:
+    """A stored record from a message resource (format=metadata); ``BadResponse`` if unusable."""
+    mid = field(msg, "id", str, "gmail", _WHAT_GET)
+    payload = field(msg, "payload", dict, "gmail", _WHAT_GET, default={})
+    headers: dict[str, str] = {}
+    for h in field(payload, "headers", list, "gmail", _WHAT_GET, default=[]):
+        if isinstance(h, dict) and isinstance(h.get("name"), str):
+            headers.setdefault(h["name"].lower(), str(h.get("value", "")))
+    problems: list[str] = []
+    received: float | None = None
+    raw_date = msg.get("internalDate")
+    if raw_date is not None:
+        try:
+            received = int(raw_date) / 1000.0
+        except (TypeError, ValueError):
+            problems.append(f"internalDate {str(raw_date)[:40]!r} is not epoch milliseconds")
+    size = msg.get("sizeEstimate")
+    if size is not None and not isinstance(size, int):
+        problems.append("sizeEstimate is not an integer")
+        size = None
+    labels = msg.get("labelIds") or []
+    if not isinstance(labels, list):
+        problems.append("labelIds is not a list")
+        labels = []
+    return MessageRecord(
+        provider_id=mid,
+        folder="",
+        thread_id=msg.get("threadId") if isinstance(msg.get("threadId"), str) else None,
+        internet_message_id=headers.get("message-id"),
+        subject=headers.get("subject"),
+        sender=headers.get("from"),
+        received_at=received,
+        size=size,
+        flags=tuple(sorted(str(x) for x in labels)),
+        parse_error="; ".join(problems) or None,
+    )
+
+
+class GmailProvider:
+    """Syncs Gmail mailboxes over the REST API."""
+
+    name = "gmail"
+
+    def __init__(
+        self,
+        settings: OAuthProviderSettings,
+        http: httpx.AsyncClient,
+        rng: random.Random,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Any] = asyncio.sleep,
+        shape: FetchShape = DEFAULT_FETCH,
+    ) -> None:
+        self._base = settings.base_url.rstrip("/")
+        self._api = ApiClient("gmail", http, settings, is_throttle, sleep, rng, clock)
+        self._shape = shape
+        self._sleep = sleep
+        self._rng = rng
+        self._clock = clock
+        self._http = http
+
+    def _user(self) -> str:
+        return "/gmail/v1/users/me"
+
+    async def aclose(self) -> None:
+        """The shared HTTP client is closed by its owner."""
+
+    async def sync(
+        self, mailbox: MailboxContext, kind: SyncKind, cursor: Mapping[str, Any] | None
+    ) -> SyncResult:
+        """Incremental from the stored historyId when asked and possible, else full."""
+        history_id = (cursor or {}).get("history_id")
+        if kind is SyncKind.INCREMENTAL and history_id:
+            try:
+                return await self._incremental(mailbox, str(history_id))
+            except CursorExpired:
+                result = await self._full(mailbox)
+                result.fell_back_to_full = True
+                return result
+        return await self._full(mailbox)
+
+    # --- full ----------------------------------------------------------------------------------
+
+    async def _full(self, mailbox: MailboxContext) -> SyncResult:
+        # The profile's historyId is read before listing, so every change after it is
+        # seen by the next incremental sync even if the listing races with new mail.
+        resp = await self._api.call(
+            mailbox, "getProfile", "GET", self._base + self._user() + "/profile"
+        )
+        profile = json_object(resp, "gmail", "getProfile")
+        history_id = str(field(profile, "historyId", (str, int), "gmail", "getProfile"))
+        ids: list[str] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {
+                "maxResults": self._shape.gmail_list_page,
+                "includeSpamTrash": "true",
+            }
+            if token:
+                params["pageToken"] = token
+            resp = await self._api.call(
+                mailbox,
+                "messages.list",
+                "GET",
+                self._base + self._user() + "/messages",
+                params=params,
+            )
+            page = json_object(resp, "gmail", "messages.list")
+            for item in field(page, "messages", list, "gmail", "messages.list", default=[]):
+                if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                    raise BadResponse("messages.list: an entry lacks a string id", provider="gmail")
+                ids.append(item["id"])
+            token = page.get("nextPageToken")
+            if not token:
+                break
+        # Ids deleted between listing and fetching are simply absent from the result.
+        records, _gone, skipped = await self._get_many(mailbox, list(dict.fromkeys(ids)))
+        return SyncResult(
+            kind=SyncKind.FULL,
+            cursor={"history_id": history_id},
+            upserts=records,
+            full_scopes=[ALL_FOLDERS],
+            skipped=skipped,
+            api_calls=mailbox.gate.calls,
+        )
+
+    # --- incremental -----------------------------------------------------------------------------
+
+    async def _incremental(self, mailbox: MailboxContext, start: str) -> SyncResult:
+        to_fetch: dict[str, None] = {}
+        deleted: dict[str, None] = {}
+        labels: dict[str, tuple[str, ...]] = {}
+        token: str | None = None
+        latest = start
+        while True:
+            params: dict[str, Any] = {
+                "startHistoryId": start,
+                "maxResults": self._shape.gmail_history_page,
+            }
+            if token:
+                params["pageToken"] = token
+            resp = await self._api.call(
+                mailbox,
+                "history.list",
+                "GET",
+                self._base + self._user() + "/history",
+                params=params,
+                pass_through=(404,),
+            )
+            if resp.status_code == 404:
+                raise CursorExpired(
+                    "history.list: startHistoryId expired", provider="gmail", status=404
+                )
+            page = json_object(resp, "gmail", "history.list")
+            latest = str(field(page, "historyId", (str, int), "gmail", "history.list"))
+            for record in field(page, "history", list, "gmail", "history.list", default=[]):
+                if not isinstance(record, dict):
+                    raise BadResponse(
+                        "history.list: a history record is not an object", provider="gmail"
+                    )
+                self._apply_history(record, to_fetch, deleted, labels)
+            token = page.get("nextPageToken")
+            if not token:
+                break
+        records, missing, skipped = await self._get_many(mailbox, list(to_fetch))
+        fetched = {r.provider_id for r in records}
+        flag_updates = [
+            (mid, fl) for mid, fl in labels.items() if mid not in fetched and mid not in deleted
+        ]
+        return SyncResult(
+            kind=SyncKind.INCREMENTAL,
+            cursor={"history_id": latest},
+            upserts=records,
+            flag_updates=flag_updates,
+            deletes=list(deleted) + missing,
+            skipped=skipped,
+            api_calls=mailbox.gate.calls,
+        )
+
+    @staticmethod
+    def _apply_history(
+        record: Mapping[str, Any],
+        to_fetch: dict[str, None],
+        deleted: dict[str, None],
+        labels: dict[str, tuple[str, ...]],
+    ) -> None:
+        def messages(key: str) -> list[Mapping[str, Any]]:
+            items = record.get(key) or []
+            if not isinstance(items, list):
+                raise BadResponse(f"history.list: {key} is not a list", provider="gmail")
+            out: list[Mapping[str, Any]] = []
+            for it in items:
+                msg = it.get("message") if isinstance(it, dict) else None
+                if not isinstance(msg, dict) or not isinstance(msg.get("id"), str):
+                    raise BadResponse(
+                        f"history.list: an entry of {key} lacks message.id", provider="gmail"
+                    )
+                out.append(msg)
+            return out
+
+        for msg in messages("messagesAdded"):
+            deleted.pop(msg["id"], None)
+            to_fetch[msg["id"]] = None
+        for msg in messages("messagesDeleted"):
+            to_fetch.pop(msg["id"], None)
+            labels.pop(msg["id"], None)
+            deleted[msg["id"]] = None
+        for key in ("labelsAdded", "labelsRemoved"):
+            for msg in messages(key):
+                ids = msg.get("labelIds")
+                if isinstance(ids, list):
+                    labels[msg["id"]] = tuple(sorted(str(x) for x in ids))
+
+    # --- batched metadata gets -------------------------------------------------------------------
+
+    async def _get_many(
+        self, mailbox: MailboxContext, ids: Sequence[str]
+    ) -> tuple[list[MessageRecord], list[str], list[tuple[str, str]]]:
+        """Metadata of ``ids`` via HTTP batches; returns records, ids gone, skipped ids."""
+        records: list[MessageRecord] = []
+        missing: list[str] = []
+        skipped: list[tuple[str, str]] = []
+        size = self._shape.gmail_batch
+        for start in range(0, len(ids), size):
+            chunk = list(ids[start : start + size])
+            attempt = 0
+            while chunk:
+                attempt += 1
+                retry, wait = await self._batch(mailbox, chunk, records, missing, skipped)
+                if not retry:
+                    break
+                if attempt > self._api.settings.max_call_retries:
+                    if wait is not None:
+                        raise RateLimited(
+                            "messages.get: batch items kept being throttled",
+                            provider="gmail",
+                            retry_after=wait,
+                        )
+                    raise TransientError("messages.get: batch items kept failing", provider="gmail")
+                await self._sleep(wait if wait is not None else backoff_s(attempt, self._rng))
+                chunk = retry
+        return records, missing, skipped
+
+    async def _batch(
+        self,
+        mailbox: MailboxContext,
+        chunk: list[str],
+        records: list[MessageRecord],
+        missing: list[str],
+        skipped: list[tuple[str, str]],
+    ) -> tuple[list[str], float | None]:
+        query = "format=metadata&" + "&".join(f"metadataHeaders={h}" for h in _HEADERS)
+        paths = [f"{self._user()}/messages/{quote(mid, safe='')}?{query}" for mid in chunk]
+        boundary = f"batch_{uuid.uuid4().hex}"
+        token = await mailbox.tokens.get()
+        body = gmail_batch.encode(paths, boundary, f"Bearer {token}")
+        resp = await self._api.call(
+            mailbox,
+            _WHAT_GET,
+            "POST",
+            self._base + "/batch/gmail/v1",
+            count=len(chunk),
+            headers={"Content-Type": f"multipart/mixed; boundary={boundary}"},
+            content=body,
+        )
+        parts = gmail_batch.decode(resp.headers.get("content-type", ""), resp.content)
+        answered: set[int] = set()
+        retry: list[str] = []
+        wait: float | None = None
+        refresh = False
+        for part in parts:
+            idx = gmail_batch.item_index(part.content_id)
+            if idx is None or idx >= len(chunk):
+                raise BadResponse(
+                    f"batch: unknown Content-ID {part.content_id!r}", provider="gmail"
+                )
+            answered.add(idx)
+            mid = chunk[idx]
+            if part.status == 200 and isinstance(part.body, dict):
+                try:
+                    records.append(to_record(part.body))
+                except BadResponse as exc:
+                    skipped.append((mid, str(exc)))
+            elif part.status == 404:
+                missing.append(mid)
+            elif part.status == 429 or (part.status == 403 and _rate_reason(part.body)):
+                mailbox.gate.throttled(None)
+                ra = _inner_retry_after(part.headers)
+                wait = max(wait or 0.0, ra) if ra is not None else wait
+                retry.append(mid)
+            elif part.status == 401:
+                refresh = True
+                retry.append(mid)
+            elif part.status >= 500:
+                retry.append(mid)
+            elif part.status == 200:
+                skipped.append((mid, "messages.get: body is not a JSON object"))
+            else:
+                skipped.append((mid, f"messages.get: HTTP {part.status}"))
+        retry += [mid for i, mid in enumerate(chunk) if i not in answered]
+        if refresh:
+            await mailbox.tokens.get(force_refresh=True)
+        return retry, wait
+
+
+def _inner_retry_after(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+__all__ = ["GmailProvider", "is_throttle", "retry_after_s", "to_record"]

@@ -1,0 +1,195 @@
+"""One provider API call with the rules every HTTP provider shares.
+
+Each attempt passes the mailbox's quota gate, carries a fresh-enough access token, and is
+retried in-sync for transport errors, 5xx and throttling (honouring Retry-After) a bounded
+number of times. Library errors become ``daemon.errors`` here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from daemon.errors import AuthRevoked, BadResponse, PermanentError, RateLimited, TransientError
+from daemon.providers.base import MailboxContext
+from daemon.settings import OAuthProviderSettings
+
+Sleep = Callable[[float], Awaitable[None]]
+# Decides whether a response is a throttle answer; returns True for "rate limited".
+ThrottleTest = Callable[[httpx.Response], bool]
+
+
+def retry_after_s(resp: httpx.Response, now: float) -> float | None:
+    """Seconds the provider asks us to wait (Retry-After as seconds or HTTP date), if any."""
+    raw = resp.headers.get("retry-after")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, float(parsedate_to_datetime(raw).timestamp()) - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def backoff_s(attempt: int, rng: random.Random, base: float = 0.5, cap: float = 8.0) -> float:
+    """In-sync retry delay: exponential from ``base``, capped, half jittered."""
+    ceiling = min(cap, base * 2.0 ** (attempt - 1))
+    return ceiling / 2 + rng.random() * ceiling / 2
+
+
+def json_object(resp: httpx.Response, provider: str, what: str) -> dict[str, Any]:
+    """The response body as a JSON object; ``BadResponse`` naming ``what`` otherwise."""
+    try:
+        body = resp.json()
+    except ValueError as exc:
+        raise BadResponse(
+            f"{what}: response body is not JSON", provider=provider, status=resp.status_code
+        ) from exc
+    if not isinstance(body, dict):
+        raise BadResponse(
+            f"{what}: response body is not a JSON object",
+            provider=provider,
+            status=resp.status_code,
+        )
+    return body
+
+
+def field(
+    obj: Mapping[str, Any],
+    name: str,
+    kind: type | tuple[type, ...],
+    provider: str,
+    what: str,
+    default: Any = ...,
+) -> Any:
+    """``obj[name]`` checked against ``kind``; ``BadResponse`` naming the field otherwise."""
+    if name not in obj or obj[name] is None:
+        if default is not ...:
+            return default
+        raise BadResponse(f"{what}: field {name!r} is missing", provider=provider)
+    value = obj[name]
+    if not isinstance(value, kind):
+        raise BadResponse(
+            f"{what}: field {name!r} has type {type(value).__name__}", provider=provider
+        )
+    return value
+
+
+class ApiClient:
+    """Sends calls of one provider through gate, token and retry rules."""
+
+    def __init__(
+        self,
+        provider: str,
+        http: httpx.AsyncClient,
+        settings: OAuthProviderSettings,
+        is_throttle: ThrottleTest,
+        sleep: Sleep,
+        rng: random.Random,
+        clock: Callable[[], float],
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.provider = provider
+        self.http = http
+        self.settings = settings
+        self._is_throttle = is_throttle
+        self._sleep = sleep
+        self._rng = rng
+        self._clock = clock
+        self._headers = dict(extra_headers or {})
+
+    async def call(
+        self,
+        mailbox: MailboxContext,
+        method: str,
+        verb: str,
+        url: str,
+        *,
+        count: int = 1,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        ok: tuple[int, ...] = (200,),
+        pass_through: tuple[int, ...] = (),
+    ) -> httpx.Response:
+        """One logical call; returns a response whose status is in ``ok`` or ``pass_through``.
+
+        ``method`` names the quota method (``history.list``); ``count`` the quota calls it
+        carries (inner calls of a batch).
+        """
+        refreshed = force = False
+        attempt = 0
+        while True:
+            attempt += 1
+            await mailbox.gate.acquire(method, count)
+            token = await mailbox.tokens.get(force_refresh=force)
+            force = False
+            hdrs = {**self._headers, **(headers or {}), "Authorization": f"Bearer {token}"}
+            try:
+                resp = await self.http.request(
+                    verb, url, params=params, headers=hdrs, content=content
+                )
+            except httpx.HTTPError as exc:
+                if attempt > self.settings.max_call_retries:
+                    raise TransientError(
+                        f"{method}: {type(exc).__name__}: {exc}", provider=self.provider
+                    ) from exc
+                await self._sleep(backoff_s(attempt, self._rng))
+                continue
+            status = resp.status_code
+            if status in ok or status in pass_through:
+                return resp
+            if status == 401 and not refreshed:
+                refreshed = force = True
+                continue
+            if self._is_throttle(resp):
+                wait = retry_after_s(resp, self._clock())
+                mailbox.gate.throttled(wait)
+                if attempt > self.settings.max_call_retries or (
+                    wait is not None and wait > self.settings.max_inline_wait_s
+                ):
+                    raise RateLimited(
+                        f"{method}: throttled",
+                        provider=self.provider,
+                        status=status,
+                        retry_after=wait,
+                    )
+                await self._sleep(wait if wait is not None else backoff_s(attempt, self._rng))
+                continue
+            if status >= 500:
+                if attempt > self.settings.max_call_retries:
+                    raise TransientError(
+                        f"{method}: server error", provider=self.provider, status=status
+                    )
+                await self._sleep(
+                    retry_after_s(resp, self._clock()) or backoff_s(attempt, self._rng)
+                )
+                continue
+            raise classify_client_error(self.provider, method, resp)
+
+
+def classify_client_error(provider: str, method: str, resp: httpx.Response) -> Exception:
+    """The error for an unexpected 4xx: auth problems need the user, others are permanent."""
+    status = resp.status_code
+    snippet = resp.text[:200].replace("\n", " ")
+    if status == 401:
+        return AuthRevoked(
+            f"{method}: access token rejected after refresh", provider=provider, status=status
+        )
+    if status == 403:
+        return PermanentError(
+            f"{method}: access denied: {snippet}", provider=provider, status=status
+        )
+    if status in (404, 410):
+        return PermanentError(f"{method}: not found: {snippet}", provider=provider, status=status)
+    return BadResponse(
+        f"{method}: unexpected HTTP {status}: {snippet}", provider=provider, status=status
+    )

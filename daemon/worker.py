@@ -1,0 +1,253 @@
+"""Runs one sync job: start the run, call the provider, commit result and cursor together.
+
+Provider failures are decided by ``policy.on_failure`` and recorded; the job then completes.
+Infrastructure failures (PostgreSQL or Redis unreachable mid-job) propagate, so the queue
+retries the job with backoff; the stored cursor makes the re-run idempotent.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from daemon.crypto import CredentialCipher
+from daemon.errors import BadResponse, ProviderError
+from daemon.logs import get_logger
+from daemon.metrics import Metrics
+from daemon.oauth import MailboxTokens, OAuthClient, TokenCache
+from daemon.policy import ErrorKind, Outcome, Profile, next_due, on_failure
+from daemon.providers.base import (
+    CallGate,
+    Credentials,
+    MailboxContext,
+    NoToken,
+    Provider,
+    SyncResult,
+    TokenSource,
+)
+from daemon.ratelimit import CountingGate, QuotaLimiters
+from daemon.store.mailboxes import (
+    MailboxStore,
+    RunStart,
+    finish_failure,
+    finish_success,
+    record_run,
+)
+from daemon.store.messages import apply_result
+
+_STATUS = {Outcome.RETRY: "active", Outcome.NEEDS_REAUTH: "needs_reauth", Outcome.ERROR: "error"}
+log = get_logger("worker")
+
+
+class Fenced(Exception):
+    """Another run of the same mailbox took over; this run's writes are rolled back."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What became of one job (returned to the queue as the job's result)."""
+
+    mailbox_id: int
+    status: str  # synced | failed | stale | fenced
+    kind: str | None = None
+    error_kind: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "mailbox_id": self.mailbox_id,
+            "status": self.status,
+            "kind": self.kind,
+            "error_kind": self.error_kind,
+        }
+
+
+class SyncRunner:
+    """The queue processor of every tier."""
+
+    def __init__(
+        self,
+        store: MailboxStore,
+        providers: Mapping[str, Provider],
+        limiters: QuotaLimiters,
+        oauth: Mapping[str, OAuthClient],
+        tokens: TokenCache,
+        cipher: CredentialCipher,
+        profile: Profile,
+        clock: Callable[[], float],
+        rng: random.Random,
+        worker_name: str,
+        metrics: Metrics,
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.limiters = limiters
+        self.oauth = oauth
+        self.tokens = tokens
+        self.cipher = cipher
+        self.profile = profile
+        self.clock = clock
+        self.rng = rng
+        self.worker_name = worker_name
+        self.metrics = metrics
+
+    async def process(self, job: Any, token: str) -> dict[str, Any]:
+        """bullmq processor entry point."""
+        data = job.data
+        outcome = await self.run(int(data["mailbox_id"]), int(data["run_seq"]))
+        return outcome.as_dict()
+
+    def _gate(self, provider: str, mailbox_id: int) -> CallGate:
+        if provider in self.limiters.limits:
+            return self.limiters.gate(provider, str(mailbox_id))
+        return CountingGate()
+
+    async def run(self, mailbox_id: int, run_seq: int) -> RunOutcome:
+        """Run the sync the job stands for, unless the job is stale."""
+        start = await self.store.start_run(mailbox_id, run_seq, self.clock())
+        if start is None:
+            await self.store.release_inactive(mailbox_id, run_seq)
+            return RunOutcome(mailbox_id, "stale")
+        provider = self.providers.get(start.provider)
+        gate = self._gate(start.provider, mailbox_id)
+        self.metrics.in_flight.inc()
+        try:
+            if provider is None:
+                raise ProviderError(
+                    f"provider {start.provider!r} is not enabled in this daemon",
+                    provider=start.provider,
+                )
+            creds = self.cipher.decrypt(start.credentials_blob)
+            ctx = MailboxContext(
+                mailbox_id=mailbox_id,
+                address=start.address,
+                credentials=creds,
+                config=start.config or {},
+                gate=gate,
+                save_credentials=lambda c: self._save_credentials(mailbox_id, c),
+                tokens=self._tokens(start, creds),
+            )
+            result = await provider.sync(ctx, start.kind, start.cursor)
+        except ProviderError as exc:
+            return await self._fail(start, run_seq, exc, gate)
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+            raise
+        except Exception as exc:
+            log.exception("provider crashed", mailbox_id=mailbox_id, provider=start.provider)
+            err = BadResponse(f"unexpected {type(exc).__name__}: {exc}", provider=start.provider)
+            return await self._fail(start, run_seq, err, gate)
+        finally:
+            self.metrics.in_flight.dec()
+        return await self._commit(start, run_seq, result, gate)
+
+    def _tokens(self, start: RunStart, creds: Credentials) -> TokenSource:
+        client = self.oauth.get(start.provider)
+        if client is None or "refresh_token" not in creds:
+            return NoToken()
+        return MailboxTokens(
+            client,
+            self.tokens,
+            start.mailbox_id,
+            creds,
+            lambda c: self._save_credentials(start.mailbox_id, c),
+            self.clock,
+        )
+
+    async def _save_credentials(self, mailbox_id: int, creds: Credentials) -> None:
+        await self.store.save_credentials_now(mailbox_id, self.cipher.encrypt(creds))
+
+    async def _commit(
+        self, start: RunStart, run_seq: int, result: SyncResult, gate: CallGate
+    ) -> RunOutcome:
+        finished = self.clock()
+        interval = float(start.interval_s or self.profile.sync_interval_s)
+        try:
+            async with self.store.pool.acquire() as conn, conn.transaction():
+                counts = await apply_result(conn, start.mailbox_id, result)
+                ok = await finish_success(
+                    conn,
+                    start,
+                    result.cursor,
+                    finished,
+                    next_due(start.started_at, interval),
+                    counts.added - counts.deleted,
+                )
+                if not ok:
+                    raise Fenced
+                await record_run(
+                    conn,
+                    start,
+                    run_seq,
+                    self.worker_name,
+                    finished,
+                    result.kind,
+                    gate.calls,
+                    (counts.added, counts.changed, counts.deleted, len(result.skipped)),
+                    result.fell_back_to_full,
+                )
+        except Fenced:
+            log.warning("run superseded; changes rolled back", mailbox_id=start.mailbox_id)
+            return RunOutcome(start.mailbox_id, "fenced")
+        self.metrics.observe_sync(
+            start, result.kind, "synced", finished - start.started_at, gate.calls
+        )
+        if result.skipped:
+            log.info(
+                "messages skipped",
+                mailbox_id=start.mailbox_id,
+                skipped=len(result.skipped),
+                first_reason=result.skipped[0][1][:200],
+            )
+        return RunOutcome(start.mailbox_id, "synced", str(result.kind))
+
+    async def _fail(
+        self, start: RunStart, run_seq: int, exc: ProviderError, gate: CallGate
+    ) -> RunOutcome:
+        finished = self.clock()
+        retry_after = getattr(exc, "retry_after", None)
+        decision = on_failure(
+            exc.kind, start.failure_count, finished, self.rng, self.profile.retry, retry_after
+        )
+        reason = str(exc)[:1000]
+        async with self.store.pool.acquire() as conn, conn.transaction():
+            ok = await finish_failure(
+                conn,
+                start,
+                finished,
+                decision.failures,
+                decision.retry_at,
+                _STATUS[decision.outcome],
+                None if decision.outcome is Outcome.RETRY else reason,
+            )
+            if ok:
+                await record_run(
+                    conn,
+                    start,
+                    run_seq,
+                    self.worker_name,
+                    finished,
+                    start.kind,
+                    gate.calls,
+                    (0, 0, 0, 0),
+                    False,
+                    str(exc.kind),
+                    reason,
+                )
+        level = log.warning if exc.kind is not ErrorKind.TRANSIENT else log.info
+        level(
+            "sync failed",
+            mailbox_id=start.mailbox_id,
+            provider=start.provider,
+            error_kind=str(exc.kind),
+            outcome=str(decision.outcome),
+            error=reason[:300],
+            failures=decision.failures,
+        )
+        self.metrics.observe_sync(
+            start, start.kind, "failed", finished - start.started_at, gate.calls, str(exc.kind)
+        )
+        return RunOutcome(start.mailbox_id, "failed", str(start.kind), str(exc.kind))
