@@ -102,7 +102,7 @@ RETURNING m.id, m.tenant_id, m.provider, m.address, m.config, m.credentials, m.c
 _SUCCESS = """
 UPDATE mailboxes
 SET state = 'idle', cursor = $3, last_sync_at = $4, last_success_at = $4,
-    next_sync_at = CASE WHEN resync_requested THEN $4 ELSE $5 END,
+    next_sync_at = CASE WHEN resync_requested THEN $4::timestamptz ELSE $5::timestamptz END,
     resync_requested = false, failure_count = 0, status_reason = NULL,
     message_count = GREATEST(0, message_count + $6), run_token = NULL, updated_at = $4
 WHERE id = $1 AND run_token = $2
@@ -246,11 +246,11 @@ class MailboxStore:
     ) -> None:
         """Store new secrets; ``reactivate`` clears ``needs_reauth``/``error`` and makes it due."""
         status = await self.pool.execute(
-            """UPDATE mailboxes SET credentials = $2, updated_at = $3,
-                   status = CASE WHEN $4 THEN 'active' ELSE status END,
-                   status_reason = CASE WHEN $4 THEN NULL ELSE status_reason END,
-                   failure_count = CASE WHEN $4 THEN 0 ELSE failure_count END,
-                   next_sync_at = CASE WHEN $4 THEN $3 ELSE next_sync_at END
+            """UPDATE mailboxes SET credentials = $2, updated_at = $3::timestamptz,
+                   status = CASE WHEN $4::boolean THEN 'active' ELSE status END,
+                   status_reason = CASE WHEN $4::boolean THEN NULL ELSE status_reason END,
+                   failure_count = CASE WHEN $4::boolean THEN 0 ELSE failure_count END,
+                   next_sync_at = CASE WHEN $4::boolean THEN $3::timestamptz ELSE next_sync_at END
                WHERE id = $1""",
             mailbox_id,
             blob,

@@ -1,0 +1,174 @@
+"""The pure policy: tiers, sync kinds, batch selection, due times, backoff, profiles."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from daemon.policy import (
+    ORIGINAL,
+    PLAN_B,
+    DueMailbox,
+    ErrorKind,
+    Outcome,
+    SyncKind,
+    Tier,
+    backoff_delay,
+    get_profile,
+    get_quota_preset,
+    hours_since,
+    next_due,
+    on_failure,
+    plan_cycle,
+    select_batch,
+    sync_calls,
+    sync_kind,
+    tier_for,
+    with_overrides,
+)
+
+H = 3600.0
+
+
+def test_profiles_match_the_plan_table() -> None:
+    assert (ORIGINAL.concurrency.high, ORIGINAL.concurrency.normal, ORIGINAL.concurrency.low) == (5, 3, 2)
+    assert (PLAN_B.concurrency.high, PLAN_B.concurrency.normal, PLAN_B.concurrency.low) == (17, 10, 7)
+    assert (ORIGINAL.batch_size, PLAN_B.batch_size) == (50, 200)
+    assert (ORIGINAL.incremental_threshold_h, PLAN_B.incremental_threshold_h) == (1, 6)
+    assert (ORIGINAL.low_after_h, ORIGINAL.normal_after_h) == (24, 2)
+    assert (PLAN_B.low_after_h, PLAN_B.normal_after_h) == (48, 6)
+    assert get_profile("plan-b") is PLAN_B
+    with pytest.raises(KeyError, match="known: original, plan-b"):
+        get_profile("plan-c")
+
+
+@pytest.mark.parametrize(
+    ("hours", "original", "plan_b"),
+    [
+        (0.0, Tier.HIGH, Tier.HIGH),
+        (2.0, Tier.HIGH, Tier.HIGH),  # "> 2 h" is strict
+        (2.01, Tier.NORMAL, Tier.HIGH),
+        (6.5, Tier.NORMAL, Tier.NORMAL),
+        (24.5, Tier.LOW, Tier.NORMAL),
+        (48.5, Tier.LOW, Tier.LOW),
+        (math.inf, Tier.LOW, Tier.LOW),  # never synced
+    ],
+)
+def test_tier_follows_the_active_profile(hours: float, original: Tier, plan_b: Tier) -> None:
+    assert tier_for(hours, ORIGINAL) is original
+    assert tier_for(hours, PLAN_B) is plan_b
+
+
+def test_sync_kind_needs_cursor_and_recent_sync() -> None:
+    assert sync_kind(True, 0.5, ORIGINAL) is SyncKind.INCREMENTAL
+    assert sync_kind(True, 1.5, ORIGINAL) is SyncKind.FULL
+    assert sync_kind(True, 1.5, PLAN_B) is SyncKind.INCREMENTAL
+    assert sync_kind(True, 6.0, PLAN_B) is SyncKind.FULL
+    assert sync_kind(False, 0.1, PLAN_B) is SyncKind.FULL
+    assert hours_since(None, 100.0) == math.inf
+    assert hours_since(0.0, 2 * H) == 2.0
+
+
+def test_select_batch_takes_oldest_due_first_up_to_the_batch() -> None:
+    due = [DueMailbox(i, float(100 - i), None, False) for i in range(10)]
+    due.append(DueMailbox(99, 500.0, None, False))  # not due yet
+    due.append(DueMailbox(50, 95.0, None, False))  # ties with id 5, id breaks the tie
+    picked = select_batch(due, now=200.0, batch_size=4)
+    assert [m.id for m in picked] == [9, 8, 7, 6]
+    picked = select_batch(due, now=200.0, batch_size=7)
+    assert [m.id for m in picked] == [9, 8, 7, 6, 5, 50, 4]
+
+
+def test_plan_cycle_assigns_tier_and_kind() -> None:
+    now = 100 * H
+    due = [
+        DueMailbox(1, 0.0, None, False),  # new: low / full
+        DueMailbox(2, 1.0, now - 0.2 * H, True),  # fresh: high / incremental
+        DueMailbox(3, 2.0, now - 10 * H, True),  # plan-b normal, past 6 h threshold: full
+        DueMailbox(4, 3.0, now - 3 * H, True),  # plan-b high/incremental; original normal/full
+    ]
+    plan = plan_cycle(due, now, PLAN_B)
+    assert [(a.mailbox_id, a.tier, a.kind) for a in plan] == [
+        (1, Tier.LOW, SyncKind.FULL),
+        (2, Tier.HIGH, SyncKind.INCREMENTAL),
+        (3, Tier.NORMAL, SyncKind.FULL),
+        (4, Tier.HIGH, SyncKind.INCREMENTAL),
+    ]
+    plan = plan_cycle(due, now, ORIGINAL)
+    assert [(a.tier, a.kind) for a in plan][3] == (Tier.NORMAL, SyncKind.FULL)
+
+
+def test_next_due_is_anchored_on_the_start() -> None:
+    assert next_due(1000.0, 300.0) == 1300.0
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    retry = PLAN_B.retry
+    rng = random.Random(7)
+    delays = [backoff_delay(n, rng, retry) for n in range(1, 12)]
+    for n, d in enumerate(delays, start=1):
+        ceiling = min(retry.cap_s, retry.base_s * retry.factor ** (n - 1))
+        assert ceiling * (1 - retry.jitter) <= d <= ceiling
+    assert max(delays) <= retry.cap_s
+    # Randomness is passed in: the same seed gives the same delays.
+    again = random.Random(7)
+    assert delays == [backoff_delay(n, again, retry) for n in range(1, 12)]
+
+
+def test_on_failure_decides_retry_reauth_or_error() -> None:
+    rng = random.Random(1)
+    retry = PLAN_B.retry
+    d = on_failure(ErrorKind.TRANSIENT, 0, 1000.0, rng, retry)
+    assert d.outcome is Outcome.RETRY and d.failures == 1
+    assert 1000 + retry.base_s / 2 <= (d.retry_at or 0) <= 1000 + retry.base_s
+    d = on_failure(ErrorKind.RATE_LIMITED, 0, 1000.0, rng, retry, retry_after_s=600.0)
+    assert d.outcome is Outcome.RETRY and d.retry_at == 1600.0
+    assert on_failure(ErrorKind.AUTH_REVOKED, 0, 0.0, rng, retry).outcome is Outcome.NEEDS_REAUTH
+    assert on_failure(ErrorKind.PERMANENT, 0, 0.0, rng, retry).outcome is Outcome.ERROR
+    d = on_failure(ErrorKind.TRANSIENT, retry.max_failures - 1, 0.0, rng, retry)
+    assert d.outcome is Outcome.ERROR and d.retry_at is None
+
+
+def test_overrides_change_only_what_they_name() -> None:
+    p = with_overrides(PLAN_B, {"concurrency.high": 20, "batch_size": 300, "retry": {"cap_s": 60}})
+    assert (p.concurrency.high, p.concurrency.normal, p.batch_size, p.retry.cap_s) == (20, 10, 300, 60)
+    assert p.low_after_h == PLAN_B.low_after_h
+    with pytest.raises(ValueError, match="unknown profile field 'batchsize'"):
+        with_overrides(PLAN_B, {"batchsize": 3})
+    with pytest.raises(ValueError, match="concurrency.bogus"):
+        with_overrides(PLAN_B, {"concurrency.bogus": 3})
+    with pytest.raises(ValueError, match="low_after_h must be greater"):
+        with_overrides(PLAN_B, {"low_after_h": 1.0})
+
+
+def test_quota_presets_carry_documented_limits() -> None:
+    doc = get_quota_preset("documented")
+    user = next(q for q in doc["gmail"].quotas if q.name == "gmail.user")
+    assert (user.limit, user.period_s) == (6_000, 60)
+    assert doc["gmail"].cost("messages.get") == 20 and doc["gmail"].cost("history.list") == 2
+    legacy = get_quota_preset("documented-legacy")["gmail"]
+    assert legacy.cost("messages.get") == 5
+    graph = {q.name: q for q in doc["graph"].quotas}
+    assert (graph["graph.mailbox"].limit, graph["graph.mailbox"].period_s) == (10_000, 600)
+    planned = get_quota_preset("as-planned")
+    assert [(q.limit, q.period_s) for q in planned["gmail"].quotas] == [(100, 1)]
+    # Burst plus the sustained rate over one period never exceeds the limit.
+    for preset in ("as-planned", "documented-legacy", "documented-2026"):
+        for lim in get_quota_preset(preset).values():
+            for q in lim.quotas:
+                assert q.burst + q.sustained_per_s * q.period_s == pytest.approx(q.limit)
+
+
+def test_sync_calls_count_requests_and_quota_calls() -> None:
+    full = sync_calls("gmail", SyncKind.FULL, 1200)
+    assert [(c.method, c.count, c.requests) for c in full] == [
+        ("getProfile", 1, 1), ("messages.list", 3, 3), ("messages.get", 1200, 24)
+    ]
+    inc = sync_calls("gmail", SyncKind.INCREMENTAL, 1200, added=3)
+    assert [(c.method, c.count, c.requests) for c in inc] == [
+        ("history.list", 1, 1), ("messages.get", 3, 1)
+    ]
+    assert sync_calls("graph", SyncKind.INCREMENTAL, 500)[0].requests == 2
+    assert sync_calls("graph", SyncKind.FULL, 1000)[0].requests == 10
