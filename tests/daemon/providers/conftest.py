@@ -6,7 +6,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -23,6 +24,21 @@ def dovecot() -> Iterator[DovecotServer]:
     base = tempfile.mkdtemp(prefix="mailsync-dovecot-")
     os.chmod(base, 0o755)
     server = DovecotServer(base, max_userip_connections=50)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_dovecot() -> Iterator[DovecotServer]:
+    """A Dovecot of its own, for tests that fail logins: Dovecot then delays every login
+    from the same address for seconds (auth penalty), which would slow the other tests."""
+    base = tempfile.mkdtemp(prefix="mailsync-dovecot-")
+    os.chmod(base, 0o755)
+    server = DovecotServer(base)
     server.start()
     try:
         yield server
@@ -58,6 +74,7 @@ def context_for(
     def make(
         user: DovecotUser,
         *,
+        server: DovecotServer | None = None,
         password: str | None = None,
         folders: list[str] | None = None,
         port: int | None = None,
@@ -66,7 +83,7 @@ def context_for(
     ) -> MailboxContext:
         config: dict[str, Any] = {
             "host": dovecot.host,
-            "port": port or dovecot.port,
+            "port": port or (server or dovecot).port,
             "tls": "none",
             "username": user.name,
             "auth": "password",
@@ -75,7 +92,7 @@ def context_for(
             config["folders"] = folders
         config.update(extra or {})
         ctx = MailboxContext(
-            mailbox_id=abs(hash(user.name)) % 1_000_000,
+            mailbox_id=zlib.crc32(user.name.encode()),
             address=f"{user.name}@example.test",
             credentials=Credentials({"password": password or user.password}),
             config=config,
@@ -88,5 +105,3 @@ def context_for(
 
     return make
 
-
-Saver = Callable[[Credentials], Awaitable[None]]

@@ -1,0 +1,275 @@
+"""The IMAP provider: full and incremental sync of configured folders over aioimaplib.
+
+One ``ImapProvider`` serves a daemon process. Connections are pooled per account and
+reused across syncs (see ``imap_pool``); folder logic lives in ``imap_sync``, response
+parsing in ``imap_parse`` and ``imap_message``, the aioimaplib adapter in ``imap_client``.
+docs/imap.md describes the cursor, the capability paths and the call counts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from daemon.errors import AuthRevoked, ConfigError, PermanentError
+from daemon.policy import SyncKind
+from daemon.providers.base import MailboxContext, SyncResult
+from daemon.providers.imap_client import PROVIDER, ImapConnection
+from daemon.providers.imap_pool import AccountKey, ImapPool
+from daemon.providers.imap_sync import FolderState, FolderSyncer, Mode
+
+log = structlog.get_logger(__name__)
+
+CURSOR_VERSION = 1
+# Per-account connection caps of common servers, for choosing ``max_connections``.
+KNOWN_CONNECTION_LIMITS: Mapping[str, int] = {"gmail": 15, "dovecot": 10, "outlook": 20}
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    """Process-wide IMAP settings; each mailbox adds its server settings in its config."""
+
+    folders: tuple[str, ...] = ("INBOX",)
+    fetch_chunk: int = 500
+    flag_scan_chunk: int = 5000
+    # Per account and per daemon process: N processes open up to N x this many.
+    max_connections: int = 5
+    keepalive_s: float = 300.0
+    max_idle_s: float = 1500.0
+    command_timeout_s: float = 30.0
+    verify_tls: bool = True
+    max_header_bytes: int = 65536
+    # Capabilities to pretend the server lacks (e.g. {"QRESYNC", "CONDSTORE"} = Outlook).
+    ignore_capabilities: frozenset[str] = frozenset()
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "folders": bool(self.folders) and all(isinstance(f, str) and f for f in self.folders),
+            "fetch_chunk": self.fetch_chunk >= 1,
+            "flag_scan_chunk": self.flag_scan_chunk >= 1,
+            "max_connections": self.max_connections >= 1,
+            "keepalive_s": self.keepalive_s >= 0,
+            "max_idle_s": self.max_idle_s >= self.keepalive_s,
+            "command_timeout_s": self.command_timeout_s > 0,
+            "max_header_bytes": self.max_header_bytes >= 1024,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"invalid IMAP settings: {', '.join(bad)}")
+        object.__setattr__(
+            self, "ignore_capabilities", frozenset(c.upper() for c in self.ignore_capabilities)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    """A mailbox's server settings (``MailboxContext.config``), validated."""
+
+    host: str
+    port: int
+    tls: str
+    username: str
+    auth: str
+    folders: tuple[str, ...]
+
+    @property
+    def key(self) -> AccountKey:
+        """Pool key: one account on one server."""
+        return (self.host, self.port, self.username)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], default_folders: tuple[str, ...]) -> AccountConfig:
+        """Validate; a bad field is a ``PermanentError`` naming it (retrying cannot help)."""
+
+        def bad(name: str, why: str) -> PermanentError:
+            return PermanentError(f"mailbox config.{name}: {why}", provider=PROVIDER)
+
+        host = cfg.get("host")
+        if not isinstance(host, str) or not host:
+            raise bad("host", "missing")
+        port = cfg.get("port", 993)
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise bad("port", f"{port!r} is not a TCP port")
+        tls = cfg.get("tls", "implicit")
+        if tls == "starttls":
+            raise bad("tls", "STARTTLS is not implemented by aioimaplib; use implicit TLS (993)")
+        if tls not in ("implicit", "none"):
+            raise bad("tls", f"{tls!r}: use 'implicit' (or 'none' for loopback tests)")
+        if tls == "none" and not _is_loopback(host):
+            raise bad("tls", "plaintext IMAP is only allowed to a loopback address")
+        username = cfg.get("username")
+        if not isinstance(username, str) or not username:
+            raise bad("username", "missing")
+        auth = cfg.get("auth", "password")
+        if auth not in ("password", "xoauth2"):
+            raise bad("auth", f"{auth!r}: use 'password' or 'xoauth2'")
+        folders = cfg.get("folders") or default_folders
+        if isinstance(folders, str) or not all(isinstance(f, str) and f for f in folders):
+            raise bad("folders", "must be a list of folder names")
+        return cls(host, port, tls, username, auth, tuple(dict.fromkeys(folders)))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_cursor(cursor: Mapping[str, Any] | None) -> dict[str, FolderState] | None:
+    """Folder states of a stored cursor; None if absent or unreadable (then: full sync)."""
+    if not cursor:
+        return None
+    if cursor.get("v") != CURSOR_VERSION or not isinstance(cursor.get("folders"), dict):
+        log.warning("imap.cursor_unreadable", reason="unknown version or no folders")
+        return None
+    out: dict[str, FolderState] = {}
+    for name, entry in cursor["folders"].items():
+        try:
+            out[name] = FolderState.from_json(entry)
+        except ValueError as e:
+            log.warning("imap.cursor_unreadable", folder=name, reason=str(e))
+    return out
+
+
+class ImapProvider:
+    """Syncs IMAP mailboxes; one instance per daemon process."""
+
+    name = "imap"
+
+    def __init__(self, settings: ImapSettings | None = None) -> None:
+        self.settings = settings or ImapSettings()
+        s = self.settings
+        self.pool = ImapPool(s.max_connections, s.keepalive_s, s.max_idle_s, s.clock)
+        self._ssl: ssl.SSLContext | None = None
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+            if not self.settings.verify_tls:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self._ssl = ctx
+        return self._ssl
+
+    def _mode(self, conn: ImapConnection) -> Mode:
+        caps = conn.capabilities - self.settings.ignore_capabilities
+        if "QRESYNC" in caps and "QRESYNC" in conn.enabled:
+            return Mode.QRESYNC
+        if "CONDSTORE" in caps:
+            return Mode.CONDSTORE
+        return Mode.PLAIN
+
+    async def _open(self, account: AccountConfig, mailbox: MailboxContext) -> ImapConnection:
+        await mailbox.gate.acquire("imap.login")
+        conn = await ImapConnection.connect(
+            account.host,
+            account.port,
+            ssl_context=self._ssl_context() if account.tls == "implicit" else None,
+            timeout_s=self.settings.command_timeout_s,
+            now=self.settings.clock(),
+        )
+        try:
+            if account.auth == "password":
+                password = mailbox.credentials.get("password")
+                if not password:
+                    raise AuthRevoked("no IMAP password stored", provider=PROVIDER)
+                await conn.login(account.username, password)
+            else:
+                try:
+                    await conn.xoauth2(account.username, await mailbox.tokens.get())
+                except AuthRevoked:
+                    # The cached access token may have expired early: one fresh try.
+                    await mailbox.gate.acquire("imap.login")
+                    token = await mailbox.tokens.get(force_refresh=True)
+                    await conn.xoauth2(account.username, token)
+            caps = conn.capabilities - self.settings.ignore_capabilities
+            if "QRESYNC" in caps and "ENABLE" in caps:
+                await mailbox.gate.acquire("imap.enable")
+                await conn.enable("QRESYNC")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def sync(
+        self, mailbox: MailboxContext, kind: SyncKind, cursor: Mapping[str, Any] | None
+    ) -> SyncResult:
+        """Sync the mailbox's folders; see docs/imap.md for what each kind does."""
+        account = AccountConfig.from_config(mailbox.config, self.settings.folders)
+        prev = parse_cursor(cursor) if kind is SyncKind.INCREMENTAL else None
+        result = SyncResult(kind=kind, cursor={})
+        states: dict[str, Any] = {}
+        unavailable: list[str] = []
+        fully = 0
+        s = self.settings
+        calls_before = mailbox.gate.calls
+
+        async def opener() -> ImapConnection:
+            return await self._open(account, mailbox)
+
+        async with self.pool.connection(account.key, opener, mailbox.gate) as conn:
+            syncer = FolderSyncer(
+                conn,
+                mailbox.gate,
+                self._mode(conn),
+                s.fetch_chunk,
+                s.flag_scan_chunk,
+                s.max_header_bytes,
+            )
+            for folder in account.folders:
+                state = prev.get(folder) if prev is not None else None
+                if state is None:
+                    fr = await syncer.full(folder)
+                    fr.fell_back = kind is SyncKind.INCREMENTAL
+                else:
+                    fr = await syncer.incremental(folder, state)
+                result.upserts.extend(fr.upserts)
+                result.flag_updates.extend(fr.flag_updates)
+                result.deletes.extend(fr.deletes)
+                result.skipped.extend(fr.skipped)
+                result.fell_back_to_full |= fr.fell_back
+                if fr.full:
+                    fully += 1
+                    result.full_scopes.append(folder)
+                if fr.state is None:
+                    unavailable.append(folder)
+                else:
+                    states[folder] = fr.state.to_json()
+        if len(unavailable) == len(account.folders):
+            raise PermanentError(
+                f"none of the folders {list(account.folders)} exist", provider=PROVIDER
+            )
+        # Folders dropped from the configuration: their stored messages go too.
+        for folder in (prev or {}).keys() - set(account.folders):
+            result.full_scopes.append(folder)
+        if kind is SyncKind.INCREMENTAL and fully == len(account.folders):
+            result.kind = SyncKind.FULL
+        # Includes LOGIN/ENABLE/NOOP when the pool had to open or check a connection.
+        result.api_calls = mailbox.gate.calls - calls_before
+        result.cursor = {"v": CURSOR_VERSION, "folders": states}
+        log.info(
+            "imap.synced",
+            mailbox_id=mailbox.mailbox_id,
+            kind=str(result.kind),
+            mode=str(syncer.mode),
+            upserts=len(result.upserts),
+            flags=len(result.flag_updates),
+            deletes=len(result.deletes),
+            skipped=len(result.skipped),
+            calls=result.api_calls,
+        )
+        return result
+
+    async def aclose(self) -> None:
+        """Log out of every pooled connection."""
+        await self.pool.aclose()

@@ -1,0 +1,1 @@
+"""A real Dovecot IMAP server for tests and load tests: install, run, provision, delay."""
