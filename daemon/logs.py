@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 
 _SECRET_KEY = re.compile(r"(pass(word)?|secret|token|authorization|credential|api_key)", re.I)
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
 
 
 def mask_secrets(

@@ -159,19 +159,19 @@ class OAuthProviderSettings(BaseModel):
     max_inline_wait_s: float = Field(default=60.0, ge=0)
 
 
-def _gmail_defaults() -> OAuthProviderSettings:
-    return OAuthProviderSettings(
-        base_url="https://gmail.googleapis.com",
-        token_url="https://oauth2.googleapis.com/token",
-    )
+class GmailSettings(OAuthProviderSettings):
+    """Gmail API and Google's token endpoint."""
+
+    base_url: str = "https://gmail.googleapis.com"
+    token_url: str = "https://oauth2.googleapis.com/token"
 
 
-def _graph_defaults() -> OAuthProviderSettings:
-    return OAuthProviderSettings(
-        base_url="https://graph.microsoft.com/v1.0",
-        token_url="https://login.microsoftonline.com/common/oauth2/v2.0/token",
-        scope="offline_access https://graph.microsoft.com/Mail.Read",
-    )
+class GraphSettings(OAuthProviderSettings):
+    """Microsoft Graph and the Microsoft identity platform's token endpoint."""
+
+    base_url: str = "https://graph.microsoft.com/v1.0"
+    token_url: str = "https://login.microsoftonline.com/common/oauth2/v2.0/token"
+    scope: str = "offline_access https://graph.microsoft.com/Mail.Read"
 
 
 class ImapSettings(BaseModel):
@@ -207,8 +207,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)
     policy: PolicySettings = PolicySettings()
-    gmail: OAuthProviderSettings = Field(default_factory=_gmail_defaults)
-    graph: OAuthProviderSettings = Field(default_factory=_graph_defaults)
+    gmail: GmailSettings = GmailSettings()
+    graph: GraphSettings = GraphSettings()
     imap: ImapSettings = ImapSettings()
     # Job lock: a job whose process died is re-run after at most lock + stalled interval.
     lock_duration_s: float = Field(default=30.0, gt=0)

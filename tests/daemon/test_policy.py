@@ -33,8 +33,16 @@ H = 3600.0
 
 
 def test_profiles_match_the_plan_table() -> None:
-    assert (ORIGINAL.concurrency.high, ORIGINAL.concurrency.normal, ORIGINAL.concurrency.low) == (5, 3, 2)
-    assert (PLAN_B.concurrency.high, PLAN_B.concurrency.normal, PLAN_B.concurrency.low) == (17, 10, 7)
+    assert (ORIGINAL.concurrency.high, ORIGINAL.concurrency.normal, ORIGINAL.concurrency.low) == (
+        5,
+        3,
+        2,
+    )
+    assert (PLAN_B.concurrency.high, PLAN_B.concurrency.normal, PLAN_B.concurrency.low) == (
+        17,
+        10,
+        7,
+    )
     assert (ORIGINAL.batch_size, PLAN_B.batch_size) == (50, 200)
     assert (ORIGINAL.incremental_threshold_h, PLAN_B.incremental_threshold_h) == (1, 6)
     assert (ORIGINAL.low_after_h, ORIGINAL.normal_after_h) == (24, 2)
@@ -133,7 +141,12 @@ def test_on_failure_decides_retry_reauth_or_error() -> None:
 
 def test_overrides_change_only_what_they_name() -> None:
     p = with_overrides(PLAN_B, {"concurrency.high": 20, "batch_size": 300, "retry": {"cap_s": 60}})
-    assert (p.concurrency.high, p.concurrency.normal, p.batch_size, p.retry.cap_s) == (20, 10, 300, 60)
+    assert (p.concurrency.high, p.concurrency.normal, p.batch_size, p.retry.cap_s) == (
+        20,
+        10,
+        300,
+        60,
+    )
     assert p.low_after_h == PLAN_B.low_after_h
     with pytest.raises(ValueError, match="unknown profile field 'batchsize'"):
         with_overrides(PLAN_B, {"batchsize": 3})
@@ -164,11 +177,14 @@ def test_quota_presets_carry_documented_limits() -> None:
 def test_sync_calls_count_requests_and_quota_calls() -> None:
     full = sync_calls("gmail", SyncKind.FULL, 1200)
     assert [(c.method, c.count, c.requests) for c in full] == [
-        ("getProfile", 1, 1), ("messages.list", 3, 3), ("messages.get", 1200, 24)
+        ("getProfile", 1, 1),
+        ("messages.list", 3, 3),
+        ("messages.get", 1200, 24),
     ]
     inc = sync_calls("gmail", SyncKind.INCREMENTAL, 1200, added=3)
     assert [(c.method, c.count, c.requests) for c in inc] == [
-        ("history.list", 1, 1), ("messages.get", 3, 1)
+        ("history.list", 1, 1),
+        ("messages.get", 3, 1),
     ]
     assert sync_calls("graph", SyncKind.INCREMENTAL, 500)[0].requests == 2
     assert sync_calls("graph", SyncKind.FULL, 1000)[0].requests == 10

@@ -8,7 +8,7 @@ import random
 import asyncpg
 import pytest
 
-from daemon.policy import DueMailbox, SyncKind, Tier, plan_cycle, with_overrides, PLAN_B, ORIGINAL
+from daemon.policy import ORIGINAL, PLAN_B, DueMailbox, SyncKind, Tier, plan_cycle, with_overrides
 from daemon.store.mailboxes import (
     Conflict,
     MailboxStore,
@@ -25,13 +25,16 @@ async def _seed(store: MailboxStore, n: int, rng: random.Random) -> list[DueMail
     tenant = await store.create_tenant("acme")
     out = []
     for i in range(n):
-        row = await store.create_mailbox(tenant["id"], "gmail", f"u{i}@x.test", b"blob",
-                                         now=NOW - rng.uniform(0, 3600))
+        row = await store.create_mailbox(
+            tenant["id"], "gmail", f"u{i}@x.test", b"blob", now=NOW - rng.uniform(0, 3600)
+        )
         last = None if rng.random() < 0.2 else NOW - rng.uniform(0, 72) * H
         cursor = None if last is None or rng.random() < 0.3 else {"history_id": "1"}
         await store.pool.execute(
             "UPDATE mailboxes SET last_success_at = $2, cursor = $3 WHERE id = $1",
-            row["id"], ts(last), cursor,
+            row["id"],
+            ts(last),
+            cursor,
         )
         out.append(DueMailbox(row["id"], row["next_sync_at"].timestamp(), last, cursor is not None))
     return out
@@ -52,15 +55,20 @@ async def test_claim_matches_the_pure_policy(db: asyncpg.Pool) -> None:
     second = await store.claim_due(NOW, profile)
     assert not {c.mailbox_id for c in claimed} & {c.mailbox_id for c in second}
     remaining = [m for m in due if m.id not in {c.mailbox_id for c in claimed}]
-    assert [c.mailbox_id for c in second] == [a.mailbox_id for a in plan_cycle(remaining, NOW, profile)]
+    assert [c.mailbox_id for c in second] == [
+        a.mailbox_id for a in plan_cycle(remaining, NOW, profile)
+    ]
 
 
 async def test_switching_profile_changes_tiers_and_kinds(db: asyncpg.Pool) -> None:
     store = MailboxStore(db)
     tenant = await store.create_tenant("t")
     row = await store.create_mailbox(tenant["id"], "graph", "a@x.test", b"b", now=NOW - 10)
-    await db.execute("UPDATE mailboxes SET last_success_at = $2, cursor = '{}'::jsonb WHERE id = $1",
-                     row["id"], ts(NOW - 3 * H))
+    await db.execute(
+        "UPDATE mailboxes SET last_success_at = $2, cursor = '{}'::jsonb WHERE id = $1",
+        row["id"],
+        ts(NOW - 3 * H),
+    )
     [c] = await store.claim_due(NOW, PLAN_B)
     assert (c.tier, c.kind) == (Tier.HIGH, SyncKind.INCREMENTAL)
     await db.execute("UPDATE mailboxes SET state = 'idle'")

@@ -17,7 +17,9 @@ async def _mailbox(db: asyncpg.Pool) -> int:
     return int(row["id"])
 
 
-def _rec(pid: str, folder: str = "inbox", flags: tuple[str, ...] = (), subject: str = "s") -> MessageRecord:
+def _rec(
+    pid: str, folder: str = "inbox", flags: tuple[str, ...] = (), subject: str = "s"
+) -> MessageRecord:
     return MessageRecord(pid, folder, subject=subject, flags=flags, received_at=1.7e9)
 
 
@@ -35,17 +37,29 @@ async def test_upserts_never_duplicate_and_count_changes(db: asyncpg.Pool) -> No
     assert await _apply(db, mid, first) == (0, 0, 0)
     assert await db.fetchval("SELECT count(*) FROM messages") == 2
     assert await db.fetchval("SELECT subject FROM messages WHERE provider_id='a'") == "x"
-    changed = SyncResult(SyncKind.INCREMENTAL, {}, upserts=[_rec("b", flags=("\\Seen",))],
-                         flag_updates=[("a", ("\\Flagged", "\\Seen"))], deletes=["zz"])
+    changed = SyncResult(
+        SyncKind.INCREMENTAL,
+        {},
+        upserts=[_rec("b", flags=("\\Seen",))],
+        flag_updates=[("a", ("\\Flagged", "\\Seen"))],
+        deletes=["zz"],
+    )
     assert await _apply(db, mid, changed) == (0, 2, 0)
-    assert await db.fetchval("SELECT flags FROM messages WHERE provider_id='a'") == ["\\Flagged", "\\Seen"]
+    assert await db.fetchval("SELECT flags FROM messages WHERE provider_id='a'") == [
+        "\\Flagged",
+        "\\Seen",
+    ]
 
 
 async def test_deletes_and_full_scopes(db: asyncpg.Pool) -> None:
     mid = await _mailbox(db)
     base = [_rec("a"), _rec("b"), _rec("c", "sentitems"), _rec("d", "sentitems")]
     await _apply(db, mid, SyncResult(SyncKind.FULL, {}, upserts=base))
-    assert await _apply(db, mid, SyncResult(SyncKind.INCREMENTAL, {}, deletes=["a", "a"])) == (0, 0, 1)
+    assert await _apply(db, mid, SyncResult(SyncKind.INCREMENTAL, {}, deletes=["a", "a"])) == (
+        0,
+        0,
+        1,
+    )
     # A full round of inbox only: b vanished from it, sentitems untouched.
     r = SyncResult(SyncKind.FULL, {}, upserts=[_rec("e")], full_scopes=["inbox"])
     assert await _apply(db, mid, r) == (1, 0, 1)
@@ -58,8 +72,14 @@ async def test_deletes_and_full_scopes(db: asyncpg.Pool) -> None:
 
 async def test_garbage_text_is_stored_not_fatal(db: asyncpg.Pool) -> None:
     mid = await _mailbox(db)
-    rec = MessageRecord("x", subject="nul\x00byte", sender="a\x00b", size=2**40,
-                        flags=("a\x1fb",), parse_error="Date header unparseable")
+    rec = MessageRecord(
+        "x",
+        subject="nul\x00byte",
+        sender="a\x00b",
+        size=2**40,
+        flags=("a\x1fb",),
+        parse_error="Date header unparseable",
+    )
     assert await _apply(db, mid, SyncResult(SyncKind.FULL, {}, upserts=[rec])) == (1, 0, 0)
     row = await db.fetchrow("SELECT subject, size, flags, parse_error FROM messages")
     assert row["subject"] == "nulbyte" and row["size"] == 2**31 - 1

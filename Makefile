@@ -1,0 +1,36 @@
+# Two commands for a new user: `make report` (the Plan B capacity report, no services needed)
+# and `make test` (the test suite against real PostgreSQL, Redis and Dovecot).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: install report test lint typecheck services dovecot clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,loadtest]'
+	touch $@
+
+install: $(BIN)/.installed
+
+report: install
+	$(BIN)/mailsync report
+
+services:
+	bash scripts/ensure-services.sh
+
+dovecot:
+	bash loadtest/dovecot/install.sh
+
+test: install services dovecot
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check daemon simulator loadtest tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy daemon simulator
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,99 @@
+"""Settings: precedence, validation errors naming the field, secrets masked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.errors import ConfigError
+from daemon.logs import mask_secrets
+from daemon.settings import load_settings, redact_url
+
+EXAMPLE = Path(__file__).parents[2] / "deploy" / "mailsync.example.toml"
+
+
+def test_example_config_loads_with_defaults_filled_in() -> None:
+    s = load_settings(EXAMPLE, environ={})
+    assert s.profile.name == "plan-b"
+    assert s.gmail.token_url == "https://oauth2.googleapis.com/token"
+    assert s.gmail.client_id.endswith("apps.googleusercontent.com")
+    assert s.graph.scope.startswith("offline_access")
+
+
+def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(
+        '[policy]\nprofile = "original"\nbatch_size = 70\n[policy.concurrency]\nhigh = 9\n'
+    )
+    s = load_settings(cfg, environ={})
+    assert (s.profile.name, s.profile.batch_size, s.profile.concurrency.high) == ("original", 70, 9)
+    assert s.profile.concurrency.normal == 3  # from the original profile
+    s = load_settings(cfg, environ={"MAILSYNC_POLICY__BATCH_SIZE": "80"})
+    assert s.profile.batch_size == 80
+    s = load_settings(
+        cfg, {"policy": {"profile": "plan-b"}}, environ={"MAILSYNC_POLICY__BATCH_SIZE": "80"}
+    )
+    assert (s.profile.name, s.profile.batch_size, s.profile.concurrency.high) == ("plan-b", 80, 9)
+
+
+def test_rollback_is_a_profile_change(tmp_path: Path) -> None:
+    a = load_settings(None, {"policy": {"profile": "plan-b"}}, environ={}).profile
+    b = load_settings(None, {"policy": {"profile": "original"}}, environ={}).profile
+    assert (a.batch_size, b.batch_size) == (200, 50)
+    assert (a.concurrency.total, b.concurrency.total) == (34, 10)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "env", "message"),
+    [
+        ({"policy": {"profile": "plan-z"}}, {}, "policy.profile: Value error, unknown profile"),
+        ({}, {"MAILSYNC_POLICY__BATCH_SIZE": "0"}, "policy.batch_size"),
+        ({"policy": {"concurrency": {"high": -1}}}, {}, "policy.concurrency.high"),
+        ({"policy": {"quotas": {"gmail.nope": {"limit": 5}}}}, {}, "unknown quota 'gmail.nope'"),
+        ({"policy": {"low_after_h": 1}}, {}, "low_after_h must be greater"),
+        ({"no_such_setting": 1}, {}, "no_such_setting: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_settings_name_the_field(overrides: dict, env: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_settings(None, overrides, environ=env)
+
+
+def test_bad_toml_names_file_and_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[policy]\nbatch_size = = 3\n")
+    with pytest.raises(ConfigError, match=r"bad.toml.*line 2"):
+        load_settings(cfg, environ={})
+
+
+def test_quota_overrides_and_scale() -> None:
+    s = load_settings(
+        None,
+        {"policy": {"quota_scale": 0.5, "quotas": {"gmail.user": {"limit": 100, "burst": 10}}}},
+        environ={},
+    )
+    limits = s.policy.build_limits()
+    user = next(q for q in limits["gmail"].quotas if q.name == "gmail.user")
+    project = next(q for q in limits["gmail"].quotas if q.name == "gmail.project")
+    assert (user.limit, user.burst) == (100, 10)
+    assert project.limit == 600_000
+
+
+def test_secrets_never_print() -> None:
+    s = load_settings(
+        None,
+        {
+            "api_token": "tok-123",
+            "database_url": "postgresql://u:pw@h/db",
+            "gmail": {"client_secret": "shh"},
+        },
+        environ={},
+    )
+    text = repr(s) + s.model_dump_json()
+    assert "tok-123" not in text and "shh" not in text and ":pw@" not in text
+    assert redact_url("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+    event = mask_secrets(
+        None, "info", {"refresh_token": "abc", "url": "redis://:pw@h:6379/0", "n": 1}
+    )
+    assert event == {"refresh_token": "***", "url": "redis://:***@h:6379/0", "n": 1}
