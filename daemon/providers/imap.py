@@ -273,3 +273,17 @@ class ImapProvider:
     async def aclose(self) -> None:
         """Log out of every pooled connection."""
         await self.pool.aclose()
+
+
+def build_imap_provider(cfg: Any) -> ImapProvider:
+    """The provider from the daemon's ``Settings.imap`` section (``daemon.settings``)."""
+    return ImapProvider(
+        ImapSettings(
+            fetch_chunk=cfg.fetch_chunk,
+            max_connections=cfg.max_connections_per_account,
+            keepalive_s=cfg.idle_keepalive_s,
+            max_idle_s=max(cfg.idle_keepalive_s, ImapSettings.max_idle_s),
+            command_timeout_s=cfg.command_timeout_s,
+            verify_tls=cfg.verify_tls,
+        )
+    )

@@ -6,6 +6,7 @@ sync has to notice. Bulk seeding is faster with ``DovecotServer.write_messages``
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 from types import TracebackType
@@ -82,10 +83,8 @@ class ImapAdmin:
 
     async def close(self) -> None:
         """LOGOUT."""
-        try:
+        with contextlib.suppress(OSError, TimeoutError, lib.AioImapException):
             await self._c.logout()
-        except (OSError, TimeoutError, lib.AioImapException):
-            pass
 
     async def __aenter__(self) -> ImapAdmin:
         return self

@@ -309,7 +309,7 @@ class DovecotServer:
 
     def count_logins(self, user: str) -> int:
         """Successful IMAP logins of ``user`` so far, read from Dovecot's log."""
-        pattern = re.compile(rf"imap-login: Login: user=<{re.escape(user)}>")
+        pattern = re.compile(rf"imap-login: Info: Login: user=<{re.escape(user)}>")
         return len(pattern.findall(self.log_path.read_text(errors="replace")))
 
     def __enter__(self) -> DovecotServer:

@@ -104,4 +104,3 @@ def context_for(
         return ctx
 
     return make
-

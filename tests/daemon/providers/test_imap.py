@@ -104,7 +104,9 @@ async def test_incremental_picks_up_only_changes(
         assert res.kind is SyncKind.INCREMENTAL and not res.full_scopes
         assert not res.fell_back_to_full
         assert sorted(index_of(r.subject) for r in res.upserts) == [100, 101, 102]
-        assert sorted(r.provider_id for r in res.upserts) == [f"INBOX:{uv}:{u}" for u in (41, 42, 43)]
+        assert sorted(r.provider_id for r in res.upserts) == [
+            f"INBOX:{uv}:{u}" for u in (41, 42, 43)
+        ]
         expected_flags = {
             f"INBOX:{uv}:5": tuple(sorted({*before[f"INBOX:{uv}:5"], "\\Flagged", "$Important"})),
             f"INBOX:{uv}:6": tuple(sorted({*before[f"INBOX:{uv}:6"], "\\Flagged", "$Important"})),
@@ -161,7 +163,10 @@ async def test_uidvalidity_change_resyncs_that_folder(
         assert new_uv != old_uv
         assert res.fell_back_to_full and res.kind is SyncKind.INCREMENTAL
         assert res.full_scopes == ["Work"]  # the worker drops Work's old rows
-        assert sorted(r.provider_id for r in res.upserts) == [f"Work:{new_uv}:1", f"Work:{new_uv}:2"]
+        assert sorted(r.provider_id for r in res.upserts) == [
+            f"Work:{new_uv}:1",
+            f"Work:{new_uv}:2",
+        ]
         assert res.cursor["folders"]["INBOX"] == first.cursor["folders"]["INBOX"]
     finally:
         await provider.aclose()
@@ -249,7 +254,9 @@ async def test_missing_folder_is_skipped_and_scoped(
     dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
 ) -> None:
     user = new_user()
-    dovecot.write_messages(user, "INBOX", generate_mailbox(random.Random(1), 3, start=START, end=START + 3))
+    dovecot.write_messages(
+        user, "INBOX", generate_mailbox(random.Random(1), 3, start=START, end=START + 3)
+    )
     provider = ImapProvider()
     try:
         res = await provider.sync(context_for(user, folders=["INBOX", "Nope"]), SyncKind.FULL, None)
@@ -284,7 +291,9 @@ async def test_unreadable_cursor_falls_back_to_full(
     dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
 ) -> None:
     user = new_user()
-    dovecot.write_messages(user, "INBOX", generate_mailbox(random.Random(2), 4, start=START, end=START + 4))
+    dovecot.write_messages(
+        user, "INBOX", generate_mailbox(random.Random(2), 4, start=START, end=START + 4)
+    )
     provider = ImapProvider()
     try:
         cursor = {"v": 1, "folders": {"INBOX": {"uidvalidity": "x"}}}

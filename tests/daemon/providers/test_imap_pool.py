@@ -1,0 +1,144 @@
+"""Connection reuse, keepalive, the per-account limit and broken connections, on Dovecot."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from daemon.policy import SyncKind
+from daemon.providers.base import MailboxContext
+from daemon.providers.imap import ImapProvider, ImapSettings
+from loadtest.dovecot.delay_proxy import Delay, DelayProxy
+from loadtest.dovecot.messages import generate_mailbox, malformed_messages
+from loadtest.dovecot.server import DovecotServer, DovecotUser
+
+START = 1_700_000_000.0
+MakeUser = Callable[..., DovecotUser]
+MakeCtx = Callable[..., MailboxContext]
+
+
+@dataclass
+class ManualClock:
+    t: float = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def logins_in_log(dovecot: DovecotServer, user: str, expected: int) -> int:
+    # Dovecot's log process writes asynchronously; give it a moment.
+    for _ in range(40):
+        n = dovecot.count_logins(user)
+        if n >= expected:
+            return n
+        await asyncio.sleep(0.05)
+    return dovecot.count_logins(user)
+
+
+async def test_second_sync_reuses_the_login_and_idle_ones_are_checked(
+    dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
+) -> None:
+    user = new_user()
+    dovecot.write_messages(
+        user, "INBOX", generate_mailbox(random.Random(1), 20, start=START, end=START + 20)
+    )
+    clock = ManualClock()
+    provider = ImapProvider(ImapSettings(clock=clock, keepalive_s=60, max_idle_s=600))
+    ctx = context_for(user)
+    try:
+        first = await provider.sync(ctx, SyncKind.FULL, None)
+        second = await provider.sync(ctx, SyncKind.INCREMENTAL, first.cursor)
+        assert provider.pool.stats.logins == 1 and provider.pool.stats.reused == 1
+        assert first.api_calls == 5  # login, enable, select, search, fetch
+        assert second.api_calls == 1  # one SELECT (QRESYNC), no login
+        assert await logins_in_log(dovecot, user.name, 1) == 1
+
+        clock.t += 120  # idle past keepalive: a NOOP before reuse
+        third = await provider.sync(ctx, SyncKind.INCREMENTAL, second.cursor)
+        assert provider.pool.stats.noop_checks == 1 and provider.pool.stats.logins == 1
+        assert third.api_calls == 2
+
+        clock.t += 1000  # idle past max_idle: closed, a fresh login
+        await provider.sync(ctx, SyncKind.INCREMENTAL, third.cursor)
+        assert provider.pool.stats.logins == 2 and provider.pool.stats.discarded == 1
+        assert await logins_in_log(dovecot, user.name, 2) == 2
+    finally:
+        await provider.aclose()
+
+
+async def test_per_account_connection_limit(
+    dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
+) -> None:
+    user = new_user()
+    dovecot.write_messages(
+        user, "INBOX", generate_mailbox(random.Random(2), 300, start=START, end=START + 300)
+    )
+    provider = ImapProvider(ImapSettings(max_connections=2, fetch_chunk=50))
+    try:
+        results = await asyncio.gather(
+            *(provider.sync(context_for(user), SyncKind.FULL, None) for _ in range(6))
+        )
+        key = (dovecot.host, dovecot.port, user.name)
+        assert all(len(r.upserts) == 300 for r in results)
+        assert provider.pool.stats.peak_open[key] == 2
+        assert provider.pool.stats.logins == 2 and provider.pool.stats.waits >= 1
+        assert provider.pool.open_count(key) == 2
+    finally:
+        await provider.aclose()
+    assert provider.pool.open_count(key) == 0
+
+
+async def test_broken_pooled_connection_is_replaced(
+    dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
+) -> None:
+    user = new_user()
+    dovecot.write_messages(
+        user, "INBOX", generate_mailbox(random.Random(3), 5, start=START, end=START + 5)
+    )
+    proxy = DelayProxy(dovecot.host, dovecot.port)
+    await proxy.start()
+    port = proxy.port
+    provider = ImapProvider()
+    ctx = context_for(user, port=port)
+    try:
+        first = await provider.sync(ctx, SyncKind.FULL, None)
+        await proxy.aclose()  # cuts the pooled connection
+        await asyncio.sleep(0.05)
+        proxy = DelayProxy(dovecot.host, dovecot.port, listen_port=port)
+        await proxy.start()
+        again = await provider.sync(ctx, SyncKind.INCREMENTAL, first.cursor)
+        assert again.cursor == first.cursor
+        assert provider.pool.stats.logins == 2 and provider.pool.stats.discarded == 1
+    finally:
+        await provider.aclose()
+        await proxy.aclose()
+
+
+async def test_sync_through_delay_proxy_pays_round_trips_not_bodies(
+    dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
+) -> None:
+    user = new_user()
+    dovecot.write_messages(
+        user, "INBOX", generate_mailbox(random.Random(4), 100, start=START, end=START + 100)
+    )
+    dovecot.write_messages(user, "INBOX", [malformed_messages(START)["large"]])  # 12 MB
+    delay = 0.02
+    async with DelayProxy(
+        dovecot.host, dovecot.port, up=Delay("constant", delay), down=Delay("constant", delay)
+    ) as proxy:
+        provider = ImapProvider(ImapSettings(fetch_chunk=25))
+        try:
+            t0 = time.perf_counter()
+            res = await provider.sync(context_for(user, port=proxy.port), SyncKind.FULL, None)
+            elapsed = time.perf_counter() - t0
+        finally:
+            await provider.aclose()
+    assert len(res.upserts) == 101
+    # Greeting, LOGIN, ENABLE, SELECT, SEARCH and 5 FETCHes: ten round trips of 2 x 20 ms.
+    assert res.api_calls == 9
+    assert 10 * 2 * delay <= elapsed < 10 * 2 * delay + 1.0
+    # Headers only: the 12 MB message's body never crosses the wire.
+    assert proxy.stats.bytes_down < 200_000
