@@ -199,6 +199,8 @@ def merge_config(base: MockConfig, patch: Mapping[str, Any]) -> MockConfig:
 def load_config_file(path: Path) -> tuple[MockConfig, PopulateSpec | None]:
     """Read a ``.toml`` or ``.yaml`` file: MockConfig keys at top level plus an optional
     ``populate`` table. Errors name the file and the field."""
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise ConfigError(f"{path}: unknown config format; use .toml, .yaml or .yml")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -206,10 +208,8 @@ def load_config_file(path: Path) -> tuple[MockConfig, PopulateSpec | None]:
     try:
         if path.suffix == ".toml":
             data: Any = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
         else:
-            raise ConfigError(f"{path}: unknown config format; use .toml, .yaml or .yml")
+            data = yaml.safe_load(text) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from exc
     if not isinstance(data, dict):

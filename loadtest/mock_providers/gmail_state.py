@@ -8,6 +8,7 @@ the floor have been dropped (retention or ``expire_cursors``).
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -46,6 +47,9 @@ class GmailMailbox(Mailbox):
 
     __slots__ = ("changes", "floor", "history_id", "rec_ids", "rec_ms", "records", "start_hid")
 
+    # Records are packed into three int64 arrays (24 bytes each): id, time and
+    # ``idx << 6 | folder << 3 | unread << 2 | kind``; labels are derived again on reading.
+
     def __init__(self, num: int, address: str, seed: int, size: int) -> None:
         super().__init__(num, "gmail", address, seed, size)
         # Room below the start for the initial messages' own (older) history ids.
@@ -53,9 +57,9 @@ class GmailMailbox(Mailbox):
         self.history_id = self.start_hid
         self.floor = self.start_hid
         self.changes = 0
-        self.rec_ids: list[int] = []
-        self.rec_ms: list[int] = []
-        self.records: list[HistoryRecord] = []
+        self.rec_ids = array("q")
+        self.rec_ms = array("q")
+        self.records = array("q")
 
     # --- ids and labels ------------------------------------------------------------------
 
@@ -100,26 +104,29 @@ class GmailMailbox(Mailbox):
         self.history_id += 1 + synth.mix64(self.seed ^ (self.changes * 0x9E3779B1)) % 5
         return self.history_id
 
-    def _append(self, rec: HistoryRecord, st: MsgState | None, now_ms: int) -> None:
+    def _append(self, kind: int, idx: int, st: MsgState, now_ms: int) -> None:
         hid = self._bump()
-        if st is not None:
+        if kind != MESSAGE_DELETED:
             st.hid = hid
         self.rec_ids.append(hid)
         self.rec_ms.append(now_ms)
-        self.records.append(rec)
+        self.records.append(idx << 6 | st.folder << 3 | int(st.unread) << 2 | kind)
 
     def _record_add(self, idx: int, st: MsgState, now_ms: int) -> None:
-        labels = self.labels_of(idx, st.folder, st.unread)
-        self._append(HistoryRecord(MESSAGE_ADDED, idx, labels, ()), st, now_ms)
+        self._append(MESSAGE_ADDED, idx, st, now_ms)
 
     def _record_read(self, idx: int, st: MsgState, read: bool, now_ms: int) -> None:
-        labels = self.labels_of(idx, st.folder, st.unread)
-        kind = LABEL_REMOVED if read else LABEL_ADDED
-        self._append(HistoryRecord(kind, idx, labels, _UNREAD), st, now_ms)
+        self._append(LABEL_REMOVED if read else LABEL_ADDED, idx, st, now_ms)
 
     def _record_delete(self, idx: int, st: MsgState, now_ms: int) -> None:
-        labels = self.labels_of(idx, st.folder, st.unread)
-        self._append(HistoryRecord(MESSAGE_DELETED, idx, labels, ()), None, now_ms)
+        self._append(MESSAGE_DELETED, idx, st, now_ms)
+
+    def _unpack(self, packed: int) -> HistoryRecord:
+        kind = packed & 3
+        idx = packed >> 6
+        labels = self.labels_of(idx, (packed >> 3) & 7, bool(packed & 4))
+        changed = _UNREAD if kind in (LABEL_ADDED, LABEL_REMOVED) else ()
+        return HistoryRecord(kind, idx, labels, changed)
 
     def _drop(self, n: int) -> None:
         if n <= 0:
@@ -139,9 +146,7 @@ class GmailMailbox(Mailbox):
         """Forget all history; the id moves on so a fresh full sync gets a valid cursor."""
         self._bump()
         self.floor = self.history_id
-        self.rec_ids.clear()
-        self.rec_ms.clear()
-        self.records.clear()
+        del self.rec_ids[:], self.rec_ms[:], self.records[:]
 
     def history_valid(self, start: int) -> bool:
         """Whether ``history.list`` accepts this ``startHistoryId``."""
@@ -152,7 +157,7 @@ class GmailMailbox(Mailbox):
         i = bisect_right(self.rec_ids, after)
         ids, recs = self.rec_ids, self.records
         for j in range(i, len(recs)):
-            yield ids[j], recs[j]
+            yield ids[j], self._unpack(recs[j])
 
     def cursor_valid(self, cursor: str) -> bool:
         """A Gmail cursor is a history id."""

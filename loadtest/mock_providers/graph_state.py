@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -28,9 +29,9 @@ class FolderLog:
     An entry is ``idx * 2 + 1`` for a deletion and ``idx * 2`` for a creation or update.
     """
 
-    seqs: list[int] = field(default_factory=list)
-    entries: list[int] = field(default_factory=list)
-    times_ms: list[int] = field(default_factory=list)
+    seqs: array[int] = field(default_factory=lambda: array("q"))
+    entries: array[int] = field(default_factory=lambda: array("q"))
+    times_ms: array[int] = field(default_factory=lambda: array("q"))
     # Tokens older than this sequence number can no longer be served.
     floor: int = 0
 
@@ -192,9 +193,7 @@ class GraphMailbox(Mailbox):
         """Invalidate every delta token handed out so far."""
         self.generation += 1
         for log in self.logs:
-            log.seqs.clear()
-            log.entries.clear()
-            log.times_ms.clear()
+            del log.seqs[:], log.entries[:], log.times_ms[:]
             log.floor = self.seq
 
     def token_problem(self, token: DeltaToken) -> str | None:
