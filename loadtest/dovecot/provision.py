@@ -44,7 +44,7 @@ class ProvisionSpec:
     seed: int = 0
     messages_sigma: float = 1.0
     max_messages: int = 20_000
-    port: int = 10143
+    port: int = 10143  # 0: any free port
     max_userip_connections: int = 100
 
     def __post_init__(self) -> None:
@@ -93,7 +93,9 @@ def provision(
         out = csv.writer(f)
         out.writerow(["username", "password", "messages"])
         out.writerows((u.name, u.password, u.messages) for u in made)
-    (base_dir / "provision.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
+    # The port actually configured (a spec port of 0 means "any free one").
+    saved = {**asdict(spec), "port": server.port}
+    (base_dir / "provision.json").write_text(json.dumps(saved, indent=2) + "\n")
     return server, made
 
 

@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -66,6 +67,19 @@ def require_dovecot_23(binary: str = "dovecot") -> str:
     return text
 
 
+def scratch_dir(prefix: str = "mailsync-dovecot-", *, prefer_memory: bool = True) -> Path:
+    """A new directory Dovecot's unprivileged processes can reach (mode 755).
+
+    On tmpfs (``/dev/shm``) when available: creating thousands of Maildir files there is
+    over ten times faster than on a VM disk (docs/imap.md has the figures).
+    """
+    shm = Path("/dev/shm")
+    parent = shm if prefer_memory and shm.is_dir() and os.access(shm, os.W_OK) else None
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    path.chmod(0o755)
+    return path
+
+
 def free_port() -> int:
     """A currently free TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -103,7 +117,8 @@ class DovecotServer:
         binary: str = "dovecot",
     ) -> None:
         self.base_dir = Path(base_dir).resolve()
-        self.port = port if port is not None else free_port()
+        # 0 or None: any free port, chosen now so the config can name it.
+        self.port = port or free_port()
         self.max_userip_connections = max_userip_connections
         self.auth_failure_delay_s = auth_failure_delay_s
         self.process_limit = process_limit

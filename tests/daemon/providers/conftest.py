@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -14,15 +12,14 @@ import pytest
 
 from daemon.providers.base import Credentials, MailboxContext
 from daemon.ratelimit import CountingGate
-from loadtest.dovecot.server import DovecotServer, DovecotUser
+from loadtest.dovecot.server import DovecotServer, DovecotUser, scratch_dir
 
 
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator[DovecotServer]:
     """Dovecot on a free loopback port in a fresh directory, for the whole session."""
     # Not pytest's tmp_path: it is private to root, and Dovecot runs as nobody.
-    base = tempfile.mkdtemp(prefix="mailsync-dovecot-")
-    os.chmod(base, 0o755)
+    base = scratch_dir()
     server = DovecotServer(base, max_userip_connections=50)
     server.start()
     try:
@@ -36,8 +33,7 @@ def dovecot() -> Iterator[DovecotServer]:
 def fresh_dovecot() -> Iterator[DovecotServer]:
     """A Dovecot of its own, for tests that fail logins: Dovecot then delays every login
     from the same address for seconds (auth penalty), which would slow the other tests."""
-    base = tempfile.mkdtemp(prefix="mailsync-dovecot-")
-    os.chmod(base, 0o755)
+    base = scratch_dir()
     server = DovecotServer(base)
     server.start()
     try:
