@@ -44,6 +44,8 @@ class ImapSettings:
     max_idle_s: float = 1500.0
     command_timeout_s: float = 30.0
     verify_tls: bool = True
+    # Extra CA bundle (PEM) for servers with a private CA; the system store is used too.
+    ca_file: str | None = None
     max_header_bytes: int = 65536
     # Capabilities to pretend the server lacks (e.g. {"QRESYNC", "CONDSTORE"} = Outlook).
     ignore_capabilities: frozenset[str] = frozenset()
@@ -155,6 +157,11 @@ class ImapProvider:
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
             ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+            if self.settings.ca_file:
+                try:
+                    ctx.load_verify_locations(cafile=self.settings.ca_file)
+                except (OSError, ssl.SSLError) as e:
+                    raise ConfigError(f"IMAP settings ca_file: {e}") from e
             if not self.settings.verify_tls:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE

@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -80,6 +81,43 @@ def scratch_dir(prefix: str = "mailsync-dovecot-", *, prefer_memory: bool = True
     return path
 
 
+def self_signed_certificate(host: str) -> tuple[bytes, bytes]:
+    """(certificate PEM, private key PEM) valid for ``host`` (an IP or a name) for a year."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailsync test IMAP")])
+    try:
+        alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        alt = x509.DNSName(host)
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName([alt, x509.DNSName("localhost")]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
 def free_port() -> int:
     """A currently free TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -114,6 +152,8 @@ class DovecotServer:
         process_limit: int = 1024,
         client_limit: int = 1000,
         auth_verbose: bool = True,
+        tls: bool = False,
+        oauth2_introspection_url: str | None = None,
         binary: str = "dovecot",
     ) -> None:
         self.base_dir = Path(base_dir).resolve()
@@ -124,6 +164,9 @@ class DovecotServer:
         self.process_limit = process_limit
         self.client_limit = client_limit
         self.auth_verbose = auth_verbose
+        self.tls = tls
+        # XOAUTH2/OAUTHBEARER tokens are checked by POSTing them to this URL (RFC 7662).
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.binary = binary
         self._proc: subprocess.Popen[bytes] | None = None
         if os.geteuid() == 0:
@@ -183,7 +226,11 @@ class DovecotServer:
         self._chown(self.base_dir)
         values = {
             "base_dir": str(self.base_dir),
-            "port": str(self.port),
+            "imap_port": "0" if self.tls else str(self.port),
+            "imaps_port": str(self.port) if self.tls else "0",
+            "ssl_settings": self._ssl_settings(),
+            "oauth2_mechanisms": " xoauth2 oauthbearer" if self.oauth2_introspection_url else "",
+            "oauth2_passdb": self._oauth2_passdb(),
             "user": pwd.getpwuid(self.uid).pw_name,
             "group": grp.getgrgid(self.gid).gr_name,
             "max_userip_connections": str(self.max_userip_connections),
@@ -195,6 +242,41 @@ class DovecotServer:
         self.config_path.write_text(Template(TEMPLATE.read_text()).substitute(values))
         self.log_path.touch()
         self._chown(self.log_path)
+
+    @property
+    def cert_path(self) -> Path:
+        """The self-signed certificate (PEM) served with ``tls=True``; a CA file for clients."""
+        return self.base_dir / "tls" / "cert.pem"
+
+    def _ssl_settings(self) -> str:
+        if not self.tls:
+            return "ssl = no"
+        key_path = self.cert_path.with_name("key.pem")
+        if not self.cert_path.exists():
+            self.cert_path.parent.mkdir(exist_ok=True)
+            cert, key = self_signed_certificate(self.host)
+            self.cert_path.write_bytes(cert)
+            key_path.write_bytes(key)
+            key_path.chmod(0o600)
+            for p in (self.cert_path.parent, self.cert_path, key_path):
+                self._chown(p)
+        return f"ssl = required\nssl_cert = <{self.cert_path}\nssl_key = <{key_path}"
+
+    def _oauth2_passdb(self) -> str:
+        if not self.oauth2_introspection_url:
+            return ""
+        conf = self.base_dir / "oauth2.conf.ext"
+        conf.write_text(
+            "introspection_mode = post\n"
+            f"introspection_url = {self.oauth2_introspection_url}\n"
+            "username_attribute = username\n"
+            "active_attribute = active\n"
+            "active_value = true\n"
+        )
+        self._chown(conf)
+        return (
+            f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {conf}\n}}"
+        )
 
     # --- users and mail -----------------------------------------------------------------
 
@@ -283,8 +365,12 @@ class DovecotServer:
 
     def _greets(self) -> bool:
         try:
-            with socket.create_connection((self.host, self.port), timeout=1.0) as s:
-                return s.recv(64).startswith(b"* OK")
+            with socket.create_connection((self.host, self.port), timeout=1.0) as raw:
+                if not self.tls:
+                    return raw.recv(64).startswith(b"* OK")
+                ctx = ssl.create_default_context(cafile=str(self.cert_path))
+                with ctx.wrap_socket(raw, server_hostname=self.host) as s:
+                    return s.recv(64).startswith(b"* OK")
         except OSError:
             return False
 
@@ -317,8 +403,7 @@ class DovecotServer:
             return ""
 
     def auth_failures(self) -> int:
-        """Failed logins so far. Dovecot delays later logins from the same IP after these
-        (auth penalty, seconds), so tests that fail logins should use their own server."""
+        """Failed logins so far, read from Dovecot's log."""
         text = self.log_path.read_text(errors="replace")
         return text.count("Password mismatch") + text.count("unknown user")
 

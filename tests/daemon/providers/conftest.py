@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -29,17 +33,45 @@ def dovecot() -> Iterator[DovecotServer]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
-def fresh_dovecot() -> Iterator[DovecotServer]:
-    """A Dovecot of its own, for tests that fail logins: Dovecot then delays every login
-    from the same address for seconds (auth penalty), which would slow the other tests."""
+class _Introspection(BaseHTTPRequestHandler):
+    """RFC 7662 token introspection, standing in for the OAuth provider Dovecot asks."""
+
+    valid: ClassVar[dict[str, str]] = {}
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        token = parse_qs(body).get("token", [""])[0]
+        user = self.valid.get(token)
+        answer = {"active": True, "username": user} if user else {"active": False}
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture(scope="session")
+def oauth_dovecot() -> Iterator[tuple[DovecotServer, dict[str, str]]]:
+    """A Dovecot accepting XOAUTH2 tokens listed in the returned dict (token -> user)."""
+    valid: dict[str, str] = {}
+    handler = type("Handler", (_Introspection,), {"valid": valid})
+    httpd = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
     base = scratch_dir()
-    server = DovecotServer(base)
+    url = f"http://127.0.0.1:{httpd.server_port}/introspect"
+    server = DovecotServer(base, oauth2_introspection_url=url)
     server.start()
     try:
-        yield server
+        yield server, valid
     finally:
         server.stop()
+        httpd.shutdown()
+        httpd.server_close()
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
 from collections.abc import Callable
 
 import pytest
 
-from daemon.errors import AuthRevoked, PermanentError
+from daemon.errors import AuthRevoked, PermanentError, TransientError
 from daemon.policy import SyncKind
 from daemon.providers.base import MailboxContext
 from daemon.providers.imap import ImapProvider, ImapSettings
 from daemon.ratelimit import CountingGate
 from loadtest.dovecot.imap_admin import ImapAdmin
 from loadtest.dovecot.messages import generate_mailbox, generate_message, malformed_messages
-from loadtest.dovecot.server import DovecotServer, DovecotUser
+from loadtest.dovecot.server import DovecotServer, DovecotUser, scratch_dir
 
 START = 1_700_000_000.0
 MakeUser = Callable[..., DovecotUser]
@@ -173,43 +174,66 @@ async def test_uidvalidity_change_resyncs_that_folder(
 
 
 async def test_wrong_password_is_auth_revoked(
-    fresh_dovecot: DovecotServer, context_for: MakeCtx
+    dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
 ) -> None:
-    user = fresh_dovecot.add_user("carol", "right")
+    user = new_user()
     provider = ImapProvider()
-    ctx = context_for(user, password="wrong", server=fresh_dovecot)
+    ctx = context_for(user, password="wrong")
     try:
         with pytest.raises(AuthRevoked, match="AUTHENTICATIONFAILED"):
             await provider.sync(ctx, SyncKind.FULL, None)
-        assert provider.pool.open_count(("127.0.0.1", fresh_dovecot.port, "carol")) == 0
+        assert provider.pool.open_count((dovecot.host, dovecot.port, user.name)) == 0
         assert provider.pool.stats.logins == 0
     finally:
         await provider.aclose()
 
 
-class _RejectedTokens:
-    def __init__(self) -> None:
+class _Tokens:
+    """A token source handing out a cached token, and a new one when forced to refresh."""
+
+    def __init__(self, cached: str, refreshed: str) -> None:
+        self.cached, self.refreshed = cached, refreshed
         self.calls: list[bool] = []
 
     async def get(self, force_refresh: bool = False) -> str:
         self.calls.append(force_refresh)
-        return f"token-{len(self.calls)}"
+        return self.refreshed if force_refresh else self.cached
 
 
-async def test_xoauth2_refused_token_is_refreshed_once_then_auth_revoked(
-    fresh_dovecot: DovecotServer, context_for: MakeCtx
+async def test_xoauth2_stale_token_is_refreshed_once(
+    oauth_dovecot: tuple[DovecotServer, dict[str, str]], context_for: MakeCtx
 ) -> None:
-    # This Dovecot has no OAuth2 passdb, so every token is refused.
-    user = fresh_dovecot.add_user("dave", "pw")
-    tokens = _RejectedTokens()
-    ctx = context_for(user, extra={"auth": "xoauth2"}, tokens=tokens, server=fresh_dovecot)
+    server, valid = oauth_dovecot
+    user = server.add_user("olga", "unused-password")
+    server.write_messages(
+        user, "INBOX", generate_mailbox(random.Random(6), 2, start=START, end=START + 2)
+    )
+    valid["fresh-token"] = "olga"
+    tokens = _Tokens("expired-token", "fresh-token")
+    ctx = context_for(user, server=server, extra={"auth": "xoauth2"}, tokens=tokens)
     provider = ImapProvider()
     try:
-        with pytest.raises(AuthRevoked):
+        res = await provider.sync(ctx, SyncKind.FULL, None)
+    finally:
+        await provider.aclose()
+    assert len(res.upserts) == 2 and tokens.calls == [False, True]
+    assert by_method(ctx)["imap.login"] == 2
+
+
+async def test_xoauth2_revoked_grant_is_auth_revoked(
+    oauth_dovecot: tuple[DovecotServer, dict[str, str]], context_for: MakeCtx
+) -> None:
+    server, _valid = oauth_dovecot
+    user = server.add_user("pavel", "unused-password")
+    tokens = _Tokens("revoked-1", "revoked-2")
+    ctx = context_for(user, server=server, extra={"auth": "xoauth2"}, tokens=tokens)
+    provider = ImapProvider()
+    try:
+        with pytest.raises(AuthRevoked, match="XOAUTH2"):
             await provider.sync(ctx, SyncKind.FULL, None)
     finally:
         await provider.aclose()
-    assert tokens.calls == [False, True]
+    assert tokens.calls == [False, True] and provider.pool.stats.logins == 0
 
 
 async def test_malformed_messages_are_stored_with_reasons(
@@ -301,3 +325,29 @@ async def test_unreadable_cursor_falls_back_to_full(
     finally:
         await provider.aclose()
     assert res.kind is SyncKind.FULL and res.fell_back_to_full and len(res.upserts) == 4
+
+
+async def test_implicit_tls(context_for: MakeCtx) -> None:
+    base = scratch_dir()
+    server = DovecotServer(base, tls=True)
+    server.start()
+    try:
+        user = server.add_user("tina", "pw")
+        server.write_messages(
+            user, "INBOX", generate_mailbox(random.Random(8), 3, start=START, end=START + 3)
+        )
+        ctx = context_for(user, server=server, extra={"tls": "implicit"})
+        trusted = ImapProvider(ImapSettings(ca_file=str(server.cert_path)))
+        unchecked = ImapProvider(ImapSettings(verify_tls=False))
+        strict = ImapProvider()
+        try:
+            assert len((await trusted.sync(ctx, SyncKind.FULL, None)).upserts) == 3
+            assert len((await unchecked.sync(ctx, SyncKind.FULL, None)).upserts) == 3
+            with pytest.raises(TransientError, match="CERTIFICATE_VERIFY_FAILED"):
+                await strict.sync(ctx, SyncKind.FULL, None)
+        finally:
+            for p in (trusted, unchecked, strict):
+                await p.aclose()
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
