@@ -1,0 +1,343 @@
+"""The fast path: the daemon's steady state in closed form, vectorised over configurations.
+
+A scenario's per-sync figures (service time, API units, CPU, DB) are sampled once with the
+same request model and quota arithmetic as the event simulation (``job_profile``); then
+``evaluate`` computes throughput, capacity, waits, staleness, resources and cost for whole
+numpy grids of tenants x processes x concurrency x interval x instance at once.
+
+Queue waits use the batch-drain approximation: each of K unsynchronised schedulers releases
+b = λT/K jobs per cycle onto c workers, so jobs wait for the batch ahead of them to drain
+(``closed_forms.batch_drain_mean``); M/M/c would predict almost no wait at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from daemon import policy
+from daemon.policy import QuotaScope, SyncKind
+from simulator import closed_forms as cf
+from simulator import population
+from simulator.catalogue import load_catalogue
+from simulator.distributions import mean as dist_mean
+from simulator.gate import ProviderRuntime, Request
+from simulator.scenario import PROVIDERS, Scenario
+
+Arr = np.ndarray
+
+
+@dataclass(frozen=True)
+class JobProfile:
+    """Per-sync figures of one scenario's population (independent of its size)."""
+
+    s_inc: float  # mean incremental job time, seconds (API, gates, CPU, DB)
+    s2_inc: float  # its second moment
+    s_full: float  # mean full-sync job time
+    s_full_p99: float
+    full_share: float  # share of jobs that are full syncs (cursor expiry)
+    app_units: dict[str, float]  # app-scope quota -> units per sync (population mix)
+    app_rate: dict[str, float]  # app-scope quota -> sustained units per second
+    cpu_ms: float  # per sync
+    db_ms: float  # per sync
+    requests: float  # HTTP requests per sync
+    error_rate: float
+    mailboxes_per_tenant: float
+    inv_interval: float  # E[1 / interval] over mailboxes
+
+
+def _walk(pv: ProviderRuntime, idx: int, reqs: tuple[Request, ...]) -> tuple[float, int, int]:
+    # A job alone on its mailbox's buckets: the event simulation's virtual clock.
+    mb = pv.mailbox_buckets(idx) if pv.mb_quotas else None
+    t = pv.overhead()
+    units = calls = 0
+    for sampler, inner, u, _ru, extra in reqs:
+        if mb:
+            t = pv.gate_mailbox(mb, t, u)
+        t += sampler() + extra
+        units += u
+        calls += inner
+    return t, units, calls
+
+
+def job_profile(
+    s: Scenario, samples: int = 2000, full_samples: int = 200, seed: int = 7
+) -> JobProfile:
+    """Sample the scenario's syncs once (seeded) to get the fast path's per-sync figures."""
+    import random
+
+    rng = np.random.default_rng(seed)
+    small = s.updated({"population.tenants": min(s.population.tenants, samples)})
+    pop = population.build(small, rng)
+    n = pop.n
+    limits = s.limits()
+    r = s.resources
+    prng = random.Random(seed)
+    runtimes = {
+        p: ProviderRuntime(p, s.providers[p], limits[p], None, n + full_samples, rng, prng)
+        for p in s.population.providers
+    }
+    pe = s.population
+    mu = pop.arrivals_per_s * pop.interval_s
+    added = rng.poisson(mu)
+    other = rng.poisson(mu * (pe.changes_per_arrival + pe.deletes_per_arrival))
+    share_del = pe.deletes_per_arrival / max(pe.changes_per_arrival + pe.deletes_per_arrival, 1e-12)
+    deleted = rng.binomial(other, share_del)
+    dur, cpu, db, reqs_n = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    units: dict[str, np.ndarray] = {}
+    for i in range(n):
+        p = PROVIDERS[pop.provider[i]]
+        pv = runtimes[p]
+        a, d = int(added[i]), int(deleted[i])
+        c = int(other[i]) - d
+        reqs = pv.requests(SyncKind.INCREMENTAL, 0, a, c, d)
+        t, u, calls = _walk(pv, i, reqs)
+        stored = a + c
+        cpu[i] = r.cpu_ms_per_call * calls + r.cpu_ms_per_message * stored + r.cpu_ms_per_job
+        db[i] = r.db_commit_ms + r.db_ms_per_message * stored
+        dur[i] = t + (cpu[i] + db[i]) / 1000
+        reqs_n[i] = len(reqs)
+        for q in pv.app_quotas:
+            units.setdefault(q.name, np.zeros(n))[i] = u
+    fdur = np.zeros(full_samples)
+    fcpu = np.zeros(full_samples)
+    funits: dict[str, np.ndarray] = {}
+    pick = rng.integers(0, n, full_samples)
+    for j, i in enumerate(pick):
+        pv = runtimes[PROVIDERS[pop.provider[i]]]
+        size = int(pop.size[i])
+        reqs = pv.requests(SyncKind.FULL, size, 0, 0, 0)
+        t, u, calls = _walk(pv, n + j, reqs)
+        fcpu[j] = r.cpu_ms_per_call * calls + r.cpu_ms_per_message * size + r.cpu_ms_per_job
+        fdb = r.db_commit_ms + r.db_ms_per_message * size
+        fdur[j] = t + (fcpu[j] + fdb) / 1000
+        for q in pv.app_quotas:
+            funits.setdefault(q.name, np.zeros(full_samples))[j] = u
+    f = s.daemon.cursor_expiry_per_sync
+    app_units = {
+        k: (1 - f) * float(v.mean()) + f * float(funits.get(k, np.zeros(1)).mean())
+        for k, v in units.items()
+    }
+    app_rate = {
+        q.name: q.sustained_per_s
+        for lim in limits.values()
+        for q in lim.quotas
+        if q.scope is QuotaScope.APP and q.name in app_units
+    }
+    err = {p: s.providers[p].errors for p in s.population.providers}
+    shares = s.population.providers
+    error_rate = sum(
+        shares[p] * (e.auth_revoked + e.permanent + e.transient) for p, e in err.items()
+    )
+    return JobProfile(
+        s_inc=float(dur.mean()),
+        s2_inc=float(np.mean(dur**2)),
+        s_full=float(fdur.mean()),
+        s_full_p99=float(np.percentile(fdur, 99)),
+        full_share=f,
+        app_units=app_units,
+        app_rate=app_rate,
+        cpu_ms=(1 - f) * float(cpu.mean()) + f * float(fcpu.mean()),
+        db_ms=float(db.mean()),
+        requests=float(reqs_n.mean()),
+        error_rate=error_rate,
+        mailboxes_per_tenant=population.expected_mailboxes(s) / s.population.tenants,
+        inv_interval=float(np.mean(1 / pop.interval_s)),
+    )
+
+
+def _cheapest(busy: Arr, capacity: Arr, price: Arr, headroom: float = 0.7) -> tuple[Arr, Arr]:
+    # Per configuration, the cheapest tier whose capacity keeps ``busy`` under the headroom.
+    order = np.argsort(price)
+    cap, cost = capacity[order], price[order]
+    fits = busy[..., None] <= headroom * cap
+    idx = np.where(fits.any(axis=-1), fits.argmax(axis=-1), len(cap) - 1)
+    return cost[idx], busy / cap[idx]
+
+
+RATIO_NAMES = ["workers", "scheduler batch (claim rate)", "CPU", "RAM", "database", "Redis"]
+
+
+def overlapping_batches(b: Arr, c: Arr, svc: float, k: Arr, period: float) -> tuple[Arr, Arr]:
+    """Mean and longest wait of a batch of ``b`` that may land on j still-running batches."""
+    from scipy import stats
+
+    k_arr = np.asarray(k, dtype=float)
+    p_overlap = min(svc, period) / period
+    kmax = int(np.max(k_arr))
+    mean = np.zeros(np.broadcast(b, c, k_arr).shape)
+    worst = np.zeros_like(mean)
+    for j in range(kmax):
+        pj = stats.binom.pmf(j, k_arr - 1, p_overlap)
+        ahead = j * b
+        # The batch's jobs are the last b of a virtual batch of (j + 1) b.
+        total = cf.batch_drain_mean(ahead + b, c, svc) * (ahead + b)
+        before = cf.batch_drain_mean(ahead, c, svc) * ahead
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wj = np.where(b > 0, (total - before) / np.maximum(b, 1e-12), 0.0)
+        mean = mean + pj * wj
+        worst = np.where(pj > 0.05, np.maximum(worst, cf.batch_drain_max(ahead + b, c, svc)), worst)
+    return mean, worst
+
+
+def evaluate(
+    s: Scenario,
+    p: JobProfile,
+    tenants: Arr,
+    processes: Arr,
+    hosts: Arr | None = None,
+    conc_scale: Arr | float = 1.0,
+    interval: Arr | float | None = None,
+    instance: Arr | None = None,
+) -> dict[str, Arr]:
+    """Steady-state figures for every configuration (arrays broadcast together).
+
+    ``instance`` holds indices into the catalogue's instance list (default: the scenario's).
+    """
+    prof = s.profile()
+    cat = load_catalogue(s.costs.catalogue)
+    names = list(cat.instances)
+    inst_idx = np.asarray(names.index(s.daemon.instance) if instance is None else instance)
+    vcpu = np.array([cat.instances[n].vcpu for n in names], dtype=float)[inst_idx]
+    ram_cap = np.array([cat.instances[n].ram_gb for n in names])[inst_idx]
+    price = np.array([cat.instances[n].usd_month for n in names])[inst_idx]
+    k = np.asarray(processes, dtype=float)
+    h = k if hosts is None else np.asarray(hosts, dtype=float)
+    n = np.asarray(tenants, dtype=float) * p.mailboxes_per_tenant
+    inv_i = p.inv_interval if interval is None else 1 / np.asarray(interval, dtype=float)
+    mean_i = 1 / np.asarray(inv_i)
+    lam = n * inv_i / (1 - p.error_rate)  # syncs per second, retries included
+    # Mailboxes synced every interval stay in the tier of their age; normally high.
+    tier = policy.tier_for(float(np.max(mean_i)) / 3600, prof)
+    scale = np.asarray(conc_scale, dtype=float)
+    c_tier = np.maximum(1, np.rint(scale * prof.concurrency.for_tier(tier)))
+    c_all = np.maximum(1, np.rint(scale * prof.concurrency.total))
+    c = k * c_tier
+    period = prof.scheduler_interval_s
+    f = p.full_share
+    s_mean = (1 - f) * p.s_inc + f * p.s_full
+    cpu_s = p.cpu_ms / 1000
+    # Capacity: the smallest of the independent ceilings.
+    caps = [c / s_mean, k * prof.batch_size / period]
+    cpu_cap = k * 1.0 / max(cpu_s, 1e-12)  # one event loop per process
+    caps.append(cpu_cap)
+    for q, units in p.app_units.items():
+        if units > 0:
+            caps.append(np.full_like(lam, p.app_rate[q] / units))
+    x_max = np.minimum.reduce([np.broadcast_to(x, np.broadcast(lam, c, k).shape) for x in caps])
+    stable = lam < 0.98 * x_max
+    thr = np.minimum(lam, x_max)
+    # Waits: batch drain on the workers that long (full) syncs leave free. The K schedulers
+    # run at random phases: each other scheduler's last batch is still running with
+    # probability min(S, T) / T, so a batch may land on j earlier ones (binomial in j).
+    busy_long = lam * f * p.s_full
+    c_eff = np.maximum(c - busy_long, 1)
+    b = np.minimum(lam * period / k, prof.batch_size)
+    w_mean, w_max = overlapping_batches(b, c_eff, p.s_inc, k, period)
+    w_mean = np.where(stable, w_mean, np.inf)
+    w_max = np.where(stable, w_max, np.inf)
+    claim_mean = period / (k + 1)
+    claim_max = period * cf.harmonic(k) / k
+    lag_mean = claim_mean + w_mean + p.s_inc
+    gap = mean_i + claim_mean + w_mean
+    st_mean = gap / 2
+    st_p95 = 0.95 * (mean_i + claim_max + w_max)
+    # The longest staleness: a full cycle plus the worst waits, or a full-sync straggler.
+    fulls_in_horizon = lam * f * (s.run.horizon_s - s.run.warmup_s)
+    straggler = np.where(fulls_in_horizon >= 1, p.s_full_p99, 0.0)
+    st_max = mean_i + claim_max + w_max + np.maximum(p.s_inc, straggler)
+    fq = s.criteria.fresh_quantile
+    st_q = st_max if fq >= 1 else fq * (mean_i + claim_max + w_max)
+    # Resources.
+    per_host = np.ceil(k / h)
+    cores = thr * cpu_s + k * (1 / period) * s.resources.cpu_ms_per_cycle / 1000
+    cpu_pct = cores / k * per_host / vcpu * 100
+    inflight = np.minimum(thr * s_mean / k, c_all)
+    r = s.resources
+    rss = r.rss_base_mb + r.rss_per_job_mb * inflight + r.rss_per_mailbox_kb * n / 1024
+    ram_gb = rss * per_host / 1024
+    db_busy = thr * p.db_ms / 1000 + k / period * r.db_ms_per_claim / 1000
+    pg_cost, db_util = _cheapest(
+        db_busy,
+        np.array([t.vcpu for t in cat.postgres.values()], dtype=float),
+        np.array([t.usd_month for t in cat.postgres.values()]),
+    )
+    ops = thr * r.redis_ops_per_job + thr * p.requests * r.redis_ops_per_request * 2
+    redis_cost, redis_util = _cheapest(
+        ops,
+        np.array([t.ops_per_s for t in cat.redis.values()]),
+        np.array([t.usd_month for t in cat.redis.values()]),
+    )
+    cost = h * price + pg_cost + redis_cost
+    t_claim = 0.95 * n / (k * prof.batch_size / period)
+    t_work = 0.95 * n * p.s_inc / c
+    t95 = period / (k + 1) + np.maximum(t_claim, t_work) + p.s_inc
+    # The drain measures burst capacity: full-sync stragglers do not hold it back, but
+    # quotas and the event loop's CPU still cap it.
+    burst_cap = np.minimum.reduce(
+        [np.broadcast_to(x, np.broadcast(lam, c, k).shape) for x in caps[2:]]
+    )
+    capacity = np.minimum(0.95 * n / t95, burst_cap) * 60
+    cr = s.criteria
+    ratios = np.stack(
+        np.broadcast_arrays(
+            thr * s_mean / c,
+            thr / (k * prof.batch_size / period),
+            np.maximum(cpu_pct / cr.cpu_pct_max, cores / k),
+            ram_gb / np.minimum(cr.ram_gb_max, ram_cap),
+            db_util / 0.8,
+            redis_util / 0.8,
+        )
+    )
+    passes = (
+        (capacity >= cr.throughput_per_min)
+        & (cpu_pct < cr.cpu_pct_max)
+        & (ram_gb < np.minimum(cr.ram_gb_max, ram_cap))
+        & (p.error_rate < cr.error_rate_max)
+        & (st_q <= cr.fresh_within_s)
+        & stable
+    )
+    return {
+        "mailboxes": n,
+        "demand_per_min": lam * 60,
+        "throughput_per_min": thr * 60,
+        "x_max_per_min": x_max * 60,
+        "capacity_per_min": capacity,
+        "stable": stable,
+        "wait_mean": w_mean,
+        "wait_max": w_max,
+        "lag_mean": lag_mean,
+        "staleness_mean": st_mean,
+        "staleness_p95": st_p95,
+        "staleness_max": st_max,
+        "staleness_q": st_q,
+        "util_workers": thr * s_mean / c,
+        "cpu_pct_host": cpu_pct,
+        "cpu_core_per_process": cores / k,
+        "ram_gb_host": ram_gb,
+        "db_util": db_util,
+        "redis_ops_per_s": ops,
+        "cost_month": cost,
+        "cost_per_tenant": cost / np.asarray(tenants, dtype=float),
+        "bottleneck": ratios.argmax(axis=0),
+        "bottleneck_ratio": ratios.max(axis=0),
+        "passes": passes,
+    }
+
+
+def largest_interval(
+    s: Scenario, p: JobProfile, tenants: float, processes: float, candidates: Arr | None = None
+) -> float:
+    """The longest sync interval whose staleness still meets the freshness criterion."""
+    cand = np.arange(10.0, 3601.0, 5.0) if candidates is None else candidates
+    out = evaluate(s, p, np.full_like(cand, tenants), np.full_like(cand, processes), interval=cand)
+    ok = (out["staleness_q"] <= s.criteria.fresh_within_s) & out["stable"]
+    return float(cand[ok].max()) if ok.any() else math.nan
+
+
+def mean_interval(s: Scenario) -> float:
+    """The scenario's mean sync interval."""
+    d = s.population.sync_interval_s
+    return s.profile().sync_interval_s if d is None else dist_mean(d)

@@ -1,0 +1,487 @@
+"""The event simulation of the daemon: schedulers, tier queues, workers, quota gates, pushes.
+
+SimPy is the calendar. Jobs are callback-driven: a job whose calls no shared gate delays is
+walked on a virtual clock and costs one timeout; only a job that an app-wide bucket makes
+wait is stepped request by request, so shared buckets are consulted in time order.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Generator
+from typing import Any, cast
+
+import numpy as np
+import simpy
+
+from daemon import policy
+from daemon.policy import ErrorKind, SyncKind
+from simulator import population
+from simulator.gate import IN_SYNC_RETRIES, ProviderRuntime, Request
+from simulator.mailboxes import ACTIVE, RUNNING, MailboxTable
+from simulator.metrics import Recorder, RunMetrics
+from simulator.scenario import PROVIDERS, Scenario
+from simulator.station import Station
+
+TIER_INDEX = {t: i for i, t in enumerate(policy.TIERS)}
+FULL, INCR = SyncKind.FULL, SyncKind.INCREMENTAL
+# What a finished job's event carries: job, kind run, failure (None = success), Retry-After.
+_Done = tuple["Job", SyncKind, ErrorKind | None, float | None]
+
+
+class Job:
+    """One sync job on a tier queue."""
+
+    __slots__ = ("due", "enq", "kind", "m", "started", "tier")
+
+    def __init__(self, m: int, tier: int, kind: SyncKind, due: float, enq: float) -> None:
+        self.m, self.tier, self.kind, self.due, self.enq = m, tier, kind, due, enq
+        self.started = 0.0
+
+
+def _poisson(mu: float, rnd: random.Random) -> int:
+    # Inversion is cheapest for the small means of mail between two syncs.
+    if mu <= 0:
+        return 0
+    if mu > 30:
+        return max(0, round(rnd.gauss(mu, math.sqrt(mu))))
+    p = math.exp(-mu)
+    u, k, cum = rnd.random(), 0, p
+    while u > cum and k < 200:
+        k += 1
+        p *= mu / k
+        cum += p
+    return k
+
+
+class Simulation:
+    """One replication of a scenario; ``mode='drain'`` makes every mailbox due at t=0."""
+
+    def __init__(self, scenario: Scenario, seed: int, mode: str = "steady") -> None:
+        if mode == "drain":
+            scenario = scenario.updated({"population.initial": "all_due"})
+        self.s = scenario
+        self.mode = mode
+        self.profile = scenario.profile()
+        rng = np.random.default_rng(seed)
+        self.prng = random.Random(int(rng.integers(2**62)))
+        pop = population.build(scenario, rng)
+        self.pop = pop
+        self.n = pop.n
+        last = [None if math.isnan(x) else float(x) for x in pop.last_success_at.tolist()]
+        self.table = MailboxTable(
+            pop.next_sync_at.tolist(), last, pop.has_cursor.tolist(), pop.interval_s.tolist()
+        )
+        self.provider_of = pop.provider.tolist()
+        self.rate = pop.arrivals_per_s.tolist()
+        self.size = pop.size.tolist()
+        self.content_at = [0.0] * self.n
+        self.pending = [[0, 0, 0] for _ in range(self.n)]
+        limits = scenario.limits()
+        self.prov: list[ProviderRuntime | None] = []
+        for name in PROVIDERS:
+            model = scenario.providers.get(name)
+            if model is None or name not in scenario.population.providers:
+                self.prov.append(None)
+                continue
+            real = (
+                policy.get_quota_preset(model.actual_quotas)[name] if model.actual_quotas else None
+            )
+            self.prov.append(
+                ProviderRuntime(name, model, limits[name], real, self.n, rng, self.prng)
+            )
+        k = scenario.daemon.processes
+        self.env = simpy.Environment()
+        self.stations = [
+            Station(k * self.profile.concurrency.for_tier(t), self._start) for t in policy.TIERS
+        ]
+        self.warm = 0.0 if mode == "drain" else scenario.run.warmup_s
+        hours0 = [policy.hours_since(x, 0.0) for x in last]
+        tier0 = [TIER_INDEX[policy.tier_for(h, self.profile)] for h in hours0]
+        self.rec = Recorder(scenario, self.n, pop.last_success_at, np.array(tier0), self.warm)
+        self.phases = [float(x) for x in rng.uniform(0, self.profile.scheduler_interval_s, k)]
+        self.synced_once = bytearray(self.n)
+        self.drained_at: float | None = None
+        self._remaining = self.n
+        # The drain's capacity is read when 95 % are done: one slow full sync must not
+        # stand for the throughput of the whole deployment.
+        self._t95_left = self.n - math.ceil(0.95 * self.n)
+        self.t95: float | None = None
+        self._done = self.env.event()
+        self._res = scenario.resources
+        ce = scenario.population.changes_per_arrival
+        de = scenario.population.deletes_per_arrival
+        self._cd = ce + de
+        self._del_share = de / (ce + de) if ce + de > 0 else 0.0
+        self.drain = mode == "drain"
+        self._expiry = scenario.daemon.cursor_expiry_per_sync
+
+    # --- processes -------------------------------------------------------------------
+
+    def _scheduler(self, phase: float) -> Generator[simpy.Event, Any, None]:
+        env, table, profile, st = self.env, self.table, self.profile, self.stations
+        yield env.timeout(phase)
+        period = profile.scheduler_interval_s
+        while True:
+            now = env.now
+            plan = table.claim(now, profile)
+            self.rec.cycle(now, len(plan))
+            nsa = table.next_sync_at
+            for a in plan:
+                ti = TIER_INDEX[a.tier]
+                st[ti].arrive(Job(a.mailbox_id, ti, a.kind, nsa[a.mailbox_id], now), now)
+            yield env.timeout(period)
+
+    def _pushes(self) -> Generator[simpy.Event, Any, None]:
+        share = self.s.daemon.push_share
+        rates = np.asarray(self.rate) * share
+        total = float(rates.sum())
+        if total <= 0:
+            return
+        cum = np.cumsum(rates) / total
+        rng = np.random.default_rng(self.prng.getrandbits(63))
+        env, table, high = self.env, self.table, self.stations[0]
+        while True:
+            gaps = rng.exponential(1 / total, 4096).tolist()
+            picks = np.searchsorted(cum, rng.random(4096), side="right").tolist()
+            for gap, m in zip(gaps, picks, strict=True):
+                yield env.timeout(gap)
+                m = min(m, self.n - 1)
+                a = table.push(m, env.now, self.profile)
+                if a is not None:
+                    self.rec.push(env.now)
+                    high.arrive(Job(m, 0, a.kind, env.now, env.now), env.now)
+
+    def _sampler(self) -> Generator[simpy.Event, Any, None]:
+        env, every = self.env, self.s.run.sample_interval_s
+        status = np.frombuffer(self.table.status, dtype=np.uint8)
+        while True:
+            yield env.timeout(every)
+            if env.now >= self.warm:
+                self.rec.sample(env.now, status == ACTIVE, self.stations)
+
+    def _warmup(self) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(self.warm)
+        for st in self.stations:
+            st.reset_stats(self.env.now)
+        for p in self.prov:
+            if p is not None:
+                p.reset_counters()
+        self.rec.reset(self.env.now)
+
+    # --- jobs ------------------------------------------------------------------------
+
+    def _start(self, job: Job, now: float, wait: float, cls: int) -> None:
+        m = job.m
+        self.table.state[m] = RUNNING
+        job.started = now
+        rnd = self.prng
+        pv = self.prov[self.provider_of[m]]
+        assert pv is not None  # every mailbox's provider has a runtime
+        # Mail that arrived since contents were last drawn, kept until a sync succeeds.
+        mu = self.rate[m] * (now - self.content_at[m])
+        self.content_at[m] = now
+        pend = self.pending[m]
+        if mu > 0:
+            added = _poisson(mu, rnd)
+            other = _poisson(mu * self._cd, rnd)
+            deleted = 0
+            if other:
+                share = self._del_share
+                deleted = sum(1 for _ in range(other) if rnd.random() < share)
+            pend[0] += added
+            pend[1] += other - deleted
+            pend[2] += deleted
+            left = self.size[m] + added - deleted
+            self.size[m] = left if left > 0 else 0
+        kind = job.kind
+        if kind is FULL:
+            size = self.size[m]
+            reqs = pv.requests(FULL, size, 0, 0, 0)
+            stored = size
+        elif self._expiry and rnd.random() < self._expiry:
+            # Cursor expired: the first incremental call fails, the job falls back to full.
+            size = self.size[m]
+            reqs = pv.requests(INCR, 0, 0, 0, 0)[:1] + pv.requests(FULL, size, 0, 0, 0)
+            stored = size
+            kind = FULL
+        else:
+            reqs = pv.requests(INCR, 0, pend[0], pend[1], pend[2])
+            stored = pend[0] + pend[1]
+        p_auth, p_perm, p_any = pv.fail_p
+        u = rnd.random()
+        fail: ErrorKind | None = None
+        n = len(reqs)
+        if u < p_any:
+            if u < p_auth:
+                fail, n = ErrorKind.AUTH_REVOKED, 0
+            elif u < p_perm:
+                fail, n = ErrorKind.PERMANENT, 1
+            else:
+                fail, n = ErrorKind.TRANSIENT, 1 + int(rnd.random() * n)
+            stored = 0
+        rec = self.rec
+        counting = now >= self.warm
+        if counting:
+            rec.waits[job.tier].append(wait)
+        if pv.simple:
+            plan = self._virtual_simple(m, pv, reqs, n, now, counting)
+        else:
+            plan = self._virtual(m, pv, reqs, n, now)
+        if plan is None:
+            self.env.process(self._stepped(job, pv, reqs, n, fail, kind, stored))
+            return
+        t_end, throttled_out, ra, calls = plan
+        if throttled_out:
+            fail = ErrorKind.RATE_LIMITED
+            stored = 0
+        r = self._res
+        cpu = r.cpu_ms_per_call * calls + r.cpu_ms_per_message * stored + r.cpu_ms_per_job
+        db = r.db_commit_ms + r.db_ms_per_message * stored
+        if counting:
+            rec.cpu_ms += cpu
+            rec.db_ms += db
+            rec.stored += stored
+        ev = self.env.timeout(t_end - now + (cpu + db) / 1000.0, (job, kind, fail, ra))
+        ev.callbacks.append(self._finish_event)
+
+    def _finish_event(self, ev: simpy.Event) -> None:
+        job, kind, fail, ra = cast(_Done, ev.value)
+        self._finish(job, kind, fail, ra)
+
+    def _overhead_s(self, calls: int, stored: int) -> float:
+        r = self._res
+        cpu = r.cpu_ms_per_call * calls + r.cpu_ms_per_message * stored + r.cpu_ms_per_job
+        db = r.db_commit_ms + r.db_ms_per_message * stored
+        self.rec.resources(self.env.now, cpu, db, stored)
+        return (cpu + db) / 1000.0
+
+    def _virtual_simple(
+        self,
+        m: int,
+        pv: ProviderRuntime,
+        reqs: tuple[Request, ...],
+        n: int,
+        now: float,
+        counting: bool,
+    ) -> tuple[float, bool, float | None, int] | None:
+        """``_virtual`` for a provider without real-quota or random 429s (the common case)."""
+        mb = pv.mailbox_buckets(m) if pv.mb_quotas else None
+        t = now + pv.overhead()
+        units = calls = 0
+        gate_wait = 0.0
+        chunk = pv.chunk
+        # One bucket: GCRA reserve inlined (same arithmetic as daemon.gcra.Gcra.reserve).
+        one = mb[0] if mb is not None and len(mb) == 1 else None
+        snap = [b.tat for b in mb] if mb else None
+        for i in range(n):
+            sampler, inner, u, _ru, extra = reqs[i]
+            if one is not None and u <= chunk:
+                tat = one.tat
+                base = t if t > tat else tat
+                start = base - (one.capacity - u) * one.emission_interval
+                if start < t:
+                    start = t
+                one.tat = (start if start > tat else tat) + u * one.emission_interval
+                gate_wait += start - t
+                t = start
+            elif mb:
+                t2 = pv.gate_mailbox(mb, t, u)
+                gate_wait += t2 - t
+                t = t2
+            units += u
+            calls += inner
+            t += sampler() + extra
+        app = pv.app
+        if app:
+            # Inlined Gcra.earliest/reserve at ``now``: admitted when tat - (cap - units) T <= now.
+            for b in app:
+                ei = b.emission_interval
+                if units > b.capacity or b.tat - (b.capacity - units) * ei > now:
+                    if mb and snap:
+                        for bk, tat in zip(mb, snap, strict=True):
+                            bk.tat = tat
+                    return None
+            for b in app:
+                b.tat = (b.tat if b.tat > now else now) + units * b.emission_interval
+        if counting:
+            c = pv.counters
+            c.requests += n
+            c.calls += calls
+            c.units += units
+            c.gate_wait_s += gate_wait
+            pv.units_by_mailbox[m] += units
+        return t, False, None, calls
+
+    def _virtual(
+        self, m: int, pv: ProviderRuntime, reqs: tuple[Request, ...], n: int, now: float
+    ) -> tuple[float, bool, float | None, int] | None:
+        """Walk the job on a virtual clock; None when an app-wide gate would make it wait."""
+        mb = pv.mailbox_buckets(m) if pv.mb_quotas else None
+        rmb = pv.real_mailbox_buckets(m) if pv.real_mb_quotas else None
+        snap = [b.tat for b in mb] if mb else None
+        rsnap = [b.tat for b in rmb] if rmb else None
+        t = now + pv.overhead()
+        units = runits = calls = requests = throttled = 0
+        gate_wait = 0.0
+        out_of_retries, ra_out = False, None
+        for i in range(n):
+            sampler, inner, u, ru, extra = reqs[i]
+            tries = 0
+            while True:
+                if mb:
+                    t2 = pv.gate_mailbox(mb, t, u)
+                    gate_wait += t2 - t
+                    t = t2
+                units += u
+                runits += ru
+                calls += inner
+                requests += 1
+                wait = pv.real_admits(rmb, t, ru) if rmb else 0.0
+                lat = sampler() + extra
+                if wait > 0 or pv.throttle():
+                    throttled += 1
+                    tries += 1
+                    ra = pv.retry_after_for(wait)
+                    if tries > IN_SYNC_RETRIES:
+                        t += lat
+                        out_of_retries, ra_out = True, ra
+                        break
+                    t += lat + ra
+                    continue
+                t += lat
+                break
+            if out_of_retries:
+                break
+        if pv.app or pv.real_app:
+            ok = all(units <= b.capacity and b.earliest(now, units) <= now for b in pv.app) and all(
+                min(runits, b.capacity) == runits and b.earliest(now, runits) <= now
+                for b in pv.real_app
+            )
+            if not ok:
+                if mb and snap:
+                    for b, tat in zip(mb, snap, strict=True):
+                        b.tat = tat
+                if rmb and rsnap:
+                    for b, tat in zip(rmb, rsnap, strict=True):
+                        b.tat = tat
+                return None
+            for b in pv.app:
+                b.reserve(now, units)
+            for b in pv.real_app:
+                b.reserve(now, runits)
+        self.rec.provider(pv, m, now, requests, calls, units, throttled, gate_wait)
+        return t, out_of_retries, ra_out, calls
+
+    def _stepped(
+        self,
+        job: Job,
+        pv: ProviderRuntime,
+        reqs: tuple[Request, ...],
+        n: int,
+        fail: ErrorKind | None,
+        kind: SyncKind,
+        stored: int,
+    ) -> Generator[simpy.Event, Any, None]:
+        env, m, t0 = self.env, job.m, self.env.now
+        gates = (pv.mailbox_buckets(m) if pv.mb_quotas else []) + pv.app
+        real = (pv.real_mailbox_buckets(m) if pv.real_mb_quotas else []) + pv.real_app
+        oh = pv.overhead()
+        if oh > 0:
+            yield env.timeout(oh)
+        units = calls = requests = throttled = 0
+        gate_wait = 0.0
+        ra_out: float | None = None
+        for i in range(n):
+            sampler, inner, u, ru, extra = reqs[i]
+            tries = 0
+            while True:
+                left = u
+                while left > 0:
+                    c = min(left, pv.chunk)
+                    now = env.now
+                    e = max([now, *(b.earliest(now, c) for b in gates)])
+                    if e > now + 1e-9:
+                        gate_wait += e - now
+                        yield env.timeout(e - now)
+                        continue
+                    for b in gates:
+                        b.reserve(now, c)
+                    left -= c
+                units += u
+                calls += inner
+                requests += 1
+                wait = pv.real_admits(real, env.now, ru) if real else 0.0
+                lat = sampler() + extra
+                if wait > 0 or pv.throttle():
+                    throttled += 1
+                    tries += 1
+                    ra = pv.retry_after_for(wait)
+                    if tries > IN_SYNC_RETRIES:
+                        ra_out = ra
+                        yield env.timeout(lat)
+                        break
+                    yield env.timeout(lat + ra)
+                    continue
+                yield env.timeout(lat)
+                break
+            if ra_out is not None:
+                fail = ErrorKind.RATE_LIMITED
+                break
+        self.rec.provider(pv, m, t0, requests, calls, units, throttled, gate_wait)
+        yield env.timeout(self._overhead_s(calls, 0 if fail else stored))
+        self._finish(job, kind, fail, ra_out)
+
+    def _finish(self, job: Job, kind: SyncKind, fail: ErrorKind | None, ra: float | None) -> None:
+        now, m = self.env.now, job.m
+        rec = self.rec
+        if fail is None:
+            self.table.succeed(m, job.started, now)
+            pend = self.pending[m]
+            pend[0] = pend[1] = pend[2] = 0
+            rec.last[m] = now
+            rec.tier[m] = job.tier
+            if now >= self.warm:
+                rec.successes += 1
+                rec.attempts += 1
+                rec.done_since += 1
+                rec.lag.append(now - job.due)
+                rec.durations[kind].append(now - job.started)
+        else:
+            d = self.table.fail(m, fail, now, self.prng, self.profile.retry, ra)
+            rec.failure(fail, d.outcome, now)
+        if self.drain and not self.synced_once[m]:
+            self.synced_once[m] = 1
+            self._remaining -= 1
+            if self._remaining == self._t95_left:
+                self.t95 = now
+            if self._remaining == 0:
+                self.drained_at = now
+                self._done.succeed()
+        self.stations[job.tier].depart(now)
+
+    # --- run -------------------------------------------------------------------------
+
+    def run(self) -> RunMetrics:
+        """Simulate the horizon (or until drained) and return the measured figures."""
+        env = self.env
+        for ph in self.phases:
+            env.process(self._scheduler(ph))
+        env.process(self._pushes())
+        if self.mode == "drain":
+            cap = max(self.s.run.horizon_s, 1.0)
+            env.run(until=env.any_of([self._done, env.timeout(cap)]))
+        else:
+            env.process(self._sampler())
+            if self.warm > 0:
+                env.process(self._warmup())
+            env.run(until=self.s.run.horizon_s)
+        end = env.now
+        for st in self.stations:
+            st.close(end)
+        out = self.rec.finish(end, self.stations, self.prov, self.drained_at, self.t95, self.table)
+        if self.drain and self.t95 is None and end > 0:
+            # Not even 95 % synced by the cap: what was done is a lower bound of capacity.
+            out.scalars["capacity_per_min"] = (self.n - self._remaining) / end * 60
+        return out

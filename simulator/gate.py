@@ -1,0 +1,197 @@
+"""One provider as the simulated daemon sees it: requests per sync, quota gates, latency, 429s.
+
+Quota buckets are lazy GCRA (``daemon.gcra.Gcra``): they compute delays instead of running
+refill processes. Per-mailbox buckets are touched by one job at a time, so a job can be
+walked on a virtual clock; app-wide buckets are shared and are only ever consulted at the
+current simulated instant, which keeps their queries in time order.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from daemon import policy
+from daemon.gcra import Gcra
+from daemon.policy import ProviderLimits, QuotaScope, SyncKind
+from simulator.distributions import Sampler
+from simulator.scenario import ProviderModel
+
+# The daemon retries a throttled request in-sync this many times, each wait capped.
+IN_SYNC_RETRIES = 3
+RETRY_AFTER_CAP_S = 60.0
+
+# (latency sampler, quota-charged calls, enforced units, real-provider units, extra latency)
+Request = tuple[Sampler, int, int, int, float]
+
+
+def _split(method: str, count: int, requests: int) -> list[int]:
+    """Inner calls per HTTP request, as the daemon's providers fill them."""
+    if requests <= 1:
+        return [count]
+    per = -(-count // requests)
+    batch = policy.DEFAULT_FETCH.gmail_batch
+    if method == "messages.get" and requests == -(-count // batch):
+        per = batch
+    return [per] * (requests - 1) + [count - per * (requests - 1)]
+
+
+def real_bucket(q: policy.Quota) -> Gcra:
+    """The real provider's limit as a window total: rate limit/period, capacity ``limit``."""
+    return Gcra(q.period_s / q.limit, q.limit)
+
+
+@dataclass
+class ProviderCounters:
+    """What one provider did inside the measurement window."""
+
+    requests: int = 0
+    calls: int = 0
+    units: int = 0
+    throttled: int = 0
+    gate_wait_s: float = 0.0
+
+
+class ProviderRuntime:
+    """Quota gates, latency and throttling of one provider for one replication."""
+
+    def __init__(
+        self,
+        name: str,
+        model: ProviderModel,
+        enforced: ProviderLimits,
+        real: ProviderLimits | None,
+        n_mailboxes: int,
+        rng: np.random.Generator,
+        prng: random.Random,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.enforced = enforced
+        self.real = real
+        self._prng = prng
+        self.mb_quotas = [q for q in enforced.quotas if q.scope is QuotaScope.MAILBOX]
+        self.app_quotas = [q for q in enforced.quotas if q.scope is QuotaScope.APP]
+        self.app = [Gcra.for_quota(q) for q in self.app_quotas]
+        self.real_mb_quotas = (
+            [q for q in real.quotas if q.scope is QuotaScope.MAILBOX] if real else []
+        )
+        self.real_app = (
+            [real_bucket(q) for q in real.quotas if q.scope is QuotaScope.APP] if real else []
+        )
+        # Per-mailbox buckets, created on first use.
+        self._mb: list[list[Gcra] | None] = [None] * n_mailboxes
+        self._real_mb: list[list[Gcra] | None] = [None] * n_mailboxes
+        caps = [q.burst for q in enforced.quotas]
+        self.chunk = min(caps) if caps else 1 << 30
+        self.app_cap = min((q.burst for q in self.app_quotas), default=1 << 30)
+        self.latency = Sampler(model.latency_s, rng)
+        self._by_method = {m: Sampler(d, rng) for m, d in model.latency_by_method.items()}
+        self.overhead = Sampler(model.sync_overhead_s, rng)
+        self.retry_after = Sampler(model.retry_after_s, rng)
+        self.rate_429 = model.rate_429
+        # No real-provider quotas and no random 429s: jobs take the short path.
+        self.simple = real is None and model.rate_429 == 0
+        e = model.errors
+        # Cumulative failure thresholds of one uniform draw: auth, +permanent, +transient.
+        self.fail_p = (
+            e.auth_revoked,
+            e.auth_revoked + e.permanent,
+            e.auth_revoked + e.permanent + e.transient,
+        )
+        self._cache: dict[tuple[int, int, int, int, int], tuple[Request, ...]] = {}
+        self.counters = ProviderCounters()
+        self.units_by_mailbox = np.zeros(n_mailboxes)
+
+    # --- requests --------------------------------------------------------------------
+
+    def requests(
+        self, kind: SyncKind, messages: int, added: int, changed: int, deleted: int
+    ) -> tuple[Request, ...]:
+        """The HTTP requests of one sync (memoised; incremental shapes repeat a lot)."""
+        full = kind is SyncKind.FULL
+        key = (1 if full else 0, messages if full else 0, added, changed, deleted)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        out: list[Request] = []
+        inner_s = self.model.batch_inner_s
+        for call in policy.sync_calls(self.name, kind, messages, added, changed, deleted):
+            sampler = self._by_method.get(call.method, self.latency)
+            cost = self.enforced.cost(call.method)
+            rcost = self.real.cost(call.method) if self.real else 0
+            for inner in _split(call.method, call.count, call.requests):
+                extra = inner_s * inner if inner > 1 else 0.0
+                out.append((sampler, inner, inner * cost, inner * rcost, extra))
+        result = tuple(out)
+        if len(self._cache) > 200_000:
+            self._cache.clear()
+        self._cache[key] = result
+        return result
+
+    # --- buckets ---------------------------------------------------------------------
+
+    def mailbox_buckets(self, m: int) -> list[Gcra]:
+        """Enforced per-mailbox buckets of mailbox ``m``."""
+        b = self._mb[m]
+        if b is None:
+            b = [Gcra.for_quota(q) for q in self.mb_quotas]
+            self._mb[m] = b
+        return b
+
+    def real_mailbox_buckets(self, m: int) -> list[Gcra]:
+        """The real provider's per-mailbox buckets of mailbox ``m``."""
+        b = self._real_mb[m]
+        if b is None:
+            b = [real_bucket(q) for q in self.real_mb_quotas]
+            self._real_mb[m] = b
+        return b
+
+    def gate_mailbox(self, buckets: list[Gcra], t: float, units: int) -> float:
+        """Pass per-mailbox gates from virtual time ``t``; returns the admitted instant."""
+        chunk = self.chunk
+        while units > 0:
+            c = units if units < chunk else chunk
+            start = t
+            for b in buckets:
+                e = b.earliest(t, c)
+                if e > start:
+                    start = e
+            for b in buckets:
+                b.reserve(start, c)
+            t = start
+            units -= c
+        return t
+
+    def real_admits(self, buckets: list[Gcra], t: float, units: int) -> float:
+        """0 if the real provider takes ``units`` at ``t`` (and charges them), else the wait."""
+        if not buckets or units <= 0:
+            return 0.0
+        worst = 0.0
+        for b in buckets:
+            c = units if units <= b.capacity else b.capacity
+            e = b.earliest(t, c) - t
+            if e > worst:
+                worst = e
+        if worst > 0:
+            return worst
+        for b in buckets:
+            b.reserve(t, units if units <= b.capacity else b.capacity)
+        return 0.0
+
+    def throttle(self) -> bool:
+        """Whether the provider answers 429 regardless of quotas (the model's 429 rate)."""
+        return self.rate_429 > 0 and self._prng.random() < self.rate_429
+
+    def retry_after_for(self, real_wait: float) -> float:
+        """The Retry-After of a 429: the real window's wait (rounded up) or the model's draw."""
+        ra = math.ceil(real_wait) if real_wait > 0 else self.retry_after()
+        return float(min(ra, RETRY_AFTER_CAP_S))
+
+    def reset_counters(self) -> None:
+        """Start the measurement window."""
+        self.counters = ProviderCounters()
+        self.units_by_mailbox[:] = 0.0

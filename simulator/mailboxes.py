@@ -1,0 +1,141 @@
+"""Mailbox state and the scheduler's claim, as the daemon keeps them in PostgreSQL.
+
+The event simulation and the parity harness both drive this module, and every decision
+goes through ``daemon.policy`` (``plan_cycle``, ``next_due``, ``on_failure``,
+``sync_now_assignment``), so the simulator decides exactly what the policy decides.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Sequence
+
+from daemon import policy
+from daemon.policy import Assignment, DueMailbox, ErrorKind, FailureDecision, Outcome, Profile
+
+IDLE, QUEUED, RUNNING = 0, 1, 2
+ACTIVE, NEEDS_REAUTH, ERROR = 0, 1, 2
+
+
+class MailboxTable:
+    """Columns of the ``mailboxes`` table, one list per column, indexed by mailbox id."""
+
+    def __init__(
+        self,
+        next_sync_at: Sequence[float],
+        last_success_at: Sequence[float | None],
+        has_cursor: Sequence[bool],
+        interval_s: Sequence[float],
+    ) -> None:
+        n = len(next_sync_at)
+        if not len(last_success_at) == len(has_cursor) == len(interval_s) == n:
+            raise ValueError("mailbox columns must have equal lengths")
+        self.n = n
+        self.next_sync_at = list(next_sync_at)
+        self.last_success_at = list(last_success_at)
+        self.has_cursor = list(has_cursor)
+        self.interval_s = list(interval_s)
+        self.state = bytearray(n)
+        self.status = bytearray(n)
+        self.failures = [0] * n
+        # A push arrived while queued or running: due again as soon as the run ends.
+        self.push_pending = bytearray(n)
+        self._version = [0] * n
+        self._heap: list[tuple[float, int, int]] = [(t, i, 0) for i, t in enumerate(next_sync_at)]
+        heapq.heapify(self._heap)
+
+    def due_mailbox(self, m: int) -> DueMailbox:
+        """The policy's view of mailbox ``m``."""
+        return DueMailbox(m, self.next_sync_at[m], self.last_success_at[m], self.has_cursor[m])
+
+    def arm(self, m: int, at: float) -> None:
+        """Set ``next_sync_at`` of an idle mailbox (old heap entries become stale)."""
+        v = self._version[m] + 1
+        self._version[m] = v
+        self.next_sync_at[m] = at
+        heapq.heappush(self._heap, (at, m, v))
+
+    def _pop_due(self, now: float, limit: int) -> list[DueMailbox]:
+        # The heap is ordered like policy.due_order_key, so the first ``limit`` valid due
+        # entries are exactly the batch select_batch would take from the whole table.
+        heap = self._heap
+        out: list[DueMailbox] = []
+        version, state, status = self._version, self.state, self.status
+        while heap and len(out) < limit and heap[0][0] <= now:
+            t, m, v = heapq.heappop(heap)
+            if v != version[m] or state[m] != IDLE or status[m] != ACTIVE:
+                continue
+            out.append(DueMailbox(m, t, self.last_success_at[m], self.has_cursor[m]))
+        return out
+
+    def claim(self, now: float, profile: Profile) -> list[Assignment]:
+        """One scheduler cycle: the policy's assignments; claimed mailboxes become queued."""
+        batch = self._pop_due(now, profile.batch_size)
+        plan = policy.plan_cycle(batch, now, profile)
+        for a in plan:
+            self.state[a.mailbox_id] = QUEUED
+        return plan
+
+    def due_backlog(self, now: float) -> int:
+        """Idle active mailboxes already due (the claim backlog); O(heap) so for samples only."""
+        return sum(
+            1
+            for t, m, v in self._heap
+            if t <= now
+            and v == self._version[m]
+            and self.state[m] == IDLE
+            and self.status[m] == ACTIVE
+        )
+
+    def push(self, m: int, now: float, profile: Profile) -> Assignment | None:
+        """A push notification: a high-tier assignment if idle, else flag it for later."""
+        if self.status[m] != ACTIVE:
+            return None
+        if self.state[m] != IDLE:
+            self.push_pending[m] = 1
+            return None
+        self.state[m] = QUEUED
+        self._version[m] += 1  # its due entry is superseded by this sync
+        return policy.sync_now_assignment(self.due_mailbox(m), now, profile)
+
+    def start(self, m: int) -> None:
+        """A worker picked the job up."""
+        self.state[m] = RUNNING
+
+    def succeed(self, m: int, started_at: float, finished_at: float) -> None:
+        """A successful sync: cursor saved, due again one interval after it started."""
+        self.last_success_at[m] = finished_at
+        self.has_cursor[m] = True
+        self.failures[m] = 0
+        self.state[m] = IDLE
+        due = policy.next_due(started_at, self.interval_s[m])
+        if self.push_pending[m]:
+            self.push_pending[m] = 0
+            due = finished_at
+        # arm(), inlined: this runs once per simulated sync.
+        v = self._version[m] + 1
+        self._version[m] = v
+        self.next_sync_at[m] = due
+        heapq.heappush(self._heap, (due, m, v))
+
+    def fail(
+        self,
+        m: int,
+        kind: ErrorKind,
+        now: float,
+        rng: random.Random,
+        retry: policy.RetryPolicy,
+        retry_after_s: float | None = None,
+    ) -> FailureDecision:
+        """A failed sync: retry later with backoff, or park the mailbox."""
+        d = policy.on_failure(kind, self.failures[m], now, rng, retry, retry_after_s)
+        self.failures[m] = d.failures
+        self.state[m] = IDLE
+        self.push_pending[m] = 0
+        if d.outcome is Outcome.RETRY:
+            assert d.retry_at is not None  # the policy always sets it for RETRY
+            self.arm(m, d.retry_at)
+        else:
+            self.status[m] = NEEDS_REAUTH if d.outcome is Outcome.NEEDS_REAUTH else ERROR
+        return d

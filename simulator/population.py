@@ -1,0 +1,88 @@
+"""Drawing the mailbox population of a scenario: provider, activity, size, interval, start state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.distributions import draw
+from simulator.scenario import PROVIDERS, Scenario
+
+
+@dataclass(frozen=True)
+class PopulationArrays:
+    """One row per mailbox; ``provider`` indexes ``PROVIDERS``."""
+
+    tenant: np.ndarray
+    provider: np.ndarray
+    arrivals_per_s: np.ndarray
+    size: np.ndarray
+    interval_s: np.ndarray
+    next_sync_at: np.ndarray
+    last_success_at: np.ndarray  # NaN: never synced
+    has_cursor: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Mailbox count."""
+        return int(self.provider.size)
+
+
+def mailboxes_per_tenant(s: Scenario, rng: np.random.Generator) -> np.ndarray:
+    """Mailbox count of each tenant (at least one)."""
+    raw = draw(s.population.mailboxes_per_tenant, rng, s.population.tenants)
+    counts: np.ndarray = np.maximum(1, np.rint(raw)).astype(np.int64)
+    return counts
+
+
+def expected_mailboxes(s: Scenario) -> float:
+    """Mean mailbox count of the scenario, without drawing."""
+    from simulator.distributions import mean
+
+    return s.population.tenants * max(1.0, mean(s.population.mailboxes_per_tenant))
+
+
+def build(s: Scenario, rng: np.random.Generator) -> PopulationArrays:
+    """A seeded population for one replication."""
+    pop = s.population
+    per_tenant = mailboxes_per_tenant(s, rng)
+    n = int(per_tenant.sum())
+    tenant = np.repeat(np.arange(pop.tenants), per_tenant)
+    names = list(pop.providers)
+    shares = np.array([pop.providers[p] for p in names])
+    t_provider = rng.choice(len(names), size=pop.tenants, p=shares / shares.sum())
+    code = np.array([PROVIDERS.index(p) for p in names])
+    provider = code[t_provider][tenant]
+    a_shares = np.array([a.share for a in pop.activity])
+    a_rates = np.array([a.arrivals_per_hour for a in pop.activity]) / 3600.0
+    klass = rng.choice(len(a_shares), size=n, p=a_shares / a_shares.sum())
+    rate = a_rates[klass]
+    size = np.minimum(np.rint(draw(pop.mailbox_size, rng, n)), pop.mailbox_size_cap)
+    default_interval = s.profile().sync_interval_s
+    if pop.sync_interval_s is None:
+        interval = np.full(n, default_interval)
+    else:
+        t_int = np.maximum(1.0, draw(pop.sync_interval_s, rng, pop.tenants))
+        interval = t_int[tenant]
+    # Initial state.
+    if pop.initial == "steady":
+        nxt = rng.uniform(0, 1, n) * interval
+        last = nxt - interval
+        cursor = np.ones(n, dtype=bool)
+    elif pop.initial == "all_due":
+        nxt = np.zeros(n)
+        last = -interval
+        cursor = np.ones(n, dtype=bool)
+    else:
+        nxt = np.zeros(n)
+        last = np.full(n, np.nan)
+        cursor = np.zeros(n, dtype=bool)
+    if pop.never_synced_share > 0:
+        new = rng.random(n) < pop.never_synced_share
+        nxt = np.where(new, 0.0, nxt)
+        last = np.where(new, np.nan, last)
+        cursor = cursor & ~new
+    return PopulationArrays(
+        tenant, provider, rate, size.astype(np.int64), interval, nxt, last, cursor
+    )

@@ -1,0 +1,76 @@
+"""Running replications of many scenarios in parallel processes with a progress bar."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import structlog
+from tqdm import tqdm
+
+from simulator.engine import Simulation
+from simulator.metrics import RunMetrics
+from simulator.results import ScenarioResult, combine
+from simulator.scenario import Scenario
+
+log = structlog.get_logger(__name__)
+
+
+def seeds(base: int, n: int) -> list[int]:
+    """Independent replication seeds derived from one scenario seed."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(base).spawn(n)]
+
+
+def _one(task: tuple[dict[str, Any], int, str]) -> RunMetrics:
+    data, seed, mode = task
+    return Simulation(Scenario.model_validate(data), seed, mode).run()
+
+
+def default_jobs() -> int:
+    """Worker processes: one per core."""
+    return max(1, os.cpu_count() or 1)
+
+
+def run_many(
+    scenarios: Sequence[Scenario],
+    jobs: int | None = None,
+    progress: bool = True,
+    desc: str = "simulating",
+) -> list[ScenarioResult]:
+    """Every replication (steady and drain) of every scenario, spread over processes."""
+    tasks: list[tuple[dict[str, Any], int, str]] = []
+    owner: list[tuple[int, str]] = []
+    for i, s in enumerate(scenarios):
+        data = s.model_dump(mode="json")
+        for seed in seeds(s.run.seed, s.run.replications):
+            tasks.append((data, seed, "steady"))
+            owner.append((i, "steady"))
+            if s.run.drain:
+                tasks.append((data, seed, "drain"))
+                owner.append((i, "drain"))
+    jobs = min(jobs or default_jobs(), len(tasks)) or 1
+    log.info("simulate", scenarios=len(scenarios), runs=len(tasks), processes=jobs)
+    bar = tqdm(total=len(tasks), desc=desc, disable=not progress, unit="run")
+    results: list[RunMetrics | None] = [None] * len(tasks)
+    # Large scenarios first so the pool does not end on one long straggler.
+    order = sorted(range(len(tasks)), key=lambda i: -scenarios[owner[i][0]].population.tenants)
+    if jobs == 1:
+        for i in order:
+            results[i] = _one(tasks[i])
+            bar.update()
+    else:
+        with mp.get_context("fork").Pool(jobs) as pool:
+            it = pool.imap(_one, [tasks[i] for i in order], chunksize=1)
+            for i, r in zip(order, it, strict=True):
+                results[i] = r
+                bar.update()
+    bar.close()
+    out = []
+    for i, s in enumerate(scenarios):
+        steady = [r for r, o in zip(results, owner, strict=True) if o == (i, "steady") and r]
+        drain = [r for r, o in zip(results, owner, strict=True) if o == (i, "drain") and r]
+        out.append(combine(s, steady, drain))
+    return out

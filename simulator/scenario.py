@@ -1,0 +1,238 @@
+"""The scenario: what is simulated (population, daemon, providers, resources, costs, run).
+
+Policy values are not repeated here: a scenario names a profile of ``daemon.policy`` plus
+overrides and a quota preset, and ``Scenario.profile()`` / ``Scenario.limits()`` resolve them.
+Every other figure has a documented default; the shipped ``base.yaml`` states their sources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from daemon import policy
+from simulator.distributions import Constant, Distribution, Exponential, Lognormal
+
+PROVIDERS: tuple[str, ...] = ("gmail", "graph")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ActivityClass(_Model):
+    """A share of mailboxes with a mail arrival rate."""
+
+    name: str
+    share: float = Field(gt=0, le=1)
+    arrivals_per_hour: float = Field(ge=0)
+
+
+def _default_activity() -> list[ActivityClass]:
+    return [
+        ActivityClass(name="quiet", share=0.5, arrivals_per_hour=1.0),
+        ActivityClass(name="regular", share=0.4, arrivals_per_hour=6.0),
+        ActivityClass(name="busy", share=0.1, arrivals_per_hour=30.0),
+    ]
+
+
+class Population(_Model):
+    """Tenants and their mailboxes."""
+
+    tenants: int = Field(ge=1)
+    mailboxes_per_tenant: Distribution = Constant(value=1)
+    # Share of tenants on each provider; a tenant's mailboxes share its provider.
+    providers: dict[str, float] = Field(default_factory=lambda: {"gmail": 0.5, "graph": 0.5})
+    activity: list[ActivityClass] = Field(default_factory=_default_activity, min_length=1)
+    # Flag changes and deletions, as multiples of the arrival rate.
+    changes_per_arrival: float = Field(default=0.5, ge=0)
+    deletes_per_arrival: float = Field(default=0.2, ge=0)
+    mailbox_size: Distribution = Lognormal(mean=5000, sigma=1.0)
+    mailbox_size_cap: int = Field(default=200_000, ge=1)
+    # Per tenant; None means the profile's ``sync_interval_s``.
+    sync_interval_s: Distribution | None = None
+    # steady: synced mailboxes with cursors, due times spread over one interval;
+    # all_due: every mailbox due at t=0 (the "N mailboxes in M minutes" drain);
+    # never_synced: onboarding, no cursor, due at t=0.
+    initial: Literal["steady", "all_due", "never_synced"] = "steady"
+    never_synced_share: float = Field(default=0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Population:
+        unknown = sorted(set(self.providers) - set(PROVIDERS))
+        if unknown:
+            raise ValueError(f"providers: unknown {unknown}; known: {list(PROVIDERS)}")
+        if abs(sum(self.providers.values()) - 1) > 1e-6:
+            raise ValueError("providers: shares must sum to 1")
+        if abs(sum(a.share for a in self.activity) - 1) > 1e-6:
+            raise ValueError("activity: shares must sum to 1")
+        return self
+
+
+class Daemon(_Model):
+    """The deployed daemon: profile, overrides, processes and hosts."""
+
+    profile: str = policy.DEFAULT_PROFILE
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    processes: int = Field(default=1, ge=1)
+    hosts: int = Field(default=1, ge=1)
+    instance: str = "gp-4"
+    quota_preset: str = policy.DEFAULT_QUOTA_PRESET
+    # Share of mail arrivals that produce a push notification (Gmail watch / Graph webhook).
+    push_share: float = Field(default=0.0, ge=0, le=1)
+    # Probability that an incremental cursor has expired (Gmail 404 / Graph 410).
+    cursor_expiry_per_sync: float = Field(default=0.001, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Daemon:
+        policy.get_profile(self.profile)
+        policy.get_quota_preset(self.quota_preset)
+        if self.hosts > self.processes:
+            raise ValueError("hosts must be <= processes")
+        return self
+
+
+class ErrorRates(_Model):
+    """Per-sync failure probabilities by kind."""
+
+    transient: float = Field(default=0.002, ge=0, le=1)
+    auth_revoked: float = Field(default=0.0001, ge=0, le=1)
+    permanent: float = Field(default=0.00002, ge=0, le=1)
+
+
+class ProviderModel(_Model):
+    """Latency, throttling and failures of one provider as the daemon sees them."""
+
+    latency_s: Distribution = Lognormal(mean=0.15, sigma=0.5)
+    latency_by_method: dict[str, Distribution] = Field(default_factory=dict)
+    # Extra time per inner call of a Gmail HTTP batch.
+    batch_inner_s: float = Field(default=0.005, ge=0)
+    # Fixed time per sync outside API calls (token refresh, connection set-up).
+    sync_overhead_s: Distribution = Constant(value=0.0)
+    # Probability that a request is answered 429 regardless of quotas.
+    rate_429: float = Field(default=0.0, ge=0, le=1)
+    retry_after_s: Distribution = Constant(value=10.0)
+    errors: ErrorRates = ErrorRates()
+    # The real provider's limits when they differ from what the daemon enforces
+    # (a quota preset name); requests beyond them are answered 429.
+    actual_quotas: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ProviderModel:
+        if self.actual_quotas is not None:
+            policy.get_quota_preset(self.actual_quotas)
+        return self
+
+
+class Resources(_Model):
+    """CPU, memory, database and Redis cost of the work (uncalibrated defaults)."""
+
+    cpu_ms_per_call: float = Field(default=1.0, ge=0)
+    cpu_ms_per_message: float = Field(default=0.05, ge=0)
+    cpu_ms_per_job: float = Field(default=0.3, ge=0)
+    cpu_ms_per_cycle: float = Field(default=2.0, ge=0)
+    rss_base_mb: float = Field(default=80.0, ge=0)
+    rss_per_job_mb: float = Field(default=0.5, ge=0)
+    rss_per_mailbox_kb: float = Field(default=2.0, ge=0)
+    db_commit_ms: float = Field(default=1.0, ge=0)
+    db_ms_per_message: float = Field(default=0.02, ge=0)
+    db_ms_per_claim: float = Field(default=2.0, ge=0)
+    redis_ops_per_job: float = Field(default=8.0, ge=0)
+    redis_ops_per_request: float = Field(default=1.0, ge=0)
+
+
+class Costs(_Model):
+    """Which catalogue and managed tiers price the deployment."""
+
+    catalogue: str = "default"
+    redis: str | None = None
+    postgres: str | None = None
+
+
+class Run(_Model):
+    """Horizon, warm-up, replications, seed."""
+
+    horizon_s: float = Field(default=7200.0, gt=0)
+    warmup_s: float = Field(default=1800.0, ge=0)
+    replications: int = Field(default=5, ge=1)
+    seed: int = 1
+    sample_interval_s: float = Field(default=30.0, gt=0)
+    # Also run the drain experiment (all mailboxes due at once) to measure capacity.
+    drain: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> Run:
+        if self.warmup_s >= self.horizon_s:
+            raise ValueError("warmup_s must be < horizon_s")
+        return self
+
+
+class Criteria(_Model):
+    """Plan B's success criteria."""
+
+    throughput_per_min: float = 200.0
+    cpu_pct_max: float = 80.0
+    ram_gb_max: float = 8.0
+    error_rate_max: float = 0.05
+    fresh_within_s: float = 300.0
+    # Which quantile of sampled staleness must be within ``fresh_within_s``: 1.0 = all.
+    fresh_quantile: float = Field(default=1.0, gt=0, le=1)
+
+
+def _default_providers() -> dict[str, ProviderModel]:
+    return {p: ProviderModel() for p in PROVIDERS}
+
+
+class Scenario(_Model):
+    """One complete, validated scenario."""
+
+    name: str = "scenario"
+    description: str = ""
+    population: Population
+    daemon: Daemon = Daemon()
+    providers: dict[str, ProviderModel] = Field(default_factory=_default_providers)
+    resources: Resources = Resources()
+    costs: Costs = Costs()
+    run: Run = Run()
+    criteria: Criteria = Criteria()
+    # Set when a calibration file replaced the defaults.
+    calibrated_from: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        missing = [p for p in self.population.providers if p not in self.providers]
+        if missing:
+            raise ValueError(f"providers: no model for {missing}")
+        policy.with_overrides(policy.get_profile(self.daemon.profile), self.daemon.overrides)
+        return self
+
+    def profile(self) -> policy.Profile:
+        """The daemon profile with this scenario's overrides applied."""
+        return policy.with_overrides(policy.get_profile(self.daemon.profile), self.daemon.overrides)
+
+    def limits(self) -> Mapping[str, policy.ProviderLimits]:
+        """The quotas the daemon enforces, per provider."""
+        return policy.get_quota_preset(self.daemon.quota_preset)
+
+    def updated(self, changes: Mapping[str, Any]) -> Scenario:
+        """A re-validated copy with dotted-path changes (``daemon.processes``: 4)."""
+        data = self.model_dump(mode="python")
+        for key, value in changes.items():
+            *heads, last = key.split(".")
+            node = data
+            for h in heads:
+                node = node[h]
+            node[last] = value.model_dump() if isinstance(value, BaseModel) else value
+        return Scenario.model_validate(data)
+
+
+def plan_job_time(seconds: float) -> dict[str, Any]:
+    """Scenario changes that make every sync take about ``seconds`` (the plan's assumption)."""
+    out: dict[str, Any] = {}
+    for p in PROVIDERS:
+        out[f"providers.{p}.sync_overhead_s"] = Constant(value=seconds)
+        out[f"providers.{p}.latency_s"] = Exponential(mean=1e-3)
+        out[f"providers.{p}.batch_inner_s"] = 0.0
+    return out
