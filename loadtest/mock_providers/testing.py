@@ -38,13 +38,17 @@ class ManualClock:
 
 
 class RecordingSleep:
-    """Records the delays asked for and returns at once."""
+    """Records the delays asked for and returns at once, moving ``clock`` on by each one so
+    waits (latency, a client's backoff) pass in simulated time."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: ManualClock | None = None) -> None:
         self.delays: list[float] = []
+        self.clock = clock
 
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
+        if self.clock is not None and seconds > 0:
+            self.clock.advance(seconds)
 
 
 @dataclass
@@ -61,9 +65,9 @@ class MockHarness:
     async def start(
         cls, config: MockConfig | None = None, base_url: str = "http://mock.test"
     ) -> AsyncIterator[MockHarness]:
-        """A fresh mock on a manual clock with a recording sleep."""
+        """A fresh mock on a manual clock; its sleep advances that clock."""
         clock = ManualClock()
-        sleep = RecordingSleep()
+        sleep = RecordingSleep(clock)
         app = create_app(config, clock=clock, sleep=sleep)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
