@@ -6,7 +6,7 @@ import importlib.util
 
 import structlog
 import uvicorn
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]  # types-tqdm may be absent
 
 from loadtest.mock_providers.app import create_app
 from loadtest.mock_providers.config import MockConfig, PopulateSpec
