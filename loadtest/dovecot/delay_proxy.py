@@ -101,6 +101,7 @@ class DelayProxy:
     stats: ProxyStats = field(default_factory=ProxyStats)
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
     @property
     def port(self) -> int:
@@ -124,11 +125,14 @@ class DelayProxy:
         """Stop listening and cut every open connection."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Closing the sockets ends each connection's pipes; cancelling a handler instead
+        # makes asyncio's stream server log the CancelledError as an error.
+        for writer in list(self._writers):
+            writer.close()
+        if self._tasks:
+            _done, pending = await asyncio.wait(list(self._tasks), timeout=2.0)
+            for task in pending:
+                task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -161,6 +165,7 @@ class DelayProxy:
         # Seeded per connection and direction: runs repeat, connections stay independent.
         up_rng = random.Random(f"{self.seed}:{n}:up")
         down_rng = random.Random(f"{self.seed}:{n}:down")
+        self._writers.update((c_writer, s_writer))
         try:
             await asyncio.gather(
                 self._pipe(c_reader, s_writer, self.up, up_rng, True),
@@ -169,6 +174,7 @@ class DelayProxy:
         finally:
             for w in (c_writer, s_writer):
                 w.close()
+                self._writers.discard(w)
             self._tasks.discard(task)
 
     async def _pipe(

@@ -16,7 +16,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm ships no type stubs
+from tqdm import tqdm
 
 from loadtest.dovecot.messages import generate_mailbox
 from loadtest.dovecot.server import DovecotServer

@@ -4,7 +4,7 @@
 
 Prints seconds for (a) writing Maildir files into ``cur/`` plus Dovecot indexing them on
 the first SELECT, (b) IMAP APPEND of the same messages over one connection, and (c) a
-full ``ImapProvider`` sync of the mailbox.
+full and an (empty) incremental ``ImapProvider`` sync through the delay proxy.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from daemon.providers.base import Credentials, MailboxContext
 from daemon.providers.imap import ImapProvider
 from daemon.providers.imap_client import ImapConnection
 from daemon.ratelimit import CountingGate
+from loadtest.dovecot.delay_proxy import Delay, DelayProxy
 from loadtest.dovecot.imap_admin import ImapAdmin
 from loadtest.dovecot.messages import generate_mailbox
 from loadtest.dovecot.server import DovecotServer, scratch_dir
@@ -29,7 +30,7 @@ async def _noop_save(_c: Credentials) -> None:
     return None
 
 
-async def run(messages: int, seed: int, memory: bool) -> dict[str, float]:
+async def run(messages: int, seed: int, memory: bool, delay_ms: float) -> dict[str, float]:
     """Seconds per method; a temporary Dovecot is started and removed."""
     base = scratch_dir("mailsync-dovecot-bench-", prefer_memory=memory)
     server = DovecotServer(base)
@@ -57,20 +58,31 @@ async def run(messages: int, seed: int, memory: bool) -> dict[str, float]:
         out["imap_append_s"] = time.perf_counter() - t0
         await admin.close()
 
-        provider = ImapProvider()
-        ctx = MailboxContext(
-            mailbox_id=1,
-            address="maildir@example.test",
-            credentials=Credentials({"password": "pw"}),
-            config={"host": server.host, "port": server.port, "tls": "none", "username": "maildir"},
-            gate=CountingGate(),
-            save_credentials=_noop_save,
-        )
-        t0 = time.perf_counter()
-        res = await provider.sync(ctx, SyncKind.FULL, None)
-        out["full_sync_s"] = time.perf_counter() - t0
-        out["full_sync_calls"] = res.api_calls
-        await provider.aclose()
+        delay = Delay("constant", delay_ms / 1000)
+        async with DelayProxy(server.host, server.port, up=delay, down=delay) as proxy:
+            provider = ImapProvider()
+            ctx = MailboxContext(
+                mailbox_id=1,
+                address="maildir@example.test",
+                credentials=Credentials({"password": "pw"}),
+                config={
+                    "host": server.host,
+                    "port": proxy.port,
+                    "tls": "none",
+                    "username": "maildir",
+                },
+                gate=CountingGate(),
+                save_credentials=_noop_save,
+            )
+            t0 = time.perf_counter()
+            res = await provider.sync(ctx, SyncKind.FULL, None)
+            out["full_sync_s"] = time.perf_counter() - t0
+            out["full_sync_calls"] = res.api_calls
+            t0 = time.perf_counter()
+            await provider.sync(ctx, SyncKind.INCREMENTAL, res.cursor)
+            out["incremental_sync_s"] = time.perf_counter() - t0
+            out["bytes_from_server"] = proxy.stats.bytes_down
+            await provider.aclose()
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -83,8 +95,9 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--disk", action="store_true", help="use the temp dir, not /dev/shm")
+    ap.add_argument("--delay-ms", type=float, default=0.0, help="latency each way for syncs")
     args = ap.parse_args()
-    result = asyncio.run(run(args.messages, args.seed, not args.disk))
+    result = asyncio.run(run(args.messages, args.seed, not args.disk, args.delay_ms))
     print(f"{'storage':28s} {'disk' if args.disk else 'tmpfs'}")
     for key, value in result.items():
         print(f"{key:28s} {value:10.3f}")
