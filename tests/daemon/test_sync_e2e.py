@@ -1,0 +1,152 @@
+"""End to end: the real daemon (scheduler, bullmq workers, PostgreSQL) against the mock."""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+
+from daemon.store.mailboxes import MailboxStore, ts
+from tests.daemon.harness import MockServer, daemon_settings, register, running, wait_until
+
+SYNCED_GRAPH_FOLDERS = {"inbox", "sentitems"}
+H = 3600.0
+
+
+async def _stored_ids(db: asyncpg.Pool, mailbox_id: int) -> list[str]:
+    rows = await db.fetch("SELECT provider_id FROM messages WHERE mailbox_id = $1", mailbox_id)
+    return [r["provider_id"] for r in rows]
+
+
+async def _is_read(db: asyncpg.Pool, mailbox_id: int, provider_id: str) -> bool:
+    row = await db.fetchrow(
+        "SELECT m.flags, b.provider FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id "
+        "WHERE m.mailbox_id = $1 AND m.provider_id = $2",
+        mailbox_id,
+        provider_id,
+    )
+    # Gmail marks unread with a label; Graph's isRead maps to \\Seen.
+    if row["provider"] == "gmail":
+        return "UNREAD" not in row["flags"]
+    return "\\Seen" in row["flags"]
+
+
+async def _expected_ids(mock: MockServer, provider: str, address: str) -> set[str]:
+    msgs = await mock.messages(address)
+    if provider == "graph":
+        msgs = [m for m in msgs if m.get("folder") in SYNCED_GRAPH_FOLDERS]
+    return {m["id"] for m in msgs}
+
+
+async def test_200_mailboxes_sync_once_then_incrementally(
+    db: asyncpg.Pool, mock_server: MockServer, pg_dsn: str, redis_url: str, redis_prefix: str
+) -> None:
+    mock = mock_server
+    # Quotas ten times the documented ones on both sides: this test is about correctness;
+    # tests/daemon/test_quota_e2e.py holds the daemon to real quota arithmetic.
+    await mock.reset({"quotas": {"scale": 10}})
+    creds = await mock.populate(gmail=100, graph=100, seed=5)
+    store = MailboxStore(db)
+    tenant = await store.create_tenant("e2e")
+    now = time.time()
+    ids = await register(store, tenant["id"], creds, now)
+    # Mixed tiers: never synced (low), 1 h (high), 10 h (normal), 60 h (low) ago.
+    ages = [None, 1 * H, 10 * H, 60 * H]
+    for i, mid in enumerate(ids):
+        age = ages[i % 4]
+        await db.execute(
+            "UPDATE mailboxes SET last_success_at = $2 WHERE id = $1",
+            mid,
+            None if age is None else ts(now - age),
+        )
+    settings = daemon_settings(
+        pg_dsn, redis_url, redis_prefix, mock.url, policy={"quota_scale": 10}
+    )
+    async with running(settings) as daemon:
+
+        async def all_synced() -> bool:
+            n = await db.fetchval(
+                "SELECT count(*) FROM mailboxes WHERE last_success_at > $1 AND state = 'idle'",
+                ts(now),
+            )
+            return bool(n == 200)
+
+        t0 = time.monotonic()
+        await wait_until(all_synced, 120, "200 mailboxes to reach synced state")
+        print(f"initial sync of 200 mailboxes: {time.monotonic() - t0:.1f} s")
+        tiers = dict(await db.fetch("SELECT tier, count(*) FROM sync_runs GROUP BY tier"))
+        assert tiers == {"high": 50, "normal": 50, "low": 100}
+        assert await db.fetchval("SELECT count(*) FROM sync_runs WHERE kind <> 'full'") == 0
+        assert await db.fetchval("SELECT count(*) FROM sync_runs WHERE error IS NOT NULL") == 0
+        by_address = {c["address"]: c for c in creds}
+        rows = await db.fetch("SELECT id, address, provider, message_count FROM mailboxes")
+        total = 0
+        for r in rows:
+            stored = await _stored_ids(db, r["id"])
+            expected = await _expected_ids(mock, r["provider"], r["address"])
+            assert len(stored) == len(set(stored)) == r["message_count"]
+            assert set(stored) == expected, r["address"]
+            total += len(stored)
+        assert total > 2000
+
+        # New mail, flag changes and deletions; the next sync fetches only those.
+        changed = [r for r in rows if int(r["id"]) % 10 == 0]
+        assert {r["provider"] for r in changed} == {"gmail", "graph"}
+        flagged: dict[int, int] = {}
+        for r in changed:
+            addr = r["address"]
+            old = sorted(await _stored_ids(db, r["id"]))
+            await mock.call("POST", f"/_mock/mailboxes/{addr}/deliver", {"count": 3})
+            reply = await mock.call(
+                "POST",
+                f"/_mock/mailboxes/{addr}/flags",
+                {"ids": [old[1]], "read": not await _is_read(db, r["id"], old[1])},
+            )
+            flagged[r["id"]] = reply["count"]
+            await mock.call("POST", f"/_mock/mailboxes/{addr}/delete", {"ids": [old[0]]})
+        await mock.call("POST", "/_mock/stats/reset")
+        before = time.time()
+        assert daemon.scheduler is not None
+        for r in changed:
+            await daemon.scheduler.sync_now(r["id"])
+
+        async def changed_synced() -> bool:
+            n = await db.fetchval(
+                "SELECT count(*) FROM mailboxes WHERE id = ANY($1) AND last_success_at > $2 "
+                "AND state = 'idle'",
+                [r["id"] for r in changed],
+                ts(before),
+            )
+            return bool(n == len(changed))
+
+        await wait_until(changed_synced, 60, "the changed mailboxes to sync again")
+        runs = await db.fetch(
+            "SELECT DISTINCT ON (mailbox_id) mailbox_id, kind, tier, added, deleted, changed "
+            "FROM sync_runs WHERE mailbox_id = ANY($1) ORDER BY mailbox_id, id DESC",
+            [r["id"] for r in changed],
+        )
+        assert {r["kind"] for r in runs} == {"incremental"}
+        assert {r["tier"] for r in runs} == {"high"}
+        for run in runs:
+            assert (run["added"], run["changed"], run["deleted"]) == (
+                3,
+                flagged[run["mailbox_id"]],
+                1,
+            )
+        assert sum(flagged.values()) == len(changed)
+        for r in changed:
+            stored = await _stored_ids(db, r["id"])
+            assert set(stored) == await _expected_ids(
+                mock, r["provider"], by_address[r["address"]]["address"]
+            )
+            assert len(stored) == len(set(stored))
+        stats = await mock.stats()
+        calls = stats["calls"]
+        n_gmail = sum(1 for r in changed if r["provider"] == "gmail")
+        n_graph = len(changed) - n_gmail
+        # Only changes were fetched: no listing, one history page per Gmail mailbox, the
+        # three new messages' metadata, one delta call per synced Graph folder.
+        assert not any("messages.list" in k for k in calls), calls
+        assert sum(v for k, v in calls.items() if "history" in k) == n_gmail
+        assert sum(v for k, v in calls.items() if k.endswith("messages.get")) == 3 * n_gmail
+        assert sum(v for k, v in calls.items() if "delta" in k) == 2 * n_graph
