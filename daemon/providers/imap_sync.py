@@ -165,6 +165,10 @@ class FolderSyncer:
 
     async def _search(self, folder: str, *criteria: str) -> list[int]:
         reply = await self._cmd("imap.search", self.conn.uid_search, *criteria)
+        if reply.result == "BAD":
+            raise PermanentError(
+                f"UID SEARCH in {folder!r} rejected: {reply.text!r}", provider=PROVIDER
+            )
         if not reply.ok:
             raise BadResponse(f"UID SEARCH in {folder!r} failed: {reply.text!r}", provider=PROVIDER)
         try:
