@@ -24,6 +24,8 @@ from daemon.status import snapshot, status_report
 from daemon.store.mailboxes import Conflict, MailboxStore, NotFound
 
 _STRICT = ConfigDict(extra="forbid")
+# Module level: route signatures are resolved from module globals (postponed annotations).
+_BEARER = HTTPBearer(auto_error=False)
 
 
 class TenantIn(BaseModel):
@@ -109,9 +111,8 @@ def create_app(deps: ApiDeps) -> FastAPI:
         description="Multi-tenant email sync daemon: registration, sync control, "
         "status and metrics.",
     )
-    bearer = HTTPBearer(auto_error=False)
 
-    def auth(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    def auth(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
         if cred is None or not secrets.compare_digest(
             cred.credentials.encode(), deps.token.encode()
         ):

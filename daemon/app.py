@@ -190,7 +190,12 @@ class Daemon:
                 lifespan="off",
             )
             self.api_server = _EmbeddedServer(config)
-            self._tasks.append(asyncio.create_task(self.api_server.serve()))
+            serving = asyncio.create_task(self.api_server.serve())
+            self._tasks.append(serving)
+            while not self.api_server.started:
+                if serving.done():
+                    raise ConfigError(f"API could not listen on {s.api_host}:{s.api_port}")
+                await asyncio.sleep(0.01)
         log.info(
             "daemon started",
             profile=profile.name,

@@ -13,11 +13,11 @@ from daemon.store.mailboxes import ts
 
 _RUNS = """
 SELECT
-  count(*) FILTER (WHERE finished_at > $1 - interval '1 minute')  AS n1,
-  count(*) FILTER (WHERE finished_at > $1 - interval '5 minutes') AS n5,
+  count(*) FILTER (WHERE finished_at > $1::timestamptz - interval '1 minute')  AS n1,
+  count(*) FILTER (WHERE finished_at > $1::timestamptz - interval '5 minutes') AS n5,
   count(*)                                                         AS n15,
   count(*) FILTER (WHERE error_kind IS NOT NULL)                   AS failed15
-FROM sync_runs WHERE finished_at > $1 - interval '15 minutes'
+FROM sync_runs WHERE finished_at > $1::timestamptz - interval '15 minutes'
 """
 
 _DURATIONS = """
@@ -26,20 +26,20 @@ SELECT kind, count(*) AS n,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
          AS p95_s
 FROM sync_runs
-WHERE finished_at > $1 - interval '15 minutes' AND error_kind IS NULL
+WHERE finished_at > $1::timestamptz - interval '15 minutes' AND error_kind IS NULL
 GROUP BY kind
 """
 
 
 def _freshness_sql() -> str:
     cols = ",\n".join(
-        f"count(*) FILTER (WHERE $1 - last_success_at <= interval '{int(b)} seconds') AS b{i}"
+        f"count(*) FILTER (WHERE $1::timestamptz - last_success_at <= interval '{int(b)} seconds') AS b{i}"
         for i, b in enumerate(FRESHNESS_BUCKETS)
     )
     return f"""
 SELECT count(*) FILTER (WHERE last_success_at IS NULL) AS never,
        count(last_success_at) AS synced,
-       coalesce(sum(extract(epoch FROM $1 - last_success_at)), 0) AS total_age,
+       coalesce(sum(extract(epoch FROM $1::timestamptz - last_success_at)), 0) AS total_age,
        {cols}
 FROM mailboxes WHERE status = 'active'
 """

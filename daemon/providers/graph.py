@@ -145,6 +145,9 @@ class GraphProvider:
             result.fell_back_to_full = True
         if kind is SyncKind.FULL:
             result.fell_back_to_full = False
+        elif len(result.full_scopes) == len(folders):
+            # Every folder had to start over: in effect a full sync.
+            result.kind = SyncKind.FULL
         upserted = {r.provider_id for r in result.upserts}
         # A message moved between synced folders shows as removed in one, added in another.
         result.deletes = [d for d in dict.fromkeys(result.deletes) if d not in upserted]

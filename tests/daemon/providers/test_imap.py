@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from daemon.errors import AuthRevoked, PermanentError, TransientError
+from daemon.errors import AuthRevoked, PermanentError, RateLimited, TransientError
 from daemon.policy import SyncKind
 from daemon.providers.base import MailboxContext
 from daemon.providers.imap import ImapProvider, ImapSettings
@@ -351,3 +351,48 @@ async def test_implicit_tls(context_for: MakeCtx) -> None:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+async def test_server_connection_cap_is_rate_limited(context_for: MakeCtx) -> None:
+    base = scratch_dir()
+    server = DovecotServer(base, max_userip_connections=1)
+    server.start()
+    provider = ImapProvider(ImapSettings(max_connections=3))
+    try:
+        user = server.add_user("capped", "pw")
+        async with await ImapAdmin.login(server.host, server.port, user.name, "pw"):
+            ctx = context_for(user, server=server)
+            with pytest.raises(RateLimited, match="LIMIT"):
+                await provider.sync(ctx, SyncKind.FULL, None)
+            gate = ctx.gate
+            assert isinstance(gate, CountingGate) and gate.throttle_events == 1
+    finally:
+        await provider.aclose()
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def test_qresync_select_reporting_thousands_of_changes(
+    dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
+) -> None:
+    # Thousands of FETCH lines in one SELECT answer: aioimaplib's recursive line loop would
+    # raise RecursionError here; ours is iterative.
+    user = new_user()
+    dovecot.write_messages(
+        user, "INBOX", generate_mailbox(random.Random(12), 4000, start=START, end=START + 4e4)
+    )
+    provider = ImapProvider()
+    try:
+        first = await provider.sync(context_for(user), SyncKind.FULL, None)
+        uv = first.cursor["folders"]["INBOX"]["uidvalidity"]
+        async with await ImapAdmin.login(dovecot.host, dovecot.port, user.name, user.password) as a:
+            await a.store("INBOX", range(1, 4001), "+FLAGS", ["$Archived"])
+        ctx = context_for(user)
+        res = await provider.sync(ctx, SyncKind.INCREMENTAL, first.cursor)
+    finally:
+        await provider.aclose()
+    assert by_method(ctx) == {"imap.select": 1}
+    assert len(res.flag_updates) == 4000
+    updates = dict(res.flag_updates)
+    assert all("$Archived" in updates[r.provider_id] for r in first.upserts)
+    assert updates[f"INBOX:{uv}:1"] == tuple(sorted({*first.upserts[0].flags, "$Archived"}))
