@@ -33,7 +33,8 @@ GROUP BY kind
 
 def _freshness_sql() -> str:
     cols = ",\n".join(
-        f"count(*) FILTER (WHERE $1::timestamptz - last_success_at <= interval '{int(b)} seconds') AS b{i}"
+        f"count(*) FILTER (WHERE $1::timestamptz - last_success_at"
+        f" <= interval '{int(b)} seconds') AS b{i}"
         for i, b in enumerate(FRESHNESS_BUCKETS)
     )
     return f"""
