@@ -59,7 +59,7 @@ class Simulation:
     """One replication of a scenario; ``mode='drain'`` makes every mailbox due at t=0."""
 
     def __init__(self, scenario: Scenario, seed: int, mode: str = "steady") -> None:
-        if mode == "drain":
+        if mode == "drain" and scenario.population.initial == "steady":
             scenario = scenario.updated({"population.initial": "all_due"})
         self.s = scenario
         self.mode = mode
@@ -446,6 +446,8 @@ class Simulation:
                 rec.successes += 1
                 rec.attempts += 1
                 rec.done_since += 1
+                if kind is FULL:
+                    rec.full_since += 1
                 rec.lag.append(now - job.due)
                 rec.durations[kind].append(now - job.started)
         else:

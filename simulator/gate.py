@@ -28,7 +28,7 @@ RETRY_AFTER_CAP_S = 60.0
 Request = tuple[Sampler, int, int, int, float]
 
 
-def _split(method: str, count: int, requests: int) -> list[int]:
+def split_requests(method: str, count: int, requests: int) -> list[int]:
     """Inner calls per HTTP request, as the daemon's providers fill them."""
     if requests <= 1:
         return [count]
@@ -123,7 +123,7 @@ class ProviderRuntime:
             sampler = self._by_method.get(call.method, self.latency)
             cost = self.enforced.cost(call.method)
             rcost = self.real.cost(call.method) if self.real else 0
-            for inner in _split(call.method, call.count, call.requests):
+            for inner in split_requests(call.method, call.count, call.requests):
                 extra = inner_s * inner if inner > 1 else 0.0
                 out.append((sampler, inner, inner * cost, inner * rcost, extra))
         result = tuple(out)

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from daemon.errors import ConfigError
+from simulator.scenario import Scenario
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -205,3 +206,11 @@ def apply_overrides(doc: Document, overrides: Mapping[str, Any]) -> Document:
             node = node.setdefault(h, {})
         node[last] = value
     return Document(data, doc.lines, doc.source)
+
+
+def load_scenario(ref: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """A validated ``Scenario`` from a file or shipped name, with optional dotted overrides."""
+    doc = load_document(ref if isinstance(ref, Path) else str(ref))
+    if overrides:
+        doc = apply_overrides(doc, overrides)
+    return validate(Scenario, doc)

@@ -83,9 +83,10 @@ class Recorder:
         self.smax = np.zeros(3)
         self.max_inflight = 0
         self.series: dict[str, list[float]] = {
-            k: [] for k in ("t", "p50", "p95", "max", "normal", "low", "inflight", "done")
+            k: [] for k in ("t", "p50", "p95", "max", "normal", "low", "inflight", "done", "full")
         }
         self.done_since = 0
+        self.full_since = 0
 
     def reset(self, now: float) -> None:
         """Start the measurement window."""
@@ -175,7 +176,9 @@ class Recorder:
                 ser[key].append(float("nan"))
         ser["inflight"].append(float(inflight))
         ser["done"].append(float(self.done_since))
+        ser["full"].append(float(self.full_since))
         self.done_since = 0
+        self.full_since = 0
 
     def finish(
         self,

@@ -70,6 +70,10 @@ def build(s: Scenario, rng: np.random.Generator) -> PopulationArrays:
         nxt = rng.uniform(0, 1, n) * interval
         last = nxt - interval
         cursor = np.ones(n, dtype=bool)
+    elif pop.initial == "stale":
+        nxt = np.zeros(n)
+        last = -pop.stale_h * 3600 - rng.uniform(0, 1, n) * interval
+        cursor = np.ones(n, dtype=bool)
     elif pop.initial == "all_due":
         nxt = np.zeros(n)
         last = -interval

@@ -46,8 +46,9 @@ def run_many(
     for i, s in enumerate(scenarios):
         data = s.model_dump(mode="json")
         for seed in seeds(s.run.seed, s.run.replications):
-            tasks.append((data, seed, "steady"))
-            owner.append((i, "steady"))
+            if s.run.steady:
+                tasks.append((data, seed, "steady"))
+                owner.append((i, "steady"))
             if s.run.drain:
                 tasks.append((data, seed, "drain"))
                 owner.append((i, "drain"))

@@ -55,8 +55,10 @@ class Population(_Model):
     sync_interval_s: Distribution | None = None
     # steady: synced mailboxes with cursors, due times spread over one interval;
     # all_due: every mailbox due at t=0 (the "N mailboxes in M minutes" drain);
-    # never_synced: onboarding, no cursor, due at t=0.
-    initial: Literal["steady", "all_due", "never_synced"] = "steady"
+    # never_synced: onboarding, no cursor, due at t=0;
+    # stale: back from an outage of ``stale_h`` hours, every mailbox due at t=0.
+    initial: Literal["steady", "all_due", "never_synced", "stale"] = "steady"
+    stale_h: float = Field(default=0.0, ge=0)
     never_synced_share: float = Field(default=0.0, ge=0, le=1)
 
     @model_validator(mode="after")
@@ -161,6 +163,8 @@ class Run(_Model):
     sample_interval_s: float = Field(default=30.0, gt=0)
     # Also run the drain experiment (all mailboxes due at once) to measure capacity.
     drain: bool = True
+    # Run the steady-state experiment (off for pure drain / onboarding studies).
+    steady: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> Run:

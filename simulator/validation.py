@@ -20,7 +20,7 @@ CHECKS: list[tuple[str, str, float, float]] = [
     ("wait_mean", "wait_mean_high", 0.50, 1.0),
     ("staleness_mean", "staleness_p50_all", 0.08, 5.0),
     ("staleness_p95", "staleness_p95_all", 0.05, 5.0),
-    ("util_workers", "util_high", 0.20, 0.05),
+    ("util_workers", "util_high", 0.20, 0.10),
     ("cpu_pct_host", "cpu_pct_host", 0.35, 0.5),
     ("ram_gb_host", "ram_gb_host", 0.10, 0.01),
     ("cost_month", "cost_month", 0.0, 0.01),

@@ -1,0 +1,227 @@
+"""Command line of the capacity simulator: ``report``, ``simulate`` and ``sweep``.
+
+``app`` is a ``typer.Typer``; the functions ``report``, ``simulate`` and ``sweep`` are plain
+functions registered on it, so the daemon's CLI can mount them one by one
+(``mailsync report`` is top level). Until then: ``python -m simulator.cli report``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from daemon.errors import ConfigError
+from simulator import html as h
+
+app = typer.Typer(help="Capacity simulator of the mailsync daemon.", no_args_is_help=True)
+
+
+def _fail(e: ConfigError) -> None:
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(2)
+
+
+def _parse_set(values: list[str] | None) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for v in values or []:
+        key, sep, raw = v.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {v!r}: expected FIELD=VALUE")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _ints(text: str, name: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--{name}: expected comma-separated integers, got {text!r}") from None
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--{name}: expected comma-separated numbers, got {text!r}") from None
+
+
+@app.command()
+def report(
+    scenarios: Annotated[
+        list[str] | None,
+        typer.Argument(help="Scenario files or shipped names; none = the Plan B capacity report."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Report folder name.")] = None,
+    out: Annotated[Path, typer.Option(help="Parent folder of reports.")] = Path("reports"),
+    replications: Annotated[int | None, typer.Option(min=1)] = None,
+    fast: Annotated[
+        bool, typer.Option(help="Scenario reports only: no drain runs, one replication.")
+    ] = False,
+    quick: Annotated[
+        bool, typer.Option(help="Short horizons and few replications (CI smoke test, < 60 s).")
+    ] = False,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="Measured latencies and resource costs replacing the defaults."),
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Write reports/<name>/index.html plus CSV/JSON (no Redis or PostgreSQL needed)."""
+    from simulator.report import Options, plan_b_report, scenario_report
+
+    default_name = "plan-b-capacity" if not scenarios else Path(scenarios[0]).stem
+    o = Options(
+        name=name or default_name,
+        out=out,
+        replications=1 if fast else replications,
+        quick=quick,
+        fast=fast,
+        calibration=calibration,
+        jobs=jobs,
+        progress=progress,
+    )
+    try:
+        path = plan_b_report(o) if not scenarios else scenario_report(scenarios, o)
+    except ConfigError as e:
+        _fail(e)
+        return
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Argument(help="Scenario file or shipped name.")],
+    replications: Annotated[int | None, typer.Option(min=1)] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a field: daemon.processes=4 (JSON values)."),
+    ] = None,
+    calibration: Annotated[Path | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    jobs: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Simulate one scenario and print its figures with 95 % confidence intervals."""
+    from simulator.calibration import apply, load_calibration
+    from simulator.loader import load_scenario
+    from simulator.runner import run_many
+
+    try:
+        s = load_scenario(scenario, _parse_set(set_))
+        if calibration is not None:
+            s = apply(s, load_calibration(calibration), calibration.name)
+        if replications is not None:
+            s = s.updated({"run.replications": replications})
+    except ConfigError as e:
+        _fail(e)
+        return
+    t0 = time.perf_counter()
+    r = run_many([s], jobs=jobs, progress=not as_json)[0]
+    if as_json:
+        doc = {
+            "scenario": s.name,
+            "metrics": {
+                k: {"mean": e.mean, "ci95": e.half, "n": e.n} for k, e in r.metrics.items()
+            },
+            "verdicts": {v.name: v.passed for v in r.verdicts},
+            "bottleneck": r.bottleneck,
+        }
+        typer.echo(json.dumps(doc, indent=1, default=str))
+        return
+    typer.echo(
+        f"{s.name}: {s.population.tenants} tenants, {s.daemon.profile} × "
+        f"{s.daemon.processes} processes, {s.run.replications} replications "
+        f"({time.perf_counter() - t0:.1f} s)"
+    )
+    from simulator.sections import DETAIL
+
+    for key, label in DETAIL:
+        est = r.metrics.get(key)
+        if est is not None:
+            typer.echo(f"  {label:48s} {est.text()}")
+    for v in r.verdicts:
+        typer.echo(f"  {'PASS' if v.passed else 'FAIL'}  {v.text}: {v.value.text()}")
+    typer.echo(f"  binding bottleneck: {r.bottleneck}")
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[str, typer.Argument(help="Base scenario.")] = "plan-b-1000",
+    tenants: Annotated[
+        str, typer.Option(help="Comma-separated.")
+    ] = "300,1000,1500,3000,5000,10000,20000",
+    concurrency: Annotated[
+        str, typer.Option(help="Scale factors of the profile's per-tier concurrency.")
+    ] = "0.5,1,1.5,2",
+    processes: Annotated[str, typer.Option()] = "1,2,4,8",
+    intervals: Annotated[
+        str, typer.Option(help="Sync intervals, seconds.")
+    ] = "300,270,240,180,120",
+    strict_freshness: Annotated[
+        bool, typer.Option(help="Require every staleness sample within the limit (default: p99).")
+    ] = False,
+    verify: Annotated[bool, typer.Option(help="Re-run each choice in the event model.")] = True,
+    out: Annotated[Path, typer.Option(help="CSV file of the capacity table.")] = Path(
+        "reports/capacity.csv"
+    ),
+    jobs: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Capacity table: the cheapest configuration per tenant count and its bottleneck."""
+    from simulator.loader import load_scenario
+    from simulator.report import _write_csv
+    from simulator.sweep import capacity_table
+
+    try:
+        s = load_scenario(scenario)
+        s = s.updated(
+            {
+                "criteria.fresh_quantile": 1.0 if strict_freshness else 0.99,
+                "run.replications": min(s.run.replications, 2),
+            }
+        )
+        t0 = time.perf_counter()
+        rows, n = capacity_table(
+            s,
+            _ints(tenants, "tenants"),
+            _floats(concurrency, "concurrency"),
+            _ints(processes, "processes"),
+            _floats(intervals, "intervals"),
+            verify=verify,
+            jobs=jobs,
+        )
+    except ConfigError as e:
+        _fail(e)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_csv(out, rows)
+    typer.echo(f"{n:,} configurations in {time.perf_counter() - t0:.1f} s; wrote {out}")
+    for r in rows:
+        if not r["feasible"]:
+            typer.echo(f"  {r['tenants']:>6} tenants: no configuration passes")
+            continue
+        ev = (
+            ""
+            if "event_pass" not in r
+            else (" event: pass" if r["event_pass"] else f" event: FAIL {r['event_failed']}")
+        )
+        typer.echo(
+            f"  {r['tenants']:>6} tenants: {r['processes']} proc on {r['hosts']} × "
+            f"{r['instance']}, conc {r['concurrency']}, interval {r['interval_s']:.0f} s, "
+            f"${h.fmt(r['cost_month'])}/month, bottleneck {r['bottleneck']}{ev}"
+        )
+
+
+def main() -> None:
+    """Entry point for ``python -m simulator.cli``."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

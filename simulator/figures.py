@@ -1,0 +1,196 @@
+"""Report figures (matplotlib, Agg) returned as base64 PNG for a self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from simulator.metrics import EDGES, TIER_NAMES
+from simulator.results import ScenarioResult
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def scaling(
+    fast: dict[str, dict[str, np.ndarray]], tenants: np.ndarray, points: Sequence[ScenarioResult]
+) -> str:
+    """Throughput and staleness against tenants (fast path lines, event points)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, out in fast.items():
+        a.plot(tenants, out["throughput_per_min"], label=f"throughput, {label}")
+        a.plot(tenants, out["capacity_per_min"], "--", label=f"capacity, {label}")
+        st = np.where(np.isfinite(out["staleness_p95"]), out["staleness_p95"], np.nan)
+        b.plot(tenants, st / 60, label=f"p95 staleness, {label}")
+    for r in points:
+        t = r.scenario.population.tenants
+        a.errorbar(
+            t,
+            r.get("throughput_per_min"),
+            yerr=r.metrics["throughput_per_min"].half,
+            fmt="o",
+            color="k",
+        )
+        b.errorbar(t, r.get("staleness_p95_all") / 60, fmt="o", color="k")
+    a.set_xlabel("tenants")
+    a.set_ylabel("mailboxes / min")
+    a.set_title("Throughput and drain capacity (lines: fast path, dots: simulation)")
+    a.legend(fontsize=7)
+    b.set_xlabel("tenants")
+    b.set_ylabel("minutes")
+    b.set_title("p95 staleness (unstable configurations leave the plot)")
+    b.axhline(5, color="r", lw=0.8, ls=":")
+    b.legend(fontsize=7)
+    return _png(fig)
+
+
+def staleness_cdf(results: Sequence[ScenarioResult]) -> str:
+    """Distribution of sampled staleness per tier, one panel per scenario."""
+    n = len(results)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
+    centers = np.concatenate([[0.5], np.sqrt(EDGES[1:] * np.maximum(EDGES[:-1], 0.5)), [EDGES[-1]]])
+    for ax, r in zip(axes[0], results, strict=True):
+        for i, tier in enumerate(TIER_NAMES):
+            h = r.staleness_hist[i] if r.staleness_hist.size else np.zeros(1)
+            if h.sum() == 0:
+                continue
+            cdf = np.cumsum(h) / h.sum()
+            ax.plot(
+                centers[: cdf.size] / 60,
+                cdf,
+                label=f"{tier} ({h.sum() / r.staleness_hist.sum():.0%})",
+            )
+        ax.set_xscale("log")
+        nz: Any = np.flatnonzero(r.staleness_hist.sum(axis=0)) if r.staleness_hist.size else []
+        if len(nz):
+            ax.set_xlim(max(centers[nz[0]] / 60, 0.05), centers[nz[-1]] / 60 * 1.5)
+        ax.axvline(5, color="r", lw=0.8, ls=":")
+        ax.set_title(r.scenario.name, fontsize=9)
+        ax.set_xlabel("staleness, minutes")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("share of samples")
+    return _png(fig)
+
+
+def utilisation(results: Sequence[ScenarioResult]) -> str:
+    """Worker utilisation per tier, CPU, RAM and database load per scenario."""
+    keys = [
+        ("util_high", "workers high"),
+        ("util_normal", "workers normal"),
+        ("util_low", "workers low"),
+        ("ratio_cpu", "CPU / limit"),
+        ("ratio_ram", "RAM / limit"),
+        ("db_util", "database"),
+    ]
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    width = 0.8 / len(keys)
+    x = np.arange(len(results))
+    for j, (k, label) in enumerate(keys):
+        vals = [r.get(k) for r in results]
+        vals = [0.0 if math.isnan(v) else v for v in vals]
+        ax.bar(x + j * width, vals, width, label=label)
+    ax.set_xticks(x + 0.4 - width / 2, [r.scenario.name for r in results], fontsize=8)
+    ax.set_ylabel("share of capacity")
+    ax.axhline(1.0, color="r", lw=0.8, ls=":")
+    ax.legend(fontsize=7, ncol=3)
+    ax.set_title("Utilisation")
+    return _png(fig)
+
+
+def quota_use(results: Sequence[ScenarioResult]) -> str:
+    """API use against every enforced quota (app: whole app; mailbox: the busiest mailbox)."""
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    names = sorted(
+        {
+            k.removeprefix("quota_util_")
+            for r in results
+            for k in r.metrics
+            if k.startswith("quota_util_")
+        }
+    )
+    width = 0.8 / max(len(names), 1)
+    x = np.arange(len(results))
+    for j, q in enumerate(names):
+        vals = [r.get(f"quota_util_{q}") for r in results]
+        ax.bar(x + j * width, [0 if math.isnan(v) else v for v in vals], width, label=q)
+    ax.set_xticks(x + 0.4 - width / 2, [r.scenario.name for r in results], fontsize=8)
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.axhline(1.0, color="r", lw=0.8, ls=":")
+    ax.set_ylabel("use / limit")
+    ax.legend(fontsize=7, ncol=4)
+    ax.set_title("API use against each quota (mailbox quotas: the busiest mailbox)")
+    return _png(fig)
+
+
+def cost_per_tenant(rows: Sequence[dict[str, Any]]) -> str:
+    """Cost per tenant of the cheapest passing configuration per tenant count."""
+    ok = [r for r in rows if r.get("feasible")]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    if ok:
+        t = [r["tenants"] for r in ok]
+        ax.plot(t, [r["cost_per_tenant"] for r in ok], "o-")
+        for r in ok:
+            ax.annotate(
+                f"{r['processes']}p/{r['hosts']}×{r['instance']}",
+                (r["tenants"], r["cost_per_tenant"]),
+                fontsize=7,
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("tenants")
+    ax.set_ylabel("USD / tenant / month")
+    ax.set_title("Cost per tenant of the cheapest passing configuration")
+    return _png(fig)
+
+
+def dynamics(r: ScenarioResult) -> str:
+    """Tier shares and staleness over time in an overloaded run (the demotion loop)."""
+    s = r.series
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
+    if s and s["t"].size:
+        h = s["t"] / 3600
+        a.stackplot(
+            h, 1 - s["normal"] - s["low"], s["normal"], s["low"], labels=["high", "normal", "low"]
+        )
+        a.set_ylim(0, 1)
+        a.legend(fontsize=7, loc="lower left")
+        b.plot(h, s["p50"] / 3600, label="p50")
+        b.plot(h, s["p95"] / 3600, label="p95")
+        b.plot(h, s["max"] / 3600, label="max")
+        b.legend(fontsize=7)
+    a.set_xlabel("hours")
+    a.set_ylabel("share of mailboxes by last tier")
+    a.set_title(f"Tier of each mailbox over time: {r.scenario.name}", fontsize=9)
+    b.set_xlabel("hours")
+    b.set_ylabel("staleness, hours")
+    b.set_title("Staleness over time")
+    return _png(fig)
+
+
+def onboarding(results: Sequence[ScenarioResult]) -> str:
+    """Time to sync every never-synced mailbox once, per quota preset."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    names = [r.scenario.daemon.quota_preset for r in results]
+    vals = [r.get("drain_s") / 3600 for r in results]
+    v95 = [r.get("drain95_s") / 3600 for r in results]
+    x = np.arange(len(results))
+    ax.bar(x - 0.2, v95, 0.4, label="95 % synced")
+    ax.bar(x + 0.2, vals, 0.4, label="all synced")
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set_ylabel("hours")
+    ax.legend(fontsize=7)
+    ax.set_title("Onboarding: first full sync of every mailbox")
+    return _png(fig)
