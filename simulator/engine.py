@@ -305,6 +305,9 @@ class Simulation:
                     return None
             for b in app:
                 b.tat = (b.tat if b.tat > now else now) + units * b.emission_interval
+            pv.app_admitted += units
+            if pv.app_log is not None:
+                pv.app_log.append((now, units))
         if counting:
             c = pv.counters
             c.requests += n
@@ -369,6 +372,10 @@ class Simulation:
                 return None
             for b in pv.app:
                 b.reserve(now, units)
+            if pv.app:
+                pv.app_admitted += units
+                if pv.app_log is not None:
+                    pv.app_log.append((now, units))
             for b in pv.real_app:
                 b.reserve(now, runits)
         self.rec.provider(pv, m, now, requests, calls, units, throttled, gate_wait)
@@ -385,7 +392,7 @@ class Simulation:
         stored: int,
     ) -> Generator[simpy.Event, Any, None]:
         env, m, t0 = self.env, job.m, self.env.now
-        gates = (pv.mailbox_buckets(m) if pv.mb_quotas else []) + pv.app
+        mb = pv.mailbox_buckets(m) if pv.mb_quotas else []
         real = (pv.real_mailbox_buckets(m) if pv.real_mb_quotas else []) + pv.real_app
         oh = pv.overhead()
         if oh > 0:
@@ -397,18 +404,26 @@ class Simulation:
             sampler, inner, u, ru, extra = reqs[i]
             tries = 0
             while True:
-                left = u
-                while left > 0:
-                    c = min(left, pv.chunk)
-                    now = env.now
-                    e = max([now, *(b.earliest(now, c) for b in gates)])
-                    if e > now + 1e-9:
-                        gate_wait += e - now
-                        yield env.timeout(e - now)
-                        continue
-                    for b in gates:
-                        b.reserve(now, c)
-                    left -= c
+                # Per-mailbox buckets first: only this job uses them, so they can be
+                # reserved ahead. Then the app-wide buckets, reserved at the current instant:
+                # waiters are served first come, first served, and a shared bucket is
+                # never queried at a future time.
+                now = env.now
+                t = pv.gate_mailbox(mb, now, u) if mb else now
+                if pv.app:
+                    if t > now:
+                        yield env.timeout(t - now)
+                    left = u
+                    while left > 0:
+                        c = min(left, pv.app_cap)
+                        t = max(b.reserve(env.now, c) for b in pv.app)
+                        pv.app_admitted += c
+                        if pv.app_log is not None:
+                            pv.app_log.append((t, c))
+                        left -= c
+                if t > now + 1e-12:
+                    gate_wait += t - now
+                    yield env.timeout(t - env.now)
                 units += u
                 calls += inner
                 requests += 1

@@ -105,6 +105,10 @@ class ProviderRuntime:
         self._cache: dict[tuple[int, int, int, int, int], tuple[Request, ...]] = {}
         self.counters = ProviderCounters()
         self.units_by_mailbox = np.zeros(n_mailboxes)
+        # Units admitted by the app-wide buckets since t=0 (warm-up included), and when
+        # ``app_log`` is a list, every admission as (instant, units) for checks.
+        self.app_admitted = 0
+        self.app_log: list[tuple[float, int]] | None = None
 
     # --- requests --------------------------------------------------------------------
 

@@ -188,8 +188,13 @@ def validate(model: type[M], doc: Document) -> M:
         for err in e.errors():
             # Union members add their tag to the path; drop those so the path reads as YAML.
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+            msg = err["msg"].removeprefix("Value error, ")
+            # Cross-field rules say which field they are about ("providers: ..."): point there.
+            head, sep, rest = msg.partition(": ")
+            if sep and (*loc, head) in doc.lines:
+                loc, msg = (*loc, head), rest
             field = ".".join(str(p) for p in loc) or "(document)"
-            problems.append(f"{_where(doc, loc)}: {field}: {err['msg']}")
+            problems.append(f"{_where(doc, loc)}: {field}: {msg}")
         raise ConfigError("invalid input:\n  " + "\n  ".join(problems)) from e
 
 

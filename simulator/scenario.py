@@ -18,6 +18,14 @@ from simulator.distributions import Constant, Distribution, Exponential, Lognorm
 PROVIDERS: tuple[str, ...] = ("gmail", "graph")
 
 
+def _known(lookup: Any, name: str) -> None:
+    # The policy's lookups raise KeyError; validators must raise ValueError to be reported.
+    try:
+        lookup(name)
+    except KeyError as e:
+        raise ValueError(e.args[0]) from None
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -89,8 +97,8 @@ class Daemon(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> Daemon:
-        policy.get_profile(self.profile)
-        policy.get_quota_preset(self.quota_preset)
+        _known(policy.get_profile, self.profile)
+        _known(policy.get_quota_preset, self.quota_preset)
         if self.hosts > self.processes:
             raise ValueError("hosts must be <= processes")
         return self
@@ -124,7 +132,7 @@ class ProviderModel(_Model):
     @model_validator(mode="after")
     def _check(self) -> ProviderModel:
         if self.actual_quotas is not None:
-            policy.get_quota_preset(self.actual_quotas)
+            _known(policy.get_quota_preset, self.actual_quotas)
         return self
 
 

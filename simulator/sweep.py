@@ -92,8 +92,7 @@ def cheapest(s: Scenario, g: Grid, out: dict[str, np.ndarray]) -> list[dict[str,
                 "hosts": int(g.hosts[i]),
                 "instance": names[int(g.instance[i])],
                 "concurrency": "/".join(
-                    str(max(1, round(scale * prof.concurrency.for_tier(tier))))
-                    for tier in TIERS
+                    str(max(1, round(scale * prof.concurrency.for_tier(tier)))) for tier in TIERS
                 ),
                 "conc_scale": scale,
                 "interval_s": float(g.interval[i]),

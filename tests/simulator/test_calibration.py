@@ -1,0 +1,47 @@
+"""Calibration files replace the defaults and are validated like scenarios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from daemon.errors import ConfigError
+from simulator.calibration import apply, load_calibration
+from simulator.distributions import Empirical
+from simulator.engine import Simulation
+from simulator.loader import load_scenario
+
+
+def test_calibration_replaces_latency_and_resource_defaults(tmp_path: Path) -> None:
+    p = tmp_path / "cal.yaml"
+    p.write_text(
+        "source: load test 1\n"
+        "latency_s:\n  gmail: {default: [0.3, 0.5], messages.get: [0.9]}\n"
+        "  graph: {default: [0.2]}\n"
+        "cpu_ms_per_call: 2.5\nrss_base_mb: 120\ndb_commit_ms: 3\n",
+        encoding="utf-8",
+    )
+    s = apply(load_scenario("plan-b-300-original"), load_calibration(p), p.name)
+    assert s.calibrated_from == "load test 1"
+    assert s.providers["gmail"].latency_s == Empirical(samples=[0.3, 0.5])
+    assert s.providers["gmail"].latency_by_method["messages.get"] == Empirical(samples=[0.9])
+    assert (s.resources.cpu_ms_per_call, s.resources.rss_base_mb) == (2.5, 120)
+    assert s.resources.cpu_ms_per_message == 0.05  # not in the file: default kept
+    r = Simulation(s.updated({"run.horizon_s": 900.0, "run.warmup_s": 100.0}), 1).run()
+    # Graph syncs are two requests of exactly 0.2 s plus CPU and the commit.
+    assert r.scalars["duration_mean_incremental"] > 0.3
+
+
+def test_json_calibration_and_errors(tmp_path: Path) -> None:
+    ok = tmp_path / "cal.json"
+    ok.write_text(json.dumps({"rss_per_job_mb": 0.7}), encoding="utf-8")
+    assert load_calibration(ok).rss_per_job_mb == 0.7
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cpu_ms_per_call: -1\nlatency_s: {imap: {default: [1]}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="bad.yaml: line 1: cpu_ms_per_call"):
+        load_calibration(bad)
+    bad.write_text("latency_s: {imap: {default: [1]}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="latency_s.imap: unknown provider"):
+        load_calibration(bad)

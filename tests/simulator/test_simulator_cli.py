@@ -1,0 +1,67 @@
+"""The Typer commands (``simulator.cli``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from simulator.cli import app
+
+runner = CliRunner()
+
+
+def test_simulate_prints_json_with_confidence_intervals() -> None:
+    res = runner.invoke(
+        app,
+        [
+            "simulate",
+            "plan-b-300-original",
+            "--json",
+            "--replications",
+            "2",
+            "--set",
+            "run.horizon_s=900",
+            "--set",
+            "run.warmup_s=100",
+            "--jobs",
+            "1",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output[res.output.index("{") :])
+    assert doc["scenario"] == "plan-b-300-original"
+    assert doc["metrics"]["throughput_per_min"]["n"] == 2
+    assert set(doc["verdicts"]) == {"throughput", "cpu", "ram", "errors", "freshness"}
+
+
+def test_bad_input_exits_2_with_the_field_named(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["simulate", "plan-b-1000", "--set", "daemon.processes=0"])
+    assert res.exit_code == 2
+    assert "daemon.processes" in res.output
+
+
+def test_sweep_writes_the_capacity_csv(tmp_path: Path) -> None:
+    out = tmp_path / "cap.csv"
+    res = runner.invoke(
+        app,
+        [
+            "sweep",
+            "--tenants",
+            "300,3000",
+            "--concurrency",
+            "1",
+            "--processes",
+            "1,2",
+            "--intervals",
+            "240",
+            "--no-verify",
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("tenants,feasible")
+    assert len(lines) == 3

@@ -1,0 +1,39 @@
+"""The capacity table: cheapest passing configuration per tenant count."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.loader import load_scenario
+from simulator.sweep import capacity_table, evaluate_grid, grid, scenario_for
+
+
+def test_cheapest_row_is_the_minimum_cost_among_passing_configurations() -> None:
+    s = load_scenario("plan-b-1000").updated({"criteria.fresh_quantile": 0.99})
+    g = grid(s, tenants=(500, 5000), conc=(0.5, 1.0), processes=(1, 2), intervals=(300.0, 240.0))
+    out = evaluate_grid(s, g)
+    rows, n = capacity_table(s, (500, 5000), (0.5, 1.0), (1, 2), (300.0, 240.0), verify=False)
+    assert n == g.size
+    for r in rows:
+        assert r["feasible"]
+        sel = (g.tenants == r["tenants"]) & out["passes"].astype(bool)
+        assert r["cost_month"] == float(np.min(out["cost_month"][sel]))
+        assert r["staleness_q_s"] <= s.criteria.fresh_within_s
+        # The row round-trips into a valid event-simulation scenario.
+        e = scenario_for(s, r)
+        assert e.daemon.processes == r["processes"]
+        assert e.population.sync_interval_s is not None
+
+
+def test_verified_rows_carry_the_event_verdict() -> None:
+    s = load_scenario("plan-b-1000").updated(
+        {
+            "criteria.fresh_quantile": 0.99,
+            "run.replications": 1,
+            "run.horizon_s": 1800.0,
+            "run.warmup_s": 300.0,
+        }
+    )
+    rows, _ = capacity_table(s, (300,), (1.0,), (1,), (240.0,), progress=False, jobs=1)
+    assert rows[0]["event_pass"] is True
+    assert rows[0]["event_failed"] == ""

@@ -1,0 +1,53 @@
+"""The fast path agrees with the event simulation on the same scenarios (stated tolerances)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import deterministic
+
+from simulator.loader import load_scenario
+from simulator.runner import run_many
+from simulator.validation import CHECKS, compare
+
+
+def test_fast_path_agrees_with_the_event_simulation() -> None:
+    scenarios = [
+        load_scenario("plan-b-1000").updated(
+            {
+                "name": "default-1000",
+                "run.horizon_s": 2400.0,
+                "run.warmup_s": 600.0,
+                "run.replications": 2,
+            }
+        ),
+        # Loaded: 2 s jobs keep the 17 high workers ~70 % busy with visible batch waits.
+        deterministic(
+            2.0,
+            population__tenants=1500,
+            daemon__profile="plan-b",
+            run__horizon_s=2400.0,
+            run__warmup_s=600.0,
+            run__replications=2,
+            run__drain=True,
+            name="loaded-1500",
+        ),
+    ]
+    results = run_many(scenarios, progress=False)
+    rows = [a for r in results for a in compare(r)]
+    checked = {(a.scenario, a.metric) for a in rows}
+    assert len(checked) == len(CHECKS) * len(scenarios)
+    bad = [a for a in rows if not a.ok]
+    assert bad == []
+
+
+def test_an_overloaded_scenario_is_reported_unstable_not_compared() -> None:
+    s = deterministic(
+        10.0,
+        population__tenants=2000,
+        run__horizon_s=1200.0,
+        run__warmup_s=300.0,
+        run__replications=1,
+    )
+    r = run_many([s], progress=False)[0]
+    assert compare(r) == []
+    assert r.get("util_high") == pytest.approx(1.0, abs=0.01)
