@@ -9,7 +9,6 @@ from simulator.analytic import JobProfile, evaluate, job_profile, largest_interv
 from simulator.loader import load_scenario
 from simulator.scenario import Scenario
 
-
 Pair = tuple[Scenario, JobProfile]
 
 
