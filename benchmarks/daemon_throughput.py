@@ -69,7 +69,8 @@ class Bench:
         self.pool: asyncpg.Pool | None = None
 
     async def __aenter__(self) -> Bench:
-        self.mock = subprocess.Popen(
+        # Popen returns at once; the benchmark waits for readiness over HTTP below.
+        self.mock = subprocess.Popen(  # noqa: ASYNC220
             [
                 sys.executable,
                 "-m",

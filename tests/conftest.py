@@ -67,7 +67,9 @@ async def pg_pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def db(pg_pool: asyncpg.Pool) -> asyncpg.Pool:
     """The run's database, emptied before the test."""
-    await pg_pool.execute("TRUNCATE tenants, mailboxes, messages, sync_runs RESTART IDENTITY CASCADE")
+    await pg_pool.execute(
+        "TRUNCATE tenants, mailboxes, messages, sync_runs RESTART IDENTITY CASCADE"
+    )
     return pg_pool
 
 

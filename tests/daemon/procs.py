@@ -216,7 +216,8 @@ class DaemonProcess:
     """``mailsync daemon run`` in a subprocess."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.log = tempfile.NamedTemporaryFile(
+        # The log outlives this method: cleanup() closes and removes it.
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
             prefix="mailsync-daemon-", suffix=".log", delete=False
         )
         self.proc = subprocess.Popen(
