@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from daemon.errors import AuthRevoked, ConfigError, PermanentError
+from daemon.errors import AuthRevoked, ConfigError, PermanentError, RateLimited
 from daemon.policy import SyncKind
 from daemon.providers.base import MailboxContext, SyncResult
 from daemon.providers.imap_client import PROVIDER, ImapConnection
@@ -186,27 +186,38 @@ class ImapProvider:
             now=self.settings.clock(),
         )
         try:
-            if account.auth == "password":
-                password = mailbox.credentials.get("password")
-                if not password:
-                    raise AuthRevoked("no IMAP password stored", provider=PROVIDER)
-                await conn.login(account.username, password)
-            else:
-                try:
-                    await conn.xoauth2(account.username, await mailbox.tokens.get())
-                except AuthRevoked:
-                    # The cached access token may have expired early: one fresh try.
-                    await mailbox.gate.acquire("imap.login")
-                    token = await mailbox.tokens.get(force_refresh=True)
-                    await conn.xoauth2(account.username, token)
+            await self._authenticate(conn, account, mailbox)
             caps = conn.capabilities - self.settings.ignore_capabilities
             if "QRESYNC" in caps and "ENABLE" in caps:
                 await mailbox.gate.acquire("imap.enable")
                 await conn.enable("QRESYNC")
+        except RateLimited:
+            # The server's own per-user connection cap (lower than ours, or other clients).
+            mailbox.gate.throttled(None)
+            await conn.close()
+            raise
         except BaseException:
             await conn.close()
             raise
         return conn
+
+    async def _authenticate(
+        self, conn: ImapConnection, account: AccountConfig, mailbox: MailboxContext
+    ) -> None:
+        """LOGIN or XOAUTH2; a refused token is refreshed and tried once more."""
+        if account.auth == "password":
+            password = mailbox.credentials.get("password")
+            if not password:
+                raise AuthRevoked("no IMAP password stored", provider=PROVIDER)
+            await conn.login(account.username, password)
+            return
+        try:
+            await conn.xoauth2(account.username, await mailbox.tokens.get())
+        except AuthRevoked:
+            # The cached access token may have expired early: one fresh try.
+            await mailbox.gate.acquire("imap.login")
+            token = await mailbox.tokens.get(force_refresh=True)
+            await conn.xoauth2(account.username, token)
 
     async def sync(
         self, mailbox: MailboxContext, kind: SyncKind, cursor: Mapping[str, Any] | None

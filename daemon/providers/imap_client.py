@@ -165,6 +165,20 @@ class _Client(lib.IMAP4):  # type: ignore[misc]  # aioimaplib is untyped
         )
 
 
+def fixed_client(
+    host: str,
+    port: int,
+    *,
+    timeout_s: float,
+    ssl_context: ssl.SSLContext | None = None,
+    conn_lost_cb: Callable[[Exception | None], None] | None = None,
+) -> lib.IMAP4:
+    """An ``aioimaplib.IMAP4`` with the fixes above, for code that drives it directly."""
+    return _Client(
+        host, port, timeout=timeout_s, conn_lost_cb=conn_lost_cb, ssl_context=ssl_context
+    )
+
+
 def _to_reply(resp: Any) -> Reply:
     lines = list(resp.lines)
     text = bytes(lines.pop()) if lines else b""
@@ -187,7 +201,7 @@ def auth_error(what: str, reply: Reply) -> Exception:
 class ImapConnection:
     """A connected (and after ``login``/``xoauth2`` authenticated) IMAP session."""
 
-    def __init__(self, client: _Client, *, created_at: float) -> None:
+    def __init__(self, client: lib.IMAP4, *, created_at: float) -> None:
         self._client = client
         self.created_at = created_at
         self.last_used = created_at
@@ -214,8 +228,8 @@ class ImapConnection:
                 holder[0].broken = True
 
         try:
-            client = _Client(
-                host, port, timeout=timeout_s, conn_lost_cb=lost, ssl_context=ssl_context
+            client = fixed_client(
+                host, port, timeout_s=timeout_s, conn_lost_cb=lost, ssl_context=ssl_context
             )
             conn = cls(client, created_at=now)
             holder.append(conn)

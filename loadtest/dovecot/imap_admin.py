@@ -13,6 +13,7 @@ from types import TracebackType
 
 from aioimaplib import aioimaplib as lib
 
+from daemon.providers.imap_client import fixed_client
 from daemon.providers.imap_parse import encode_mailbox
 from daemon.providers.imap_uidset import format_uid_set
 
@@ -30,7 +31,8 @@ class ImapAdmin:
     @classmethod
     async def login(cls, host: str, port: int, user: str, password: str) -> ImapAdmin:
         """Connect without TLS (loopback test servers) and log in."""
-        client = lib.IMAP4(host=host, port=port, timeout=30)
+        # aioimaplib as patched by the provider: the stock one breaks on long answers.
+        client = fixed_client(host, port, timeout_s=30)
         await client.wait_hello_from_server()
         admin = cls(client)
         admin._check(await client.login(user, password), "LOGIN")
@@ -63,7 +65,9 @@ class ImapAdmin:
     async def store(self, folder: str, uids: Iterable[int], op: str, flags: Iterable[str]) -> None:
         """UID STORE ``op`` (``+FLAGS``, ``-FLAGS``, ``FLAGS``) on ``uids`` of ``folder``."""
         await self.select(folder)
-        resp = await self._c.uid("store", format_uid_set(uids), op, f"({' '.join(flags)})")
+        # .SILENT: no FETCH line per message back.
+        silent = op if op.upper().endswith(".SILENT") else f"{op}.SILENT"
+        resp = await self._c.uid("store", format_uid_set(uids), silent, f"({' '.join(flags)})")
         self._check(resp, "UID STORE")
 
     async def expunge(self, folder: str, uids: Iterable[int]) -> None:
