@@ -227,18 +227,25 @@ def evaluate(
         if units > 0:
             caps.append(np.full_like(lam, p.app_rate[q] / units))
     x_max = np.minimum.reduce([np.broadcast_to(x, np.broadcast(lam, c, k).shape) for x in caps])
-    stable = lam < 0.98 * x_max
-    thr = np.minimum(lam, x_max)
-    # Waits: batch drain on the workers that long (full) syncs leave free. The K schedulers
-    # run at random phases: each other scheduler's last batch is still running with
-    # probability min(S, T) / T, so a batch may land on j earlier ones (binomial in j).
-    busy_long = lam * f * p.s_full
-    c_eff = np.maximum(c - busy_long, 1)
-    b = np.minimum(lam * period / k, prof.batch_size)
-    w_mean, w_max = overlapping_batches(b, c_eff, p.s_inc, k, period)
-    w_mean = np.where(stable, w_mean, np.inf)
-    w_max = np.where(stable, w_max, np.inf)
     claim_mean = period / (k + 1)
+    demand = lam
+    # A mailbox is due one interval after its sync *started*, so each cycle lasts the
+    # interval plus the claim wait and the queue wait: the rate is N / (I + claim + wait).
+    # Two passes settle the wait and the rate it depends on.
+    for _ in range(2):
+        stable = lam < 0.98 * x_max
+        # Waits: batch drain on the workers that long (full) syncs leave free. The K
+        # schedulers run at random phases: each other scheduler's last batch is still
+        # running with probability min(S, T) / T, so a batch may land on j earlier ones.
+        busy_long = lam * f * p.s_full
+        c_eff = np.maximum(c - busy_long, 1)
+        b = np.minimum(lam * period / k, prof.batch_size)
+        w_mean, w_max = overlapping_batches(b, c_eff, p.s_inc, k, period)
+        w_mean = np.where(stable, w_mean, np.inf)
+        w_max = np.where(stable, w_max, np.inf)
+        cycle = mean_i + claim_mean + np.where(stable, w_mean, 0.0)
+        lam = np.where(stable, n / cycle / (1 - p.error_rate), demand)
+    thr = np.minimum(lam, x_max)
     claim_max = period * cf.harmonic(k) / k
     lag_mean = claim_mean + w_mean + p.s_inc
     gap = mean_i + claim_mean + w_mean
@@ -301,7 +308,7 @@ def evaluate(
     )
     return {
         "mailboxes": n,
-        "demand_per_min": lam * 60,
+        "demand_per_min": demand * 60,
         "throughput_per_min": thr * 60,
         "x_max_per_min": x_max * 60,
         "capacity_per_min": capacity,

@@ -1,0 +1,128 @@
+"""Accuracy of the simulation core and of the fast path, with more replications than tests.
+
+Prints tables: M/M/c against Erlang C, three priority classes against Cobham's formula,
+the daemon model's batch release against the drain formula, and the fast path against the
+event simulation on the shipped presets (model defaults and the plan's 10 s jobs).
+
+    python benchmarks/sim_accuracy.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import time
+
+import numpy as np
+
+from simulator.closed_forms import batch_drain_mean, erlang_c, mmc_priority_waits, mmc_wait
+from simulator.distributions import Exponential
+from simulator.loader import load_scenario, shipped_scenarios
+from simulator.results import estimate
+from simulator.runner import run_many
+from simulator.scenario import plan_job_time
+from simulator.textbook import QueueStats, run_queue
+from simulator.validation import compare
+
+NO_ERRORS = {"transient": 0.0, "auth_revoked": 0.0, "permanent": 0.0}
+
+
+def _mmc(task: tuple[int, float, int, int, tuple[float, ...]]) -> QueueStats:
+    c, rho, n, seed, shares = task
+    return run_queue(
+        Exponential(mean=1 / (rho * c)), Exponential(mean=1.0), c, n, seed, class_shares=shares
+    )
+
+
+def erlang(reps: int, n: int, pool: mp.pool.Pool) -> None:
+    print(f"\nM/M/c against Erlang C ({reps} replications x {n:,} customers)")
+    print(
+        f"{'c':>4} {'rho':>5} {'Wq Erlang':>10} {'Wq sim ± CI':>22} {'bias':>7} "
+        f"{'P(W>0)':>8} {'sim':>8} {'bias':>7}"
+    )
+    for c in (1, 2, 5, 10, 34):
+        for rho in (0.5, 0.8, 0.95):
+            runs = pool.map(_mmc, [(c, rho, n, s, (1.0,)) for s in range(reps)])
+            w = estimate([r.waits[0] for r in runs])
+            p = estimate([r.p_wait for r in runs])
+            wq, pw = float(mmc_wait(c, rho * c, 1.0)), float(erlang_c(c, rho * c))
+            print(
+                f"{c:>4} {rho:>5} {wq:>10.4g} {w.mean:>12.4g} ± {w.half:<8.2g}"
+                f"{w.mean / wq - 1:>+7.1%} {pw:>8.4f} {p.mean:>8.4f} {p.mean / pw - 1:>+7.1%}"
+            )
+
+
+def priority(reps: int, n: int, pool: mp.pool.Pool) -> None:
+    print(f"\nNon-preemptive priority, shares 0.2/0.5/0.3 ({reps} x {n:,})")
+    shares = (0.2, 0.5, 0.3)
+    for c, rho in ((10, 0.8), (10, 0.95), (34, 0.8)):
+        runs = pool.map(_mmc, [(c, rho, n, s, shares) for s in range(reps)])
+        got = np.mean([r.waits for r in runs], axis=0)
+        want = mmc_priority_waits(c, [rho * c * s for s in shares], 1.0)
+        cells = "  ".join(
+            f"{w:.4g}/{g:.4g} ({g / w - 1:+.1%})" for w, g in zip(want, got, strict=True)
+        )
+        print(f"  c={c} rho={rho}: theory/sim per class: {cells}")
+
+
+def batch_release(reps: int) -> None:
+    print("\nDaemon model: batch release against the drain formula")
+    # (tenants, high workers, job seconds): loads 0.8, 0.8 and 0.88 of the workers.
+    for tenants, workers, job in ((600, 5, 2.0), (1200, 15, 3.0), (3000, 17, 1.5)):
+        s = load_scenario("plan-b-300-original").updated(
+            {
+                **plan_job_time(job),
+                "population.tenants": tenants,
+                "daemon.overrides": {"concurrency.high": workers, "batch_size": 200},
+                "daemon.cursor_expiry_per_sync": 0.0,
+                "providers.gmail.errors": NO_ERRORS,
+                "providers.graph.errors": NO_ERRORS,
+                "resources.cpu_ms_per_call": 0.0,
+                "resources.cpu_ms_per_job": 0.0,
+                "resources.db_commit_ms": 0.0,
+                "resources.cpu_ms_per_message": 0.0,
+                "resources.db_ms_per_message": 0.0,
+                "run.replications": reps,
+                "run.drain": False,
+            }
+        )
+        r = run_many([s], progress=False)[0]
+        b = tenants / 300 * 10
+        print(
+            f"  batch {b:.0f} on {workers} workers of {job} s: simulated "
+            f"{r.metrics['wait_mean_high'].text()} s, drain formula "
+            f"{float(batch_drain_mean(b, workers, job)):.3g} s, M/M/c "
+            f"{float(mmc_wait(workers, tenants / 300, 1 / job)):.3g} s"
+        )
+
+
+def fast_vs_event(reps: int) -> None:
+    print("\nFast path against the event simulation (shipped presets)")
+    presets = [load_scenario(n).updated({"run.replications": reps}) for n in shipped_scenarios()]
+    scen = [s.updated({"name": f"{s.name}@model"}) for s in presets]
+    scen += [s.updated({**plan_job_time(2.0), "name": f"{s.name}@2s-jobs"}) for s in presets]
+    rows = [a for r in run_many(scen, progress=False) for a in compare(r)]
+    for a in rows:
+        print(
+            f"  {a.scenario:28s} {a.metric:20s} fast {a.fast:10.4g} event {a.event:10.4g} "
+            f"± {a.event_ci:<8.3g} tol {a.tolerance:<8.3g} {'ok' if a.ok else 'OUTSIDE'}"
+        )
+    print(f"  {sum(a.ok for a in rows)} of {len(rows)} within tolerance")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    reps, n = (4, 50_000) if a.quick else (10, 200_000)
+    t0 = time.perf_counter()
+    with mp.get_context("fork").Pool() as pool:
+        erlang(reps, n, pool)
+        priority(reps, n, pool)
+    batch_release(2 if a.quick else 5)
+    fast_vs_event(2 if a.quick else 5)
+    print(f"\n{time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
