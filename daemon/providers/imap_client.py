@@ -227,17 +227,24 @@ class ImapConnection:
             if holder:
                 holder[0].broken = True
 
+        client = fixed_client(
+            host, port, timeout_s=timeout_s, conn_lost_cb=lost, ssl_context=ssl_context
+        )
+        conn = cls(client, created_at=now)
+        holder.append(conn)
         try:
-            client = fixed_client(
-                host, port, timeout_s=timeout_s, conn_lost_cb=lost, ssl_context=ssl_context
-            )
-            conn = cls(client, created_at=now)
-            holder.append(conn)
             await client.wait_hello_from_server()
-        except (OSError, TimeoutError, lib.AioImapException) as e:
-            raise TransientError(
-                f"cannot connect to {host}:{port}: {e!r}", provider=PROVIDER
-            ) from e
+        except BaseException as e:
+            # Do not leave a half-open socket behind (the connect task may still finish).
+            conn.broken = True
+            client._client_task.cancel()
+            if client.protocol.transport is not None:
+                client.protocol.transport.close()
+            if isinstance(e, OSError | TimeoutError | lib.AioImapException):
+                raise TransientError(
+                    f"cannot connect to {host}:{port}: {e!r}", provider=PROVIDER
+                ) from e
+            raise
         conn.capabilities = frozenset(c.upper() for c in client.protocol.capabilities)
         return conn
 

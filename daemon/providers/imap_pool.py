@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from daemon.errors import ProviderError
 from daemon.providers.base import CallGate
 from daemon.providers.imap_client import ImapConnection
 
@@ -136,6 +137,13 @@ class ImapPool:
             break
         try:
             yield conn
+        except BaseException as e:
+            # A provider error leaves the session between commands (and a transport failure
+            # has already marked it broken); anything else, cancellation included, may have
+            # interrupted a command mid-answer, so the session cannot be trusted again.
+            if not isinstance(e, ProviderError):
+                conn.broken = True
+            raise
         finally:
             await self._give_back(acct, conn)
 

@@ -8,12 +8,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pytest
+
+from daemon.errors import TransientError
 from daemon.policy import SyncKind
 from daemon.providers.base import MailboxContext
 from daemon.providers.imap import ImapProvider, ImapSettings
 from loadtest.dovecot.delay_proxy import Delay, DelayProxy
 from loadtest.dovecot.messages import generate_mailbox, malformed_messages
-from loadtest.dovecot.server import DovecotServer, DovecotUser
+from loadtest.dovecot.server import DovecotServer, DovecotUser, free_port
 
 START = 1_700_000_000.0
 MakeUser = Callable[..., DovecotUser]
@@ -142,3 +145,38 @@ async def test_sync_through_delay_proxy_pays_round_trips_not_bodies(
     assert 10 * 2 * delay <= elapsed < 10 * 2 * delay + 1.0
     # Headers only: the 12 MB message's body never crosses the wire.
     assert proxy.stats.bytes_down < 200_000
+
+
+async def test_unreachable_server_is_transient(new_user: MakeUser, context_for: MakeCtx) -> None:
+    provider = ImapProvider(ImapSettings(command_timeout_s=2))
+    try:
+        with pytest.raises(TransientError, match="cannot connect"):
+            await provider.sync(context_for(new_user(), port=free_port()), SyncKind.FULL, None)
+    finally:
+        await provider.aclose()
+
+
+async def test_cancelled_sync_never_returns_a_busy_connection(
+    dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
+) -> None:
+    user = new_user()
+    dovecot.write_messages(
+        user, "INBOX", generate_mailbox(random.Random(5), 50, start=START, end=START + 50)
+    )
+    slow = Delay("constant", 0.1)
+    async with DelayProxy(dovecot.host, dovecot.port, up=slow, down=slow) as proxy:
+        provider = ImapProvider()
+        ctx = context_for(user, port=proxy.port)
+        key = (dovecot.host, proxy.port, user.name)
+        try:
+            task = asyncio.create_task(provider.sync(ctx, SyncKind.FULL, None))
+            await asyncio.sleep(1.1)  # past login and ENABLE, inside SELECT/SEARCH/FETCH
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert provider.pool.stats.logins == 1
+            assert provider.pool.open_count(key) == 0  # dropped, not pooled mid-command
+            res = await provider.sync(ctx, SyncKind.FULL, None)
+            assert len(res.upserts) == 50 and provider.pool.stats.logins == 2
+        finally:
+            await provider.aclose()
