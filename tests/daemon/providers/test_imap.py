@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
-from daemon.errors import AuthRevoked, PermanentError, RateLimited, TransientError
-from daemon.policy import SyncKind
+from daemon.errors import AuthRevoked, ConfigError, PermanentError, RateLimited, TransientError
+from daemon.policy import Outcome, RetryPolicy, SyncKind, on_failure
 from daemon.providers.base import MailboxContext
-from daemon.providers.imap import ImapProvider, ImapSettings
+from daemon.providers.imap import ImapProvider, ImapSettings, build_imap_provider
 from daemon.ratelimit import CountingGate
+from daemon.settings import Settings
 from loadtest.dovecot.imap_admin import ImapAdmin
 from loadtest.dovecot.messages import generate_mailbox, generate_message, malformed_messages
 from loadtest.dovecot.server import DovecotServer, DovecotUser, scratch_dir
@@ -180,8 +181,10 @@ async def test_wrong_password_is_auth_revoked(
     provider = ImapProvider()
     ctx = context_for(user, password="wrong")
     try:
-        with pytest.raises(AuthRevoked, match="AUTHENTICATIONFAILED"):
+        with pytest.raises(AuthRevoked, match="AUTHENTICATIONFAILED") as err:
             await provider.sync(ctx, SyncKind.FULL, None)
+        decision = on_failure(err.value.kind, 0, 0.0, random.Random(1), RetryPolicy())
+        assert decision.outcome is Outcome.NEEDS_REAUTH
         assert provider.pool.open_count((dovecot.host, dovecot.port, user.name)) == 0
         assert provider.pool.stats.logins == 0
     finally:
@@ -396,3 +399,14 @@ async def test_qresync_select_reporting_thousands_of_changes(
     updates = dict(res.flag_updates)
     assert all("$Archived" in updates[r.provider_id] for r in first.upserts)
     assert updates[f"INBOX:{uv}:1"] == tuple(sorted({*first.upserts[0].flags, "$Archived"}))
+
+
+def test_daemon_settings_map_onto_provider_settings() -> None:
+    cfg = Settings().imap.model_copy(
+        update={"max_connections_per_account": 3, "fetch_chunk": 200, "idle_keepalive_s": 60.0}
+    )
+    s = build_imap_provider(cfg).settings
+    assert (s.max_connections, s.fetch_chunk, s.keepalive_s) == (3, 200, 60.0)
+    assert s.verify_tls and s.command_timeout_s == cfg.command_timeout_s
+    with pytest.raises(ConfigError, match="fetch_chunk"):
+        ImapSettings(fetch_chunk=0)
