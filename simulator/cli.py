@@ -214,7 +214,8 @@ def sweep(
         typer.echo(
             f"  {r['tenants']:>6} tenants: {r['processes']} proc on {r['hosts']} × "
             f"{r['instance']}, conc {r['concurrency']}, interval {r['interval_s']:.0f} s, "
-            f"${h.fmt(r['cost_month'])}/month, bottleneck {r['bottleneck']}{ev}"
+            f"${h.fmt(r['cost_month'])}/month, bottleneck {r['bottleneck']} "
+            f"({r['bottleneck_ratio']:.0%}){ev}"
         )
 
 

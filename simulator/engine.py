@@ -112,8 +112,10 @@ class Simulation:
         self._res = scenario.resources
         ce = scenario.population.changes_per_arrival
         de = scenario.population.deletes_per_arrival
-        self._cd = ce + de
-        self._del_share = de / (ce + de) if ce + de > 0 else 0.0
+        # Arrivals, flag changes and deletions as one Poisson stream split by share.
+        self._all_events = 1 + ce + de
+        self._p_added = 1 / self._all_events
+        self._p_deleted = (1 + de) / self._all_events
         self.drain = mode == "drain"
         self._expiry = scenario.daemon.cursor_expiry_per_sync
 
@@ -184,17 +186,23 @@ class Simulation:
         self.content_at[m] = now
         pend = self.pending[m]
         if mu > 0:
-            added = _poisson(mu, rnd)
-            other = _poisson(mu * self._cd, rnd)
-            deleted = 0
-            if other:
-                share = self._del_share
-                deleted = sum(1 for _ in range(other) if rnd.random() < share)
-            pend[0] += added
-            pend[1] += other - deleted
-            pend[2] += deleted
-            left = self.size[m] + added - deleted
-            self.size[m] = left if left > 0 else 0
+            # One Poisson draw for all events, split by kind (Poisson thinning): most syncs
+            # see no change at all and cost a single uniform.
+            events = _poisson(mu * self._all_events, rnd)
+            if events:
+                added = deleted = 0
+                p_add, p_del = self._p_added, self._p_deleted
+                for _ in range(events):
+                    u = rnd.random()
+                    if u < p_add:
+                        added += 1
+                    elif u < p_del:
+                        deleted += 1
+                pend[0] += added
+                pend[1] += events - added - deleted
+                pend[2] += deleted
+                left = self.size[m] + added - deleted
+                self.size[m] = left if left > 0 else 0
         kind = job.kind
         if kind is FULL:
             size = self.size[m]

@@ -132,11 +132,14 @@ def presets_section(title: str, results: Sequence[ScenarioResult]) -> str:
 
 
 def _recovered_h(r: ScenarioResult, limit_s: float) -> float:
-    # First sample after which p95 staleness stays within the limit.
+    # First sample after which p95 staleness stays near its settled level (the last
+    # quarter of the run) or within the limit, 10 % allowed for sampling noise.
     se = r.series
     if not se or se["t"].size == 0:
         return float("nan")
-    bad = np.flatnonzero(se["p95"] > limit_s)
+    tail = se["p95"][-max(1, se["p95"].size // 4) :]
+    level = 1.1 * max(limit_s, float(np.nanmedian(tail)))
+    bad = np.flatnonzero(se["p95"] > level)
     if bad.size == 0:
         return float(se["t"][0] / 3600)
     i = int(bad[-1]) + 1

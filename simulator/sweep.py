@@ -69,15 +69,26 @@ def evaluate_grid(s: Scenario, g: Grid, p: JobProfile | None = None) -> dict[str
     return evaluate(s, p, g.tenants, g.processes, g.hosts, g.conc, g.interval, g.instance)
 
 
-def cheapest(s: Scenario, g: Grid, out: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+def cheapest(
+    s: Scenario, g: Grid, out: dict[str, np.ndarray], margin: float = 0.85
+) -> list[dict[str, Any]]:
     """Per tenant count, the cheapest passing configuration (ties: fewer processes, longer
-    interval), with its binding bottleneck named; a row without a fit says so."""
+    interval), with its binding bottleneck named; a row without a fit says so.
+
+    Only configurations whose busiest resource stays below ``margin`` and whose staleness
+    keeps 3 % headroom qualify: the closed form is least accurate next to saturation.
+    """
     cat = load_catalogue(s.costs.catalogue)
     names = list(cat.instances)
     prof = s.profile()
     rows: list[dict[str, Any]] = []
     for t in np.unique(g.tenants):
-        sel = np.flatnonzero((g.tenants == t) & out["passes"].astype(bool))
+        ok = (
+            out["passes"].astype(bool)
+            & (out["bottleneck_ratio"] <= margin)
+            & (out["staleness_q"] <= 0.97 * s.criteria.fresh_within_s)
+        )
+        sel = np.flatnonzero((g.tenants == t) & ok)
         if sel.size == 0:
             rows.append({"tenants": int(t), "feasible": False})
             continue
