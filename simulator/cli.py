@@ -62,7 +62,7 @@ def report(
     out: Annotated[Path, typer.Option(help="Parent folder of reports.")] = Path("reports"),
     replications: Annotated[int | None, typer.Option(min=1)] = None,
     fast: Annotated[
-        bool, typer.Option(help="Scenario reports only: no drain runs, one replication.")
+        bool, typer.Option(help="Analytic fast path only, no event simulation (seconds).")
     ] = False,
     quick: Annotated[
         bool, typer.Option(help="Short horizons and few replications (CI smoke test, < 60 s).")
@@ -75,13 +75,14 @@ def report(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Write reports/<name>/index.html plus CSV/JSON (no Redis or PostgreSQL needed)."""
+    from simulator.fast_report import fast_report
     from simulator.report import Options, plan_b_report, scenario_report
 
     default_name = "plan-b-capacity" if not scenarios else Path(scenarios[0]).stem
     o = Options(
         name=name or default_name,
         out=out,
-        replications=1 if fast else replications,
+        replications=replications,
         quick=quick,
         fast=fast,
         calibration=calibration,
@@ -89,7 +90,12 @@ def report(
         progress=progress,
     )
     try:
-        path = plan_b_report(o) if not scenarios else scenario_report(scenarios, o)
+        if fast:
+            path = fast_report(scenarios or [], o)
+        elif scenarios:
+            path = scenario_report(scenarios, o)
+        else:
+            path = plan_b_report(o)
     except ConfigError as e:
         _fail(e)
         return
@@ -175,7 +181,7 @@ def sweep(
 ) -> None:
     """Capacity table: the cheapest configuration per tenant count and its bottleneck."""
     from simulator.loader import load_scenario
-    from simulator.report import _write_csv
+    from simulator.report import write_csv
     from simulator.sweep import capacity_table
 
     try:
@@ -200,7 +206,7 @@ def sweep(
         _fail(e)
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_csv(out, rows)
+    write_csv(out, rows)
     typer.echo(f"{n:,} configurations in {time.perf_counter() - t0:.1f} s; wrote {out}")
     for r in rows:
         if not r["feasible"]:

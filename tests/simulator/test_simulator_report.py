@@ -39,3 +39,15 @@ def test_scenario_report(tmp_path: Path) -> None:
     index = scenario_report([str(p)], Options(name="tiny", out=tmp_path, progress=False))
     assert "tiny" in index.read_text(encoding="utf-8")
     assert (index.parent / "scenarios.csv").exists()
+
+
+def test_fast_report_needs_no_event_simulation(tmp_path: Path) -> None:
+    from simulator.fast_report import fast_report
+
+    index = fast_report(["plan-b-1000"], Options(name="fast", out=tmp_path, progress=False))
+    page = index.read_text(encoding="utf-8")
+    assert "fast path only" in page
+    with (index.parent / "scenarios.csv").open() as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["scenario"] == "plan-b-1000"
+    assert float(row["throughput_per_min"]) > 150

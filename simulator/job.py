@@ -1,0 +1,256 @@
+"""A sync job and how its requests pass the quota gates (virtual clock or stepped).
+
+``JobWalk`` is mixed into ``engine.Simulation``: a job whose calls no app-wide gate delays
+is walked on a virtual clock and costs one timeout; otherwise it is stepped request by
+request so that shared buckets are only consulted at the current simulated instant.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+
+from daemon.policy import ErrorKind, SyncKind
+from simulator.gate import IN_SYNC_RETRIES, ProviderRuntime, Request
+from simulator.metrics import Recorder
+from simulator.scenario import Resources
+
+
+class Job:
+    """One sync job on a tier queue."""
+
+    __slots__ = ("due", "enq", "kind", "m", "started", "tier")
+
+    def __init__(self, m: int, tier: int, kind: SyncKind, due: float, enq: float) -> None:
+        self.m, self.tier, self.kind, self.due, self.enq = m, tier, kind, due, enq
+        self.started = 0.0
+
+
+def poisson(mu: float, rnd: random.Random) -> int:
+    """A Poisson draw from a ``random.Random``."""
+    # Inversion is cheapest for the small means of mail between two syncs.
+    if mu <= 0:
+        return 0
+    if mu > 30:
+        return max(0, round(rnd.gauss(mu, math.sqrt(mu))))
+    p = math.exp(-mu)
+    u, k, cum = rnd.random(), 0, p
+    while u > cum and k < 200:
+        k += 1
+        p *= mu / k
+        cum += p
+    return k
+
+
+class JobWalk:
+    """Request walks of a job; expects the simulation's clock, recorder and finish hook."""
+
+    env: simpy.Environment
+    warm: float
+    rec: Recorder
+    _res: Resources
+
+    def _finish(self, job: Job, kind: SyncKind, fail: ErrorKind | None, ra: float | None) -> None:
+        raise NotImplementedError
+
+    def _overhead_s(self, calls: int, stored: int) -> float:
+        r = self._res
+        cpu = r.cpu_ms_per_call * calls + r.cpu_ms_per_message * stored + r.cpu_ms_per_job
+        db = r.db_commit_ms + r.db_ms_per_message * stored
+        self.rec.resources(self.env.now, cpu, db, stored)
+        return (cpu + db) / 1000.0
+
+    def _virtual_simple(
+        self,
+        m: int,
+        pv: ProviderRuntime,
+        reqs: tuple[Request, ...],
+        n: int,
+        now: float,
+        counting: bool,
+    ) -> tuple[float, bool, float | None, int] | None:
+        """``_virtual`` for a provider without real-quota or random 429s (the common case)."""
+        mb = pv.mailbox_buckets(m) if pv.mb_quotas else None
+        t = now + pv.overhead()
+        units = calls = 0
+        gate_wait = 0.0
+        chunk = pv.chunk
+        # One bucket: GCRA reserve inlined (same arithmetic as daemon.gcra.Gcra.reserve).
+        one = mb[0] if mb is not None and len(mb) == 1 else None
+        snap = [b.tat for b in mb] if mb else None
+        for i in range(n):
+            sampler, inner, u, _ru, extra = reqs[i]
+            if one is not None and u <= chunk:
+                tat = one.tat
+                base = t if t > tat else tat
+                start = base - (one.capacity - u) * one.emission_interval
+                if start < t:
+                    start = t
+                one.tat = (start if start > tat else tat) + u * one.emission_interval
+                gate_wait += start - t
+                t = start
+            elif mb:
+                t2 = pv.gate_mailbox(mb, t, u)
+                gate_wait += t2 - t
+                t = t2
+            units += u
+            calls += inner
+            t += sampler() + extra
+        app = pv.app
+        if app:
+            # Inlined Gcra.earliest/reserve at ``now``: admitted when tat - (cap - units) T <= now.
+            for b in app:
+                ei = b.emission_interval
+                if units > b.capacity or b.tat - (b.capacity - units) * ei > now:
+                    if mb and snap:
+                        for bk, tat in zip(mb, snap, strict=True):
+                            bk.tat = tat
+                    return None
+            for b in app:
+                b.tat = (b.tat if b.tat > now else now) + units * b.emission_interval
+            pv.app_admitted += units
+            if pv.app_log is not None:
+                pv.app_log.append((now, units))
+        if counting:
+            c = pv.counters
+            c.requests += n
+            c.calls += calls
+            c.units += units
+            c.gate_wait_s += gate_wait
+            pv.units_by_mailbox[m] += units
+        return t, False, None, calls
+
+    def _virtual(
+        self, m: int, pv: ProviderRuntime, reqs: tuple[Request, ...], n: int, now: float
+    ) -> tuple[float, bool, float | None, int] | None:
+        """Walk the job on a virtual clock; None when an app-wide gate would make it wait."""
+        mb = pv.mailbox_buckets(m) if pv.mb_quotas else None
+        rmb = pv.real_mailbox_buckets(m) if pv.real_mb_quotas else None
+        snap = [b.tat for b in mb] if mb else None
+        rsnap = [b.tat for b in rmb] if rmb else None
+        t = now + pv.overhead()
+        units = runits = calls = requests = throttled = 0
+        gate_wait = 0.0
+        out_of_retries, ra_out = False, None
+        for i in range(n):
+            sampler, inner, u, ru, extra = reqs[i]
+            tries = 0
+            while True:
+                if mb:
+                    t2 = pv.gate_mailbox(mb, t, u)
+                    gate_wait += t2 - t
+                    t = t2
+                units += u
+                runits += ru
+                calls += inner
+                requests += 1
+                wait = pv.real_admits(rmb, t, ru) if rmb else 0.0
+                lat = sampler() + extra
+                if wait > 0 or pv.throttle():
+                    throttled += 1
+                    tries += 1
+                    ra = pv.retry_after_for(wait)
+                    if tries > IN_SYNC_RETRIES:
+                        t += lat
+                        out_of_retries, ra_out = True, ra
+                        break
+                    t += lat + ra
+                    continue
+                t += lat
+                break
+            if out_of_retries:
+                break
+        if pv.app or pv.real_app:
+            ok = all(units <= b.capacity and b.earliest(now, units) <= now for b in pv.app) and all(
+                min(runits, b.capacity) == runits and b.earliest(now, runits) <= now
+                for b in pv.real_app
+            )
+            if not ok:
+                if mb and snap:
+                    for b, tat in zip(mb, snap, strict=True):
+                        b.tat = tat
+                if rmb and rsnap:
+                    for b, tat in zip(rmb, rsnap, strict=True):
+                        b.tat = tat
+                return None
+            for b in pv.app:
+                b.reserve(now, units)
+            if pv.app:
+                pv.app_admitted += units
+                if pv.app_log is not None:
+                    pv.app_log.append((now, units))
+            for b in pv.real_app:
+                b.reserve(now, runits)
+        self.rec.provider(pv, m, now, requests, calls, units, throttled, gate_wait)
+        return t, out_of_retries, ra_out, calls
+
+    def _stepped(
+        self,
+        job: Job,
+        pv: ProviderRuntime,
+        reqs: tuple[Request, ...],
+        n: int,
+        fail: ErrorKind | None,
+        kind: SyncKind,
+        stored: int,
+    ) -> Generator[simpy.Event, Any, None]:
+        env, m, t0 = self.env, job.m, self.env.now
+        mb = pv.mailbox_buckets(m) if pv.mb_quotas else []
+        real = (pv.real_mailbox_buckets(m) if pv.real_mb_quotas else []) + pv.real_app
+        oh = pv.overhead()
+        if oh > 0:
+            yield env.timeout(oh)
+        units = calls = requests = throttled = 0
+        gate_wait = 0.0
+        ra_out: float | None = None
+        for i in range(n):
+            sampler, inner, u, ru, extra = reqs[i]
+            tries = 0
+            while True:
+                # Per-mailbox buckets first: only this job uses them, so they can be
+                # reserved ahead. Then the app-wide buckets, reserved at the current instant:
+                # waiters are served first come, first served, and a shared bucket is
+                # never queried at a future time.
+                now = env.now
+                t = pv.gate_mailbox(mb, now, u) if mb else now
+                if pv.app:
+                    if t > now:
+                        yield env.timeout(t - now)
+                    left = u
+                    while left > 0:
+                        c = min(left, pv.app_cap)
+                        t = max(b.reserve(env.now, c) for b in pv.app)
+                        pv.app_admitted += c
+                        if pv.app_log is not None:
+                            pv.app_log.append((t, c))
+                        left -= c
+                if t > now + 1e-12:
+                    gate_wait += t - now
+                    yield env.timeout(t - env.now)
+                units += u
+                calls += inner
+                requests += 1
+                wait = pv.real_admits(real, env.now, ru) if real else 0.0
+                lat = sampler() + extra
+                if wait > 0 or pv.throttle():
+                    throttled += 1
+                    tries += 1
+                    ra = pv.retry_after_for(wait)
+                    if tries > IN_SYNC_RETRIES:
+                        ra_out = ra
+                        yield env.timeout(lat)
+                        break
+                    yield env.timeout(lat + ra)
+                    continue
+                yield env.timeout(lat)
+                break
+            if ra_out is not None:
+                fail = ErrorKind.RATE_LIMITED
+                break
+        self.rec.provider(pv, m, t0, requests, calls, units, throttled, gate_wait)
+        yield env.timeout(self._overhead_s(calls, 0 if fail else stored))
+        self._finish(job, kind, fail, ra_out)
