@@ -294,14 +294,23 @@ class ImapProvider:
 
 
 def build_imap_provider(cfg: Any) -> ImapProvider:
-    """The provider from the daemon's ``Settings.imap`` section (``daemon.settings``)."""
+    """The provider from the daemon's ``Settings.imap`` section (``daemon.settings``).
+
+    Fields that section does not define (folders, ca_file, ...) keep their defaults here.
+    """
+    d = ImapSettings()
+    keepalive = float(getattr(cfg, "idle_keepalive_s", d.keepalive_s))
     return ImapProvider(
         ImapSettings(
+            folders=tuple(getattr(cfg, "folders", d.folders)),
             fetch_chunk=cfg.fetch_chunk,
+            flag_scan_chunk=getattr(cfg, "flag_scan_chunk", d.flag_scan_chunk),
             max_connections=cfg.max_connections_per_account,
-            keepalive_s=cfg.idle_keepalive_s,
-            max_idle_s=max(cfg.idle_keepalive_s, ImapSettings.max_idle_s),
+            keepalive_s=keepalive,
+            max_idle_s=max(keepalive, float(getattr(cfg, "max_idle_s", d.max_idle_s))),
             command_timeout_s=cfg.command_timeout_s,
             verify_tls=cfg.verify_tls,
+            ca_file=getattr(cfg, "ca_file", None),
+            max_header_bytes=getattr(cfg, "max_header_bytes", d.max_header_bytes),
         )
     )
