@@ -305,11 +305,14 @@ class DovecotServer:
         dovecot = shutil.which(self.binary)
         assert dovecot is not None  # checked by prepare()
         cmd = [dovecot, "-F", "-c", str(self.config_path)]
-        if os.geteuid() == 0:
-            setpriv = shutil.which("setpriv")
-            if setpriv is None:
-                raise DovecotError("setpriv (util-linux) is needed to drop root for Dovecot")
-            cmd = [setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", *cmd]
+        setpriv = shutil.which("setpriv")
+        if os.geteuid() == 0 and setpriv is None:
+            raise DovecotError("setpriv (util-linux) is needed to drop root for Dovecot")
+        if setpriv is not None:
+            creds = [f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
+            # The master gets SIGTERM if this process dies without stop() (a killed test
+            # run), instead of living on as an orphan holding its port.
+            cmd = [setpriv, *(creds if os.geteuid() == 0 else []), "--pdeathsig", "TERM", *cmd]
         self._proc = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
