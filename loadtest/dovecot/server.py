@@ -297,7 +297,11 @@ class DovecotServer:
     # --- process ------------------------------------------------------------------------
 
     def start(self, timeout_s: float = 15.0) -> None:
-        """Start Dovecot in the foreground and wait until it greets on the port."""
+        """Start Dovecot in the foreground and wait until it greets on the port.
+
+        Dovecot is stopped when the calling *thread* ends (parent-death signal), so call
+        this from a thread that outlives the server, normally the main thread.
+        """
         if self._proc is not None:
             raise DovecotError("already started")
         if not self.config_path.exists():
