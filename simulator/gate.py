@@ -104,7 +104,8 @@ class ProviderRuntime:
         )
         self._cache: dict[tuple[int, int, int, int, int], tuple[Request, ...]] = {}
         self.counters = ProviderCounters()
-        self.units_by_mailbox = np.zeros(n_mailboxes)
+        # A list: one scalar update per job is cheaper than on a numpy array.
+        self.units_by_mailbox: list[float] = [0.0] * n_mailboxes
         # Units admitted by the app-wide buckets since t=0 (warm-up included), and when
         # ``app_log`` is a list, every admission as (instant, units) for checks.
         self.app_admitted = 0
@@ -198,4 +199,4 @@ class ProviderRuntime:
     def reset_counters(self) -> None:
         """Start the measurement window."""
         self.counters = ProviderCounters()
-        self.units_by_mailbox[:] = 0.0
+        self.units_by_mailbox = [0.0] * len(self.units_by_mailbox)

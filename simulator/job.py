@@ -75,13 +75,15 @@ class JobWalk:
     ) -> tuple[float, bool, float | None, int] | None:
         """``_virtual`` for a provider without real-quota or random 429s (the common case)."""
         mb = pv.mailbox_buckets(m) if pv.mb_quotas else None
-        t = now + pv.overhead()
+        oh = pv.overhead.constant
+        t = now + (oh if oh is not None else pv.overhead())
         units = calls = 0
         gate_wait = 0.0
         chunk = pv.chunk
         # One bucket: GCRA reserve inlined (same arithmetic as daemon.gcra.Gcra.reserve).
         one = mb[0] if mb is not None and len(mb) == 1 else None
-        snap = [b.tat for b in mb] if mb else None
+        snap1 = one.tat if one is not None else 0.0
+        snap = [b.tat for b in mb] if mb and one is None else None
         for i in range(n):
             sampler, inner, u, _ru, extra = reqs[i]
             if one is not None and u <= chunk:
@@ -106,7 +108,9 @@ class JobWalk:
             for b in app:
                 ei = b.emission_interval
                 if units > b.capacity or b.tat - (b.capacity - units) * ei > now:
-                    if mb and snap:
+                    if one is not None:
+                        one.tat = snap1
+                    elif mb and snap:
                         for bk, tat in zip(mb, snap, strict=True):
                             bk.tat = tat
                     return None

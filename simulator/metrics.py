@@ -257,7 +257,7 @@ class Recorder:
                 if qt.scope is QuotaScope.APP:
                     use = c.units / w * qt.period_s
                 else:
-                    use = float(pv.units_by_mailbox.max()) / w * qt.period_s
+                    use = max(pv.units_by_mailbox, default=0.0) / w * qt.period_s
                 s[f"quota_use_{qt.name}"] = use
                 s[f"quota_util_{qt.name}"] = use / qt.limit
         s["requests_per_s"] = requests / w
