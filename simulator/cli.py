@@ -8,16 +8,26 @@ functions registered on it, so the daemon's CLI can mount them one by one
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 
 from daemon.errors import ConfigError
 from simulator import html as h
 
 app = typer.Typer(help="Capacity simulator of the mailsync daemon.", no_args_is_help=True)
+
+
+@app.callback()
+def _logging() -> None:
+    # Logs go to stderr so that --json output on stdout stays machine-readable; an
+    # application that configured structlog itself keeps its configuration.
+    if not structlog.is_configured():
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 
 
 def _fail(e: ConfigError) -> None:
