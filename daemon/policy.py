@@ -494,6 +494,11 @@ class FetchShape:
     gmail_batch: int = 50  # inner messages.get per HTTP batch (Google advises <= 50)
     graph_page: int = 100  # Prefer: odata.maxpagesize on delta rounds
     graph_folders: tuple[str, ...] = ("inbox", "sentitems")
+    imap_fetch_chunk: int = 500  # UIDs per UID FETCH of new messages
+    imap_flag_scan_chunk: int = 5000  # UIDs per FLAGS scan on servers without CONDSTORE
+    imap_folders: int = 1
+    # What the server offers: "qresync" (Dovecot), "condstore" (Gmail), "plain" (Outlook).
+    imap_mode: str = "qresync"
 
 
 DEFAULT_FETCH = FetchShape()
@@ -555,4 +560,40 @@ def sync_calls(
             events = added + changed + deleted
             pages = folders - 1 + _pages(events, shape.graph_page)
         return [ApiCall("messages.delta", pages, pages)]
+    if provider == "imap":
+        return _imap_calls(kind, messages, added, changed, deleted, shape)
     raise ValueError(f"no call model for provider {provider!r}")
+
+
+def _imap_calls(
+    kind: SyncKind, messages: int, added: int, changed: int, deleted: int, shape: FetchShape
+) -> list[ApiCall]:
+    """IMAP round trips on a pooled, logged-in connection (a fresh one adds LOGIN + ENABLE).
+
+    Messages spread evenly over the folders; an incremental sync's changes fall in one.
+    """
+    folders = shape.imap_folders
+    per = -(-messages // folders) if folders else 0
+    out = [ApiCall("imap.select", folders, folders)]
+    if kind is SyncKind.FULL:
+        if messages:
+            fetches = folders * -(-per // shape.imap_fetch_chunk)
+            out += [
+                ApiCall("imap.search", folders, folders),
+                ApiCall("imap.fetch", fetches, fetches),
+            ]
+        return out
+    fetch = -(-added // shape.imap_fetch_chunk)
+    search = 1 if added > shape.imap_fetch_chunk else 0
+    if shape.imap_mode == "condstore":
+        # CHANGEDSINCE when anything changed; a count mismatch costs a UID SEARCH ALL.
+        fetch += 1 if added + changed + deleted else 0
+        search += 1 if deleted else 0
+    elif shape.imap_mode == "plain":
+        # Without CONDSTORE a flag scan, which also reveals deletions.
+        fetch += folders * -(-per // shape.imap_flag_scan_chunk) if messages else 0
+    if search:
+        out.append(ApiCall("imap.search", search, search))
+    if fetch:
+        out.append(ApiCall("imap.fetch", fetch, fetch))
+    return out

@@ -31,12 +31,15 @@ class CountingGate:
     def __init__(self) -> None:
         self._calls = 0
         self.throttle_events = 0
+        # Quota-charged calls and HTTP round trips per method.
         self.by_method: dict[str, int] = {}
+        self.requests: dict[str, int] = {}
 
     async def acquire(self, method: str, count: int = 1) -> None:
         """Admit at once and count."""
         self._calls += count
         self.by_method[method] = self.by_method.get(method, 0) + count
+        self.requests[method] = self.requests.get(method, 0) + 1
 
     def throttled(self, retry_after: float | None) -> None:
         """Count a throttle answer."""

@@ -178,11 +178,22 @@ class ImapSettings(BaseModel):
     """IMAP provider defaults; each mailbox carries its own host and login."""
 
     model_config = _STRICT
+    # Folders synced when a mailbox's config names none.
+    folders: list[str] = Field(default=["INBOX"], min_length=1)
+    # Per account and per process: N processes may open N times this many.
     max_connections_per_account: int = Field(default=5, ge=1)
     fetch_chunk: int = Field(default=500, ge=1)
+    # Messages per flag-scan FETCH on servers without CONDSTORE (Outlook).
+    flag_scan_chunk: int = Field(default=5000, ge=1)
     command_timeout_s: float = Field(default=30.0, gt=0)
+    # A pooled connection idle this long is checked with NOOP before reuse ...
     idle_keepalive_s: float = Field(default=300.0, gt=0)
+    # ... and one idle this long is closed (servers log out idle clients after 30 min).
+    max_idle_s: float = Field(default=1500.0, gt=0)
     verify_tls: bool = True
+    # Extra CA bundle (PEM) for servers with a private CA.
+    ca_file: str | None = None
+    max_header_bytes: int = Field(default=65536, ge=1024)
 
 
 class Settings(BaseSettings):

@@ -23,6 +23,7 @@ from daemon.providers.base import MailboxContext, SyncResult
 from daemon.providers.imap_client import PROVIDER, ImapConnection
 from daemon.providers.imap_pool import AccountKey, ImapPool
 from daemon.providers.imap_sync import FolderState, FolderSyncer, Mode
+from daemon.settings import ImapSettings as ImapConfig
 
 log = structlog.get_logger(__name__)
 
@@ -293,24 +294,20 @@ class ImapProvider:
         await self.pool.aclose()
 
 
-def build_imap_provider(cfg: Any) -> ImapProvider:
-    """The provider from the daemon's ``Settings.imap`` section (``daemon.settings``).
-
-    Fields that section does not define (folders, ca_file, ...) keep their defaults here.
-    """
-    d = ImapSettings()
-    keepalive = float(getattr(cfg, "idle_keepalive_s", d.keepalive_s))
+def build_imap_provider(cfg: ImapConfig) -> ImapProvider:
+    """The provider from the daemon's ``Settings.imap`` section."""
+    keepalive = float(cfg.idle_keepalive_s)
     return ImapProvider(
         ImapSettings(
-            folders=tuple(getattr(cfg, "folders", d.folders)),
+            folders=tuple(cfg.folders),
             fetch_chunk=cfg.fetch_chunk,
-            flag_scan_chunk=getattr(cfg, "flag_scan_chunk", d.flag_scan_chunk),
+            flag_scan_chunk=cfg.flag_scan_chunk,
             max_connections=cfg.max_connections_per_account,
             keepalive_s=keepalive,
-            max_idle_s=max(keepalive, float(getattr(cfg, "max_idle_s", d.max_idle_s))),
+            max_idle_s=max(keepalive, float(cfg.max_idle_s)),
             command_timeout_s=cfg.command_timeout_s,
             verify_tls=cfg.verify_tls,
-            ca_file=getattr(cfg, "ca_file", None),
-            max_header_bytes=getattr(cfg, "max_header_bytes", d.max_header_bytes),
+            ca_file=cfg.ca_file,
+            max_header_bytes=cfg.max_header_bytes,
         )
     )
