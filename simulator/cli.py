@@ -184,6 +184,13 @@ def sweep(
         bool, typer.Option(help="Require every staleness sample within the limit (default: p99).")
     ] = False,
     verify: Annotated[bool, typer.Option(help="Re-run each choice in the event model.")] = True,
+    event: Annotated[
+        bool,
+        typer.Option(
+            help="Simulate every tenants x concurrency x processes point (one host per "
+            "process, the scenario's interval) instead of the fast-path grid."
+        ),
+    ] = False,
     out: Annotated[Path, typer.Option(help="CSV file of the capacity table.")] = Path(
         "reports/capacity.csv"
     ),
@@ -192,7 +199,7 @@ def sweep(
     """Capacity table: the cheapest configuration per tenant count and its bottleneck."""
     from simulator.loader import load_scenario
     from simulator.report import write_csv
-    from simulator.sweep import capacity_table
+    from simulator.sweep import capacity_table, event_grid
 
     try:
         s = load_scenario(scenario)
@@ -203,6 +210,30 @@ def sweep(
             }
         )
         t0 = time.perf_counter()
+        if event:
+            points, best = event_grid(
+                s,
+                _ints(tenants, "tenants"),
+                _floats(concurrency, "concurrency"),
+                _ints(processes, "processes"),
+                jobs=jobs,
+            )
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_csv(out, best)
+            write_csv(out.with_name(out.stem + "-points.csv"), points)
+            typer.echo(
+                f"{len(points)} simulated points in {time.perf_counter() - t0:.1f} s; wrote {out}"
+            )
+            for r in best:
+                if not r["feasible"]:
+                    typer.echo(f"  {r['tenants']:>6} tenants: no point passes")
+                    continue
+                typer.echo(
+                    f"  {r['tenants']:>6} tenants: {r['processes']} proc, conc "
+                    f"{r['concurrency']}, ${h.fmt(r['cost_month'])}/month, "
+                    f"bottleneck {r['bottleneck']}"
+                )
+            return
         rows, n = capacity_table(
             s,
             _ints(tenants, "tenants"),

@@ -43,3 +43,22 @@ def test_verified_rows_carry_the_event_verdict() -> None:
     rows, _ = capacity_table(s, (300,), (1.0,), (1,), (240.0,), progress=False, jobs=1)
     assert rows[0]["event_pass"] is True
     assert rows[0]["event_failed"] == ""
+
+
+def test_event_grid_simulates_every_point() -> None:
+    from simulator.sweep import event_grid
+
+    s = load_scenario("plan-b-1000").updated(
+        {
+            "criteria.fresh_quantile": 0.99,
+            "run.replications": 1,
+            "run.horizon_s": 1200.0,
+            "run.warmup_s": 300.0,
+            "run.drain": False,
+            "population.sync_interval_s": {"kind": "constant", "value": 240},
+        }
+    )
+    points, best = event_grid(s, (200,), (0.5, 1.0), (1,), jobs=1, progress=False)
+    assert len(points) == 2
+    assert {p["concurrency"] for p in points} == {"8/5/4", "17/10/7"}
+    assert best[0]["feasible"] and best[0]["passes"]
