@@ -27,7 +27,8 @@ def _logging() -> None:
     # Logs go to stderr so that --json output on stdout stays machine-readable; an
     # application that configured structlog itself keeps its configuration.
     if not structlog.is_configured():
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+        # Looked up at each use: sys.stderr may be replaced (tests, redirection).
+        structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
 
 
 def _fail(e: ConfigError) -> None:
