@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import structlog
 from typer.testing import CliRunner
 
 from simulator.cli import app
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> object:
+    # The CLI configures structlog for stderr; leave the process as we found it.
+    yield
+    structlog.reset_defaults()
 
 
 def test_simulate_prints_json_with_confidence_intervals() -> None:
