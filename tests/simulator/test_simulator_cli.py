@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def _reset_logging() -> object:
+def _reset_logging() -> Iterator[None]:
     # The CLI configures structlog for stderr; leave the process as we found it.
     yield
     structlog.reset_defaults()
