@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Generator
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import simpy
@@ -24,6 +24,7 @@ from simulator.metrics import Recorder, RunMetrics
 from simulator.scenario import PROVIDERS, Scenario
 from simulator.station import Station
 
+Mode = Literal["steady", "drain"]
 TIER_INDEX = {t: i for i, t in enumerate(policy.TIERS)}
 FULL, INCR = SyncKind.FULL, SyncKind.INCREMENTAL
 # What a finished job's event carries: job, kind run, failure (None = success), Retry-After.
@@ -33,7 +34,7 @@ _Done = tuple["Job", SyncKind, ErrorKind | None, float | None]
 class Simulation(JobWalk):
     """One replication of a scenario; ``mode='drain'`` makes every mailbox due at t=0."""
 
-    def __init__(self, scenario: Scenario, seed: int, mode: str = "steady") -> None:
+    def __init__(self, scenario: Scenario, seed: int, mode: Mode = "steady") -> None:
         if mode == "drain" and scenario.population.initial == "steady":
             scenario = scenario.updated({"population.initial": "all_due"})
         self.s = scenario

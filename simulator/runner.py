@@ -11,7 +11,7 @@ import numpy as np
 import structlog
 from tqdm import tqdm
 
-from simulator.engine import Simulation
+from simulator.engine import Mode, Simulation
 from simulator.metrics import RunMetrics
 from simulator.results import ScenarioResult, combine
 from simulator.scenario import Scenario
@@ -24,7 +24,7 @@ def seeds(base: int, n: int) -> list[int]:
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(base).spawn(n)]
 
 
-def _one(task: tuple[dict[str, Any], int, str]) -> RunMetrics:
+def _one(task: tuple[dict[str, Any], int, Mode]) -> RunMetrics:
     data, seed, mode = task
     return Simulation(Scenario.model_validate(data), seed, mode).run()
 
@@ -41,7 +41,7 @@ def run_many(
     desc: str = "simulating",
 ) -> list[ScenarioResult]:
     """Every replication (steady and drain) of every scenario, spread over processes."""
-    tasks: list[tuple[dict[str, Any], int, str]] = []
+    tasks: list[tuple[dict[str, Any], int, Mode]] = []
     owner: list[tuple[int, str]] = []
     for i, s in enumerate(scenarios):
         data = s.model_dump(mode="json")
