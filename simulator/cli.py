@@ -8,7 +8,6 @@ functions registered on it, so the daemon's CLI can mount them one by one
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,7 @@ from typing import Annotated
 import structlog
 import typer
 
+from daemon import logs
 from daemon.errors import ConfigError
 from simulator import html as h
 
@@ -27,8 +27,7 @@ def _logging() -> None:
     # Logs go to stderr so that --json output on stdout stays machine-readable; an
     # application that configured structlog itself keeps its configuration.
     if not structlog.is_configured():
-        # Looked up at each use: sys.stderr may be replaced (tests, redirection).
-        structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
+        logs.configure("info", "console")
 
 
 def _fail(e: ConfigError) -> None:
@@ -185,6 +184,7 @@ def sweep(
         bool, typer.Option(help="Require every staleness sample within the limit (default: p99).")
     ] = False,
     verify: Annotated[bool, typer.Option(help="Re-run each choice in the event model.")] = True,
+    calibration: Annotated[Path | None, typer.Option(help="Measured figures file.")] = None,
     event: Annotated[
         bool,
         typer.Option(
@@ -198,12 +198,15 @@ def sweep(
     jobs: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """Capacity table: the cheapest configuration per tenant count and its bottleneck."""
+    from simulator.calibration import apply, load_calibration
     from simulator.loader import load_scenario
     from simulator.report import write_csv
     from simulator.sweep import capacity_table, event_grid
 
     try:
         s = load_scenario(scenario)
+        if calibration is not None:
+            s = apply(s, load_calibration(calibration), calibration.name)
         s = s.updated(
             {
                 "criteria.fresh_quantile": 1.0 if strict_freshness else 0.99,
