@@ -253,6 +253,10 @@ def _mount_optional() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from daemon import logs
+
+    # Human-readable by default; `daemon run` switches to the configured format.
+    logs.configure("info", "console")
     _mount_optional()
     try:
         app()

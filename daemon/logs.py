@@ -26,6 +26,16 @@ def mask_secrets(
     return event
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now; a captured stream may be swapped or closed."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str = "info", fmt: str = "json") -> None:
     """Route structlog and stdlib logging to stderr as JSON lines (or console text)."""
     lvl = getattr(logging, level.upper())
@@ -44,7 +54,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]  # a TextIO duck
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, force=True)
