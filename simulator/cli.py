@@ -156,9 +156,9 @@ def simulate(
         f"{s.daemon.processes} processes, {s.run.replications} replications "
         f"({time.perf_counter() - t0:.1f} s)"
     )
-    from simulator.sections import DETAIL
+    from simulator.sections import detail_keys
 
-    for key, label in DETAIL:
+    for key, label in detail_keys(list(r.metrics)):
         est = r.metrics.get(key)
         if est is not None:
             typer.echo(f"  {label:48s} {est.text()}")

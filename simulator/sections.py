@@ -22,16 +22,20 @@ DETAIL = [
     ("wait_mean_normal", "queue wait normal, mean s"),
     ("wait_mean_low", "queue wait low, mean s"),
     ("duration_mean_incremental", "incremental sync, mean s"),
+    ("duration_p95_incremental", "incremental sync, p95 s"),
     ("duration_mean_full", "full sync, mean s"),
+    ("duration_p95_full", "full sync, p95 s"),
     ("full_share", "share of full syncs"),
     ("lag_mean", "due → synced lag, mean s"),
     ("lag_p95", "due → synced lag, p95 s"),
     ("staleness_p50_all", "staleness p50, s"),
     ("staleness_p95_all", "staleness p95, s"),
     ("staleness_max_all", "staleness max, s"),
-    ("staleness_p95_high", "staleness p95 (high tier), s"),
-    ("staleness_p95_normal", "staleness p95 (normal tier), s"),
-    ("staleness_p95_low", "staleness p95 (low tier), s"),
+    *[
+        (f"staleness_{q}_{t}", f"staleness {q} ({t} tier), s")
+        for t in ("high", "normal", "low")
+        for q in ("p50", "p95", "max")
+    ],
     ("fresh_share", "share of samples within 5 min"),
     ("tier_share_normal", "share of mailboxes last in normal"),
     ("tier_share_low", "share of mailboxes last in low"),
@@ -44,6 +48,7 @@ DETAIL = [
     ("throttled_gmail", "Gmail 429 answers"),
     ("throttled_graph", "Graph 429 answers"),
     ("error_rate", "failed syncs / attempts"),
+    ("rate_limited_share", "syncs failed rate-limited / attempts"),
     ("cpu_pct_host", "CPU % of a host"),
     ("cpu_core_per_process", "event-loop load per process (cores)"),
     ("ram_gb_host", "RAM per host, GB"),
@@ -53,6 +58,12 @@ DETAIL = [
     ("cost_per_tenant", "cost per tenant, USD/month"),
     ("little_err_high", "Little's law error, high queue"),
 ]
+
+
+def detail_keys(metrics: Sequence[str]) -> list[tuple[str, str]]:
+    """DETAIL plus one row per enforced quota found in the results."""
+    quotas = sorted({k.removeprefix("quota_util_") for k in metrics if k.startswith("quota_util_")})
+    return [*DETAIL, *[(f"quota_util_{q}", f"quota {q}: use / limit") for q in quotas]]
 
 
 def summary_section(scenarios: Sequence[Scenario], quick: bool, seconds: float) -> str:
@@ -106,7 +117,7 @@ def presets_section(title: str, results: Sequence[ScenarioResult]) -> str:
         ["scenario", "tenants", "profile × processes", *vnames, "binding bottleneck"], rows, 1, cls
     )
     detail_rows = []
-    for key, label in DETAIL:
+    for key, label in detail_keys([k for r in results for k in r.metrics]):
         if not any(key in r.metrics for r in results):
             continue
         cells = [label]
