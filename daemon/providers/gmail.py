@@ -3,21 +3,18 @@ history.list from the stored historyId (a 404 there falls back to a full sync)."
 
 from __future__ import annotations
 
-import asyncio
-import random
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from daemon.errors import BadResponse, CursorExpired, RateLimited, TransientError
-from daemon.policy import DEFAULT_FETCH, FetchShape, SyncKind
+from daemon.policy import SyncKind
 from daemon.providers import gmail_batch
 from daemon.providers.base import ALL_FOLDERS, MailboxContext, MessageRecord, SyncResult
-from daemon.providers.http import ApiClient, backoff_s, field, json_object, retry_after_s
-from daemon.settings import OAuthProviderSettings
+from daemon.providers.http import HttpProvider, backoff_s, field, json_object, retry_after_s
 
 _RATE_REASONS = {
     "ratelimitexceeded",
@@ -27,6 +24,8 @@ _RATE_REASONS = {
 }
 _HEADERS = ("From", "Subject", "Message-ID", "Date")
 _WHAT_GET = "messages.get"
+# The authenticated user: the access token says whose mailbox it is.
+_USER = "/gmail/v1/users/me"
 
 
 def _rate_reason(body: Any) -> bool:
@@ -93,33 +92,11 @@ def to_record(msg: Mapping[str, Any]) -> MessageRecord:
     )
 
 
-class GmailProvider:
+class GmailProvider(HttpProvider):
     """Syncs Gmail mailboxes over the REST API."""
 
     name = "gmail"
-
-    def __init__(
-        self,
-        settings: OAuthProviderSettings,
-        http: httpx.AsyncClient,
-        rng: random.Random,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Any] = asyncio.sleep,
-        shape: FetchShape = DEFAULT_FETCH,
-    ) -> None:
-        self._base = settings.base_url.rstrip("/")
-        self._api = ApiClient("gmail", http, settings, is_throttle, sleep, rng, clock)
-        self._shape = shape
-        self._sleep = sleep
-        self._rng = rng
-        self._clock = clock
-        self._http = http
-
-    def _user(self) -> str:
-        return "/gmail/v1/users/me"
-
-    async def aclose(self) -> None:
-        """The shared HTTP client is closed by its owner."""
+    is_throttle = staticmethod(is_throttle)
 
     async def sync(
         self, mailbox: MailboxContext, kind: SyncKind, cursor: Mapping[str, Any] | None
@@ -140,9 +117,7 @@ class GmailProvider:
     async def _full(self, mailbox: MailboxContext) -> SyncResult:
         # The profile's historyId is read before listing, so every change after it is
         # seen by the next incremental sync even if the listing races with new mail.
-        resp = await self._api.call(
-            mailbox, "getProfile", "GET", self._base + self._user() + "/profile"
-        )
+        resp = await self._api.call(mailbox, "getProfile", "GET", self._base + _USER + "/profile")
         profile = json_object(resp, "gmail", "getProfile")
         history_id = str(field(profile, "historyId", (str, int), "gmail", "getProfile"))
         ids: list[str] = []
@@ -158,7 +133,7 @@ class GmailProvider:
                 mailbox,
                 "messages.list",
                 "GET",
-                self._base + self._user() + "/messages",
+                self._base + _USER + "/messages",
                 params=params,
             )
             page = json_object(resp, "gmail", "messages.list")
@@ -199,7 +174,7 @@ class GmailProvider:
                 mailbox,
                 "history.list",
                 "GET",
-                self._base + self._user() + "/history",
+                self._base + _USER + "/history",
                 params=params,
                 pass_through=(404,),
             )
@@ -306,7 +281,7 @@ class GmailProvider:
         skipped: list[tuple[str, str]],
     ) -> tuple[list[str], float | None]:
         query = "format=metadata&" + "&".join(f"metadataHeaders={h}" for h in _HEADERS)
-        paths = [f"{self._user()}/messages/{quote(mid, safe='')}?{query}" for mid in chunk]
+        paths = [f"{_USER}/messages/{quote(mid, safe='')}?{query}" for mid in chunk]
         boundary = f"batch_{uuid.uuid4().hex}"
         token = await mailbox.tokens.get()
         body = gmail_batch.encode(paths, boundary, f"Bearer {token}")

@@ -3,20 +3,18 @@ folder's cursor; an expired delta token (410 / syncStateNotFound) resyncs that f
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 
 from daemon.errors import BadResponse, CursorExpired
-from daemon.policy import DEFAULT_FETCH, FetchShape, SyncKind
+from daemon.policy import SyncKind
 from daemon.providers.base import MailboxContext, MessageRecord, SyncResult
-from daemon.providers.http import ApiClient, field, json_object
-from daemon.settings import OAuthProviderSettings
+from daemon.providers.http import HttpProvider, field, json_object
 
 _SELECT = (
     "subject,from,receivedDateTime,isRead,isDraft,flag,categories,internetMessageId,"
@@ -89,36 +87,13 @@ def to_record(item: Mapping[str, Any], folder: str) -> MessageRecord:
     )
 
 
-class GraphProvider:
+class GraphProvider(HttpProvider):
     """Syncs Outlook mailboxes through Microsoft Graph delta queries."""
 
     name = "graph"
-
-    def __init__(
-        self,
-        settings: OAuthProviderSettings,
-        http: httpx.AsyncClient,
-        rng: random.Random,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Any] = asyncio.sleep,
-        shape: FetchShape = DEFAULT_FETCH,
-    ) -> None:
-        self._base = settings.base_url.rstrip("/")
-        # Immutable ids survive moves between folders within the mailbox.
-        self._api = ApiClient(
-            "graph",
-            http,
-            settings,
-            is_throttle,
-            sleep,
-            rng,
-            clock,
-            extra_headers={"Prefer": 'IdType="ImmutableId"'},
-        )
-        self._shape = shape
-
-    async def aclose(self) -> None:
-        """The shared HTTP client is closed by its owner."""
+    is_throttle = staticmethod(is_throttle)
+    # Immutable ids survive moves between folders within the mailbox.
+    headers: ClassVar[Mapping[str, str]] = MappingProxyType({"Prefer": 'IdType="ImmutableId"'})
 
     async def sync(
         self, mailbox: MailboxContext, kind: SyncKind, cursor: Mapping[str, Any] | None

@@ -7,14 +7,17 @@ number of times. Library errors become ``daemon.errors`` here, at the boundary.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import httpx
 
 from daemon.errors import AuthRevoked, BadResponse, PermanentError, RateLimited, TransientError
+from daemon.policy import DEFAULT_FETCH, FetchShape
 from daemon.providers.base import MailboxContext
 from daemon.settings import OAuthProviderSettings
 
@@ -81,6 +84,46 @@ def field(
             f"{what}: field {name!r} has type {type(value).__name__}", provider=provider
         )
     return value
+
+
+class HttpProvider:
+    """What the REST providers share: one ``ApiClient`` over the process's HTTP client."""
+
+    name: str = ""
+    # Headers every call of this provider carries.
+    headers: ClassVar[Mapping[str, str]] = MappingProxyType({})
+
+    def __init__(
+        self,
+        settings: OAuthProviderSettings,
+        http: httpx.AsyncClient,
+        rng: random.Random,
+        clock: Callable[[], float],
+        sleep: Sleep = asyncio.sleep,
+        shape: FetchShape = DEFAULT_FETCH,
+    ) -> None:
+        self._base = settings.base_url.rstrip("/")
+        self._shape = shape
+        self._sleep = sleep
+        self._rng = rng
+        self._api = ApiClient(
+            self.name,
+            http,
+            settings,
+            self.is_throttle,
+            sleep,
+            rng,
+            clock,
+            extra_headers=self.headers,
+        )
+
+    @staticmethod
+    def is_throttle(resp: httpx.Response) -> bool:
+        """Whether a response is the provider's "slow down"."""
+        return resp.status_code == 429
+
+    async def aclose(self) -> None:
+        """The shared HTTP client is closed by its owner."""
 
 
 class ApiClient:
