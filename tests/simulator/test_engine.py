@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import NO_ERRORS, deterministic
 
 from daemon import policy
 from simulator.closed_forms import batch_drain_mean, mmc_wait
@@ -11,6 +10,7 @@ from simulator.engine import Simulation
 from simulator.loader import load_scenario
 from simulator.runner import run_many
 from simulator.scenario import Scenario
+from tests.simulator.builders import NO_ERRORS, deterministic
 
 
 def test_batch_release_waits_as_the_drain_formula_not_as_mmc() -> None:

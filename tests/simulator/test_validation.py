@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import deterministic
 
 from simulator.loader import load_scenario
 from simulator.runner import run_many
 from simulator.validation import CHECKS, compare
+from tests.simulator.builders import deterministic
 
 
 def test_fast_path_agrees_with_the_event_simulation() -> None:

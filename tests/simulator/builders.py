@@ -1,0 +1,33 @@
+"""Scenario builders shared by the simulator tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.loader import load_scenario
+from simulator.scenario import Scenario, plan_job_time
+
+NO_ERRORS = {"transient": 0.0, "auth_revoked": 0.0, "permanent": 0.0}
+NO_CPU = {
+    "resources.cpu_ms_per_call": 0.0,
+    "resources.cpu_ms_per_message": 0.0,
+    "resources.cpu_ms_per_job": 0.0,
+    "resources.db_commit_ms": 0.0,
+    "resources.db_ms_per_message": 0.0,
+}
+
+
+def deterministic(job_s: float, **changes: Any) -> Scenario:
+    """The 300-tenant preset with constant job time, no failures, no cursor expiry."""
+    s = load_scenario("plan-b-300-original")
+    return s.updated(
+        {
+            **plan_job_time(job_s),
+            **NO_CPU,
+            "daemon.cursor_expiry_per_sync": 0.0,
+            "providers.gmail.errors": NO_ERRORS,
+            "providers.graph.errors": NO_ERRORS,
+            "run.drain": False,
+            **{k.replace("__", "."): v for k, v in changes.items()},
+        }
+    )
