@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from daemon import policy
-from daemon.gcra import Gcra
+from daemon.gcra import Gcra, split_cost
 from daemon.policy import ProviderLimits, QuotaScope, SyncKind
 from simulator.distributions import Sampler
 from simulator.scenario import ProviderModel
@@ -85,9 +85,8 @@ class ProviderRuntime:
         # Per-mailbox buckets, created on first use.
         self._mb: list[list[Gcra] | None] = [None] * n_mailboxes
         self._real_mb: list[list[Gcra] | None] = [None] * n_mailboxes
-        caps = [q.burst for q in enforced.quotas]
-        self.chunk = min(caps) if caps else 1 << 30
-        self.app_cap = min((q.burst for q in self.app_quotas), default=1 << 30)
+        # Up to this many units, one reservation passes the (single) mailbox bucket.
+        self.chunk = min((q.burst for q in self.mb_quotas), default=1 << 30)
         self.latency = Sampler(model.latency_s, rng)
         self._by_method = {m: Sampler(d, rng) for m, d in model.latency_by_method.items()}
         self.overhead = Sampler(model.sync_overhead_s, rng)
@@ -156,19 +155,15 @@ class ProviderRuntime:
         return b
 
     def gate_mailbox(self, buckets: list[Gcra], t: float, units: int) -> float:
-        """Pass per-mailbox gates from virtual time ``t``; returns the admitted instant."""
-        chunk = self.chunk
-        while units > 0:
-            c = units if units < chunk else chunk
-            start = t
-            for b in buckets:
-                e = b.earliest(t, c)
-                if e > start:
-                    start = e
-            for b in buckets:
-                b.reserve(start, c)
-            t = start
-            units -= c
+        """Pass per-mailbox gates from virtual time ``t``; returns the admitted instant.
+
+        As the daemon's gate does: bucket after bucket, each in pieces of at most its burst
+        (``daemon.gcra.split_cost``), each piece admitted when the bucket first allows it.
+        Only this mailbox's job uses these buckets, so waiting is reserving ahead.
+        """
+        for b in buckets:
+            for piece in split_cost(units, b.capacity):
+                t = b.reserve(t, piece)
         return t
 
     def real_admits(self, buckets: list[Gcra], t: float, units: int) -> float:

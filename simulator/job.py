@@ -14,6 +14,7 @@ from typing import Any
 
 import simpy
 
+from daemon.gcra import split_cost
 from daemon.policy import ErrorKind, SyncKind
 from simulator.gate import IN_SYNC_RETRIES, ProviderRuntime, Request
 from simulator.metrics import Recorder
@@ -215,23 +216,22 @@ class JobWalk:
             sampler, inner, u, ru, extra = reqs[i]
             tries = 0
             while True:
-                # Per-mailbox buckets first: only this job uses them, so they can be
-                # reserved ahead. Then the app-wide buckets, reserved at the current instant:
-                # waiters are served first come, first served, and a shared bucket is
-                # never queried at a future time.
+                # Bucket after bucket, in pieces of at most each burst, like the daemon's
+                # gate. Per-mailbox buckets first: only this job uses them, so they are
+                # reserved ahead. Then each app-wide bucket, reserved at the current instant
+                # (first come, first served; a shared bucket is never queried at a future
+                # time), waiting for one before asking the next.
                 now = env.now
                 t = pv.gate_mailbox(mb, now, u) if mb else now
-                if pv.app:
-                    if t > now:
-                        yield env.timeout(t - now)
-                    left = u
-                    while left > 0:
-                        c = min(left, pv.app_cap)
-                        t = max(b.reserve(env.now, c) for b in pv.app)
-                        pv.app_admitted += c
-                        if pv.app_log is not None:
-                            pv.app_log.append((t, c))
-                        left -= c
+                for j, b in enumerate(pv.app):
+                    if t > env.now:
+                        yield env.timeout(t - env.now)
+                    for piece in split_cost(u, b.capacity):
+                        t = b.reserve(env.now, piece)
+                        if j == 0:
+                            pv.app_admitted += piece
+                            if pv.app_log is not None:
+                                pv.app_log.append((t, piece))
                 if t > now + 1e-12:
                     gate_wait += t - now
                     yield env.timeout(t - env.now)
