@@ -20,7 +20,8 @@ from daemon.policy import ProviderLimits, QuotaScope, SyncKind
 from simulator.distributions import Sampler
 from simulator.scenario import ProviderModel
 
-# The daemon retries a throttled request in-sync this many times, each wait capped.
+# The daemon retries a throttled request in the sync this many times, and only when the
+# Retry-After is at most this long (its settings' max_call_retries and max_inline_wait_s).
 IN_SYNC_RETRIES = 3
 RETRY_AFTER_CAP_S = 60.0
 
@@ -188,8 +189,13 @@ class ProviderRuntime:
 
     def retry_after_for(self, real_wait: float) -> float:
         """The Retry-After of a 429: the real window's wait (rounded up) or the model's draw."""
-        ra = math.ceil(real_wait) if real_wait > 0 else self.retry_after()
-        return float(min(ra, RETRY_AFTER_CAP_S))
+        return float(math.ceil(real_wait) if real_wait > 0 else self.retry_after())
+
+    @staticmethod
+    def gives_up(tries: int, retry_after: float) -> bool:
+        """The daemon waits a 429 out in the sync at most ``IN_SYNC_RETRIES`` times, and only
+        when the Retry-After is at most ``RETRY_AFTER_CAP_S``; otherwise the sync fails."""
+        return tries > IN_SYNC_RETRIES or retry_after > RETRY_AFTER_CAP_S
 
     def reset_counters(self) -> None:
         """Start the measurement window."""

@@ -16,7 +16,7 @@ import simpy
 
 from daemon.gcra import split_cost
 from daemon.policy import ErrorKind, SyncKind
-from simulator.gate import IN_SYNC_RETRIES, ProviderRuntime, Request
+from simulator.gate import ProviderRuntime, Request
 from simulator.metrics import Recorder
 from simulator.scenario import Resources
 
@@ -159,7 +159,7 @@ class JobWalk:
                     throttled += 1
                     tries += 1
                     ra = pv.retry_after_for(wait)
-                    if tries > IN_SYNC_RETRIES:
+                    if pv.gives_up(tries, ra):
                         t += lat
                         out_of_retries, ra_out = True, ra
                         break
@@ -244,7 +244,7 @@ class JobWalk:
                     throttled += 1
                     tries += 1
                     ra = pv.retry_after_for(wait)
-                    if tries > IN_SYNC_RETRIES:
+                    if pv.gives_up(tries, ra):
                         ra_out = ra
                         yield env.timeout(lat)
                         break

@@ -89,11 +89,14 @@ class MailboxTable:
         )
 
     def push(self, m: int, now: float, profile: Profile) -> Assignment | None:
-        """A push notification: a high-tier assignment if idle, else flag it for later."""
+        """A push notification: a high-tier assignment if idle; a running mailbox is flagged
+        to be due again when its run ends; a queued one will read the new mail anyway."""
         if self.status[m] != ACTIVE:
             return None
-        if self.state[m] != IDLE:
+        if self.state[m] == RUNNING:
             self.push_pending[m] = 1
+            return None
+        if self.state[m] != IDLE:
             return None
         self.state[m] = QUEUED
         self._version[m] += 1  # its due entry is superseded by this sync
