@@ -23,6 +23,7 @@ from daemon.errors import ConfigError
 from daemon.logs import get_logger
 from daemon.metrics import Metrics
 from daemon.oauth import OAuthClient, TokenCache
+from daemon.policy import fetch_shape_for
 from daemon.providers.base import Provider
 from daemon.providers.gmail import GmailProvider
 from daemon.providers.graph import GraphProvider
@@ -54,13 +55,14 @@ def build_providers(
     clients: list[httpx.AsyncClient] = []
     providers: dict[str, Provider] = {}
     oauth: dict[str, OAuthClient] = {}
+    shape = fetch_shape_for(settings.policy.build_limits())
     for name, cfg, cls in (
         ("gmail", settings.gmail, GmailProvider),
         ("graph", settings.graph, GraphProvider),
     ):
         http = _http_client(cfg.max_connections, cfg.timeout_s)
         clients.append(http)
-        providers[name] = cls(cfg, http, random.Random(rng.random()), clock)
+        providers[name] = cls(cfg, http, random.Random(rng.random()), clock, shape=shape)
         oauth[name] = OAuthClient(name, http, cfg, clock)
     imap = _imap_provider(settings, oauth)
     if imap is not None:

@@ -504,6 +504,28 @@ class FetchShape:
 DEFAULT_FETCH = FetchShape()
 
 
+def batch_fits(limits: ProviderLimits | None, method: str, wanted: int) -> int:
+    """The largest batch of ``method`` calls, up to ``wanted``, that every quota bucket can
+    admit in one piece.
+
+    A batch is charged when the provider receives it; admitting a bigger one piecewise
+    before sending would let the provider see more than the limit inside one window.
+    """
+    if limits is None or not limits.quotas:
+        return wanted
+    room = min(q.burst for q in limits.quotas) // limits.cost(method)
+    return max(1, min(wanted, room))
+
+
+def fetch_shape_for(
+    limits: Mapping[str, ProviderLimits], shape: FetchShape = DEFAULT_FETCH
+) -> FetchShape:
+    """``shape`` with batch sizes the enforced quotas can admit whole (daemon and simulator)."""
+    return replace(
+        shape, gmail_batch=batch_fits(limits.get("gmail"), "messages.get", shape.gmail_batch)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ApiCall:
     """A group of identical provider calls: ``count`` quota-charged calls in ``requests`` trips."""

@@ -85,6 +85,34 @@ def run(
 
 
 @app.command()
+def register(
+    gmail: Annotated[int, typer.Option(min=0, help="Gmail mailboxes to create.")] = 0,
+    graph: Annotated[int, typer.Option(min=0, help="Graph mailboxes to create.")] = 0,
+    mock: Annotated[str, typer.Option(help="The running mock.")] = "http://127.0.0.1:8025",
+    api: Annotated[str, typer.Option(help="The running daemon's API.")] = "http://127.0.0.1:8080",
+    token: Annotated[
+        str, typer.Option(envvar="MAILSYNC_API_TOKEN", help="The daemon's API token.")
+    ] = "",
+    tenant: Annotated[str, typer.Option(help="Tenant name (created if absent).")] = "mock",
+    seed: Annotated[int, typer.Option(help="Seed of the generated mailboxes.")] = 1,
+    sync_interval_s: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Create mailboxes in a running mock and register them with a running daemon."""
+    from loadtest.mock_providers.register import register_mock_mailboxes
+
+    try:
+        done = register_mock_mailboxes(
+            mock, api, token, tenant, gmail, graph, seed, sync_interval_s=sync_interval_s
+        )
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(
+        f"tenant {done.tenant_id}: registered {done.created}, already present {done.skipped}"
+    )
+
+
+@app.command()
 def check_config(path: Path) -> None:
     """Validate a settings file and print the effective config."""
     import json

@@ -185,3 +185,49 @@ async def test_429s_are_honoured_and_counted(
     assert sum(throttled.values()) == stats["throttled_total"]
     assert await db.fetchval("SELECT count(*) FROM sync_runs WHERE error IS NOT NULL") == 0
     await _ids_match(db, mock)
+
+
+async def test_dear_gets_are_batched_so_the_per_user_window_holds(
+    db: asyncpg.Pool, mock_server: MockServer, pg_dsn: str, redis_url: str, redis_prefix: str
+) -> None:
+    """2026 Gmail prices: 20 units per get against a per-user budget. A 50-get batch (1,000
+    units) admitted piecewise and sent at once would overrun the provider's window; the
+    daemon sends batches its bucket can admit whole, so the provider never refuses."""
+    mock = mock_server
+    await mock.reset(
+        {
+            "quotas": {
+                "preset": "documented-2026",
+                "custom": {"gmail.user": {"limit": 400, "period_s": 2}},
+            }
+        }
+    )
+    creds = await mock.populate(gmail=2, graph=0, seed=25, median=50, max_size=60)
+    store = MailboxStore(db)
+    tenant = await store.create_tenant("t")
+    start = time.time()
+    await register(store, tenant["id"], creds, start)
+    settings = daemon_settings(
+        pg_dsn,
+        redis_url,
+        redis_prefix,
+        mock.url,
+        policy={
+            "quota_preset": "documented-2026",
+            "quotas": {"gmail.user": {"limit": 400, "period_s": 2, "burst": 100}},
+        },
+    )
+    async with running(settings) as daemon:
+        await wait_until(lambda: _synced(db, start, 2), 60, "both full syncs")
+        assert daemon.limiters is not None
+        assert daemon.limiters.stats.waits.get("gmail", 0) > 0
+    stats = await mock.stats()
+    assert stats["throttled_total"] == 0, stats["throttled"]
+    assert stats["quota_peaks"]["gmail.user"]["peak_units"] <= 400
+    # Five 20-unit gets per batch: the bucket's burst of 100 admits each batch whole.
+    counts = [r["message_count"] for r in await db.fetch("SELECT message_count FROM mailboxes")]
+    gets = sum(v for k, v in stats["calls"].items() if k.endswith("messages.get"))
+    batches = sum(v for k, v in stats["requests"].items() if "batch" in k)
+    assert gets == sum(counts)
+    assert batches == sum(-(-n // 5) for n in counts)
+    await _ids_match(db, mock)

@@ -206,3 +206,14 @@ def test_imap_call_model_matches_measured_round_trips() -> None:
         ("imap.search", 1),
         ("imap.fetch", 6),
     ]
+
+
+def test_batches_fit_the_enforced_buckets_whole() -> None:
+    from daemon.policy import batch_fits, fetch_shape_for
+
+    doc = get_quota_preset("documented-2026")
+    # 20 units per get, per-user burst 100: at most 5 gets travel in one batch.
+    assert batch_fits(doc["gmail"], "messages.get", 50) == 5
+    assert fetch_shape_for(doc).gmail_batch == 5
+    assert fetch_shape_for(get_quota_preset("documented-legacy")).gmail_batch == 50
+    assert batch_fits(None, "messages.get", 50) == 50
