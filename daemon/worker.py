@@ -192,6 +192,10 @@ class SyncRunner:
         except Fenced:
             log.warning("run superseded; changes rolled back", mailbox_id=start.mailbox_id)
             return RunOutcome(start.mailbox_id, "fenced")
+        except asyncpg.ForeignKeyViolationError:
+            # The mailbox was deleted while it synced; nothing of it may be stored.
+            log.info("mailbox deleted during its sync", mailbox_id=start.mailbox_id)
+            return RunOutcome(start.mailbox_id, "stale")
         self.metrics.observe_sync(
             start, result.kind, "synced", finished - start.started_at, gate.calls
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import asyncpg
@@ -150,3 +151,30 @@ async def test_200_mailboxes_sync_once_then_incrementally(
         assert sum(v for k, v in calls.items() if "history" in k) == n_gmail
         assert sum(v for k, v in calls.items() if k.endswith("messages.get")) == 3 * n_gmail
         assert sum(v for k, v in calls.items() if "delta" in k) == 2 * n_graph
+
+
+async def test_a_mailbox_deleted_mid_sync_leaves_nothing_behind(
+    db: asyncpg.Pool, mock_server: MockServer, pg_dsn: str, redis_url: str, redis_prefix: str
+) -> None:
+    mock = mock_server
+    await mock.reset({"quotas": {"scale": 10}, "latency": {"dist": "constant", "mean_ms": 400}})
+    creds = await mock.populate(gmail=1, graph=0, seed=6, median=40, max_size=60)
+    store = MailboxStore(db)
+    tenant = await store.create_tenant("t")
+    [mid] = await register(store, tenant["id"], creds, time.time())
+    settings = daemon_settings(
+        pg_dsn, redis_url, redis_prefix, mock.url, policy={"quota_scale": 10}
+    )
+    async with running(settings):
+
+        async def running_now() -> bool:
+            return bool(
+                await db.fetchval("SELECT state = 'running' FROM mailboxes WHERE id = $1", mid)
+            )
+
+        await wait_until(running_now, 20, "the sync to start")
+        await store.delete_mailbox(mid)
+        await asyncio.sleep(3)  # the sync's provider calls finish meanwhile
+    await mock.reset()
+    assert await db.fetchval("SELECT count(*) FROM messages") == 0
+    assert await db.fetchval("SELECT count(*) FROM sync_runs") == 0
