@@ -181,13 +181,64 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+SYNCED_GRAPH_FOLDERS = ("inbox", "sentitems")
+
+
+async def seed(
+    db: Any, mock: MockServer, tenant: str = "t", **populate: Any
+) -> tuple[list[dict[str, Any]], float, list[int]]:
+    """Mailboxes made by the mock and registered, due now: (credentials, when, ids)."""
+    creds = await mock.populate(**populate)
+    store = MailboxStore(db)
+    row = await store.create_tenant(tenant)
+    start = time.time()
+    ids = await register(store, row["id"], creds, start)
+    return creds, start, ids
+
+
+async def synced_since(db: Any, since: float, n: int) -> bool:
+    """Whether ``n`` mailboxes finished a successful sync after ``since`` and are idle."""
+    got = await db.fetchval(
+        "SELECT count(*) FROM mailboxes WHERE last_success_at > $1 AND state = 'idle'", ts(since)
+    )
+    return bool(got == n)
+
+
+async def assert_store_matches_mock(
+    db: Any, messages: Callable[[str], Awaitable[list[dict[str, Any]]]]
+) -> int:
+    """Every active mailbox holds exactly the provider's messages (synced folders), once each;
+    returns the number of stored messages."""
+    total = 0
+    rows = await db.fetch(
+        "SELECT id, address, provider, message_count FROM mailboxes WHERE status = 'active'"
+    )
+    for r in rows:
+        msgs = await messages(r["address"])
+        if r["provider"] == "graph":
+            msgs = [m for m in msgs if m["folder"] in SYNCED_GRAPH_FOLDERS]
+        stored = [
+            x["provider_id"]
+            for x in await db.fetch(
+                "SELECT provider_id FROM messages WHERE mailbox_id = $1", r["id"]
+            )
+        ]
+        assert len(stored) == r["message_count"], r["address"]
+        assert set(stored) == {m["id"] for m in msgs}, r["address"]
+        total += len(stored)
+    return total
+
+
 __all__ = [
     "API_TOKEN",
     "TEST_KEY",
     "MockServer",
+    "assert_store_matches_mock",
     "daemon_settings",
     "register",
     "running",
+    "seed",
+    "synced_since",
     "ts",
     "wait_until",
 ]

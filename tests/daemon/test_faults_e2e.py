@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import asyncpg
 
-from daemon.store.mailboxes import MailboxStore, ts
-from tests.daemon.harness import MockServer, daemon_settings, register, running, wait_until
-
-
-async def _synced(db: asyncpg.Pool, since: float, n: int) -> bool:
-    got = await db.fetchval(
-        "SELECT count(*) FROM mailboxes WHERE last_success_at > $1 AND state = 'idle'", ts(since)
-    )
-    return bool(got == n)
-
-
-async def _ids_match(db: asyncpg.Pool, mock: MockServer) -> None:
-    for r in await db.fetch("SELECT id, address, provider FROM mailboxes WHERE status = 'active'"):
-        msgs = await mock.messages(r["address"])
-        if r["provider"] == "graph":
-            msgs = [m for m in msgs if m["folder"] in ("inbox", "sentitems")]
-        stored = await db.fetch("SELECT provider_id FROM messages WHERE mailbox_id = $1", r["id"])
-        assert {s["provider_id"] for s in stored} == {m["id"] for m in msgs}, r["address"]
+from tests.daemon.harness import (
+    MockServer,
+    assert_store_matches_mock,
+    daemon_settings,
+    running,
+    seed,
+    synced_since,
+    wait_until,
+)
 
 
 async def test_expired_cursors_fall_back_to_full_sync(
@@ -31,16 +23,12 @@ async def test_expired_cursors_fall_back_to_full_sync(
 ) -> None:
     mock = mock_server
     await mock.reset({"quotas": {"scale": 10}})
-    creds = await mock.populate(gmail=3, graph=3, seed=21)
-    store = MailboxStore(db)
-    tenant = await store.create_tenant("t")
-    start = time.time()
-    ids = await register(store, tenant["id"], creds, start)
+    creds, start, ids = await seed(db, mock, gmail=3, graph=3, seed=21)
     settings = daemon_settings(
         pg_dsn, redis_url, redis_prefix, mock.url, policy={"quota_scale": 10}
     )
     async with running(settings) as daemon:
-        await wait_until(lambda: _synced(db, start, 6), 60, "first sync")
+        await wait_until(lambda: synced_since(db, start, 6), 60, "first sync")
         for c in creds:
             await mock.call("POST", f"/_mock/mailboxes/{c['address']}/expire-cursor")
             await mock.call("POST", f"/_mock/mailboxes/{c['address']}/deliver", {"count": 2})
@@ -49,7 +37,7 @@ async def test_expired_cursors_fall_back_to_full_sync(
         for mid in ids:
             claimed = await daemon.scheduler.sync_now(mid)
             assert claimed is not None and str(claimed.kind) == "incremental"
-        await wait_until(lambda: _synced(db, again, 6), 60, "the resync")
+        await wait_until(lambda: synced_since(db, again, 6), 60, "the resync")
     runs = await db.fetch(
         "SELECT DISTINCT ON (mailbox_id) kind, fell_back_to_full, error "
         "FROM sync_runs ORDER BY mailbox_id, id DESC"
@@ -57,7 +45,7 @@ async def test_expired_cursors_fall_back_to_full_sync(
     assert [(r["kind"], r["fell_back_to_full"], r["error"]) for r in runs] == [
         ("full", True, None)
     ] * 6
-    await _ids_match(db, mock)
+    await assert_store_matches_mock(db, mock.messages)
 
 
 async def test_revoked_token_ends_as_needs_reauth(
@@ -65,14 +53,10 @@ async def test_revoked_token_ends_as_needs_reauth(
 ) -> None:
     mock = mock_server
     await mock.reset({"quotas": {"scale": 10}})
-    creds = await mock.populate(gmail=2, graph=2, seed=22)
+    creds, start, _ = await seed(db, mock, gmail=2, graph=2, seed=22)
     revoked = {creds[0]["address"], creds[2]["address"]}
     for addr in revoked:
         await mock.call("POST", f"/_mock/mailboxes/{addr}/revoke")
-    store = MailboxStore(db)
-    tenant = await store.create_tenant("t")
-    start = time.time()
-    await register(store, tenant["id"], creds, start)
     settings = daemon_settings(
         pg_dsn, redis_url, redis_prefix, mock.url, policy={"quota_scale": 10}
     )
@@ -80,7 +64,7 @@ async def test_revoked_token_ends_as_needs_reauth(
 
         async def settled() -> bool:
             n = await db.fetchval("SELECT count(*) FROM mailboxes WHERE status = 'needs_reauth'")
-            return bool(n == 2) and await _synced(db, start, 2)
+            return bool(n == 2) and await synced_since(db, start, 2)
 
         await wait_until(settled, 60, "revoked mailboxes to need reauth")
         rows = await db.fetch(
@@ -90,22 +74,10 @@ async def test_revoked_token_ends_as_needs_reauth(
         assert {r["address"] for r in rows} == revoked
         assert all("invalid_grant" in r["status_reason"] for r in rows)
         assert all(r["state"] == "idle" for r in rows)
-        await wait_until(lambda: _true_after(1.5), 5, "a few more scheduler cycles")
+        await asyncio.sleep(1.5)  # a few more scheduler cycles
         # Parked: exactly one run each, no retries.
         n = await db.fetchval("SELECT count(*) FROM sync_runs WHERE error_kind = 'auth_revoked'")
         assert n == 2
-
-
-_deadline: dict[str, float] = {}
-
-
-async def _true_after(seconds: float) -> bool:
-    now = time.monotonic()
-    _deadline.setdefault("t", now + seconds)
-    if now >= _deadline["t"]:
-        _deadline.clear()
-        return True
-    return False
 
 
 async def test_burst_never_exceeds_the_quota(
@@ -116,11 +88,7 @@ async def test_burst_never_exceeds_the_quota(
     mock = mock_server
     quota = {"gmail.project": {"limit": 1500, "period_s": 2}}
     await mock.reset({"quotas": {"preset": "documented-legacy", "custom": quota}})
-    creds = await mock.populate(gmail=20, graph=0, seed=23, median=12, max_size=30)
-    store = MailboxStore(db)
-    tenant = await store.create_tenant("t")
-    start = time.time()
-    await register(store, tenant["id"], creds, start)
+    _, start, _ = await seed(db, mock, gmail=20, graph=0, seed=23, median=12, max_size=30)
     settings = daemon_settings(
         pg_dsn,
         redis_url,
@@ -132,7 +100,7 @@ async def test_burst_never_exceeds_the_quota(
         },
     )
     async with running(settings) as daemon:
-        await wait_until(lambda: _synced(db, start, 20), 60, "the burst to finish")
+        await wait_until(lambda: synced_since(db, start, 20), 60, "the burst to finish")
         assert daemon.limiters is not None
         waits = daemon.limiters.stats.waits.get("gmail", 0)
     stats = await mock.stats()
@@ -141,7 +109,7 @@ async def test_burst_never_exceeds_the_quota(
     assert peak["peak_units"] <= 1500
     # The limiter did have to hold calls back, and used most of the window.
     assert waits > 0 and peak["peak_ratio"] > 0.6
-    await _ids_match(db, mock)
+    await assert_store_matches_mock(db, mock.messages)
 
 
 async def test_429s_are_honoured_and_counted(
@@ -161,11 +129,7 @@ async def test_429s_are_honoured_and_counted(
             }
         }
     )
-    creds = await mock.populate(gmail=3, graph=3, seed=24, median=40, max_size=60)
-    store = MailboxStore(db)
-    tenant = await store.create_tenant("t")
-    start = time.time()
-    await register(store, tenant["id"], creds, start)
+    _, start, _ = await seed(db, mock, gmail=3, graph=3, seed=24, median=40, max_size=60)
     settings = daemon_settings(
         pg_dsn,
         redis_url,
@@ -176,7 +140,7 @@ async def test_429s_are_honoured_and_counted(
         gmail={"max_call_retries": 8},
     )
     async with running(settings) as daemon:
-        await wait_until(lambda: _synced(db, start, 6), 90, "all mailboxes despite 429s")
+        await wait_until(lambda: synced_since(db, start, 6), 90, "all mailboxes despite 429s")
         assert daemon.limiters is not None
         throttled = dict(daemon.limiters.stats.throttled)
     stats = await mock.stats()
@@ -184,7 +148,7 @@ async def test_429s_are_honoured_and_counted(
     assert throttled.get("graph", 0) > 0 and throttled.get("gmail", 0) > 0
     assert sum(throttled.values()) == stats["throttled_total"]
     assert await db.fetchval("SELECT count(*) FROM sync_runs WHERE error IS NOT NULL") == 0
-    await _ids_match(db, mock)
+    await assert_store_matches_mock(db, mock.messages)
 
 
 async def test_dear_gets_are_batched_so_the_per_user_window_holds(
@@ -202,11 +166,7 @@ async def test_dear_gets_are_batched_so_the_per_user_window_holds(
             }
         }
     )
-    creds = await mock.populate(gmail=2, graph=0, seed=25, median=50, max_size=60)
-    store = MailboxStore(db)
-    tenant = await store.create_tenant("t")
-    start = time.time()
-    await register(store, tenant["id"], creds, start)
+    _, start, _ = await seed(db, mock, gmail=2, graph=0, seed=25, median=50, max_size=60)
     settings = daemon_settings(
         pg_dsn,
         redis_url,
@@ -218,7 +178,7 @@ async def test_dear_gets_are_batched_so_the_per_user_window_holds(
         },
     )
     async with running(settings) as daemon:
-        await wait_until(lambda: _synced(db, start, 2), 60, "both full syncs")
+        await wait_until(lambda: synced_since(db, start, 2), 60, "both full syncs")
         assert daemon.limiters is not None
         assert daemon.limiters.stats.waits.get("gmail", 0) > 0
     stats = await mock.stats()
@@ -230,4 +190,4 @@ async def test_dear_gets_are_batched_so_the_per_user_window_holds(
     batches = sum(v for k, v in stats["requests"].items() if "batch" in k)
     assert gets == sum(counts)
     assert batches == sum(-(-n // 5) for n in counts)
-    await _ids_match(db, mock)
+    await assert_store_matches_mock(db, mock.messages)
