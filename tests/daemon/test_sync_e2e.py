@@ -17,7 +17,6 @@ from tests.daemon.harness import (
     wait_until,
 )
 
-SYNCED_GRAPH_FOLDERS = {"inbox", "sentitems"}
 H = 3600.0
 
 
