@@ -23,8 +23,9 @@ from simulator import closed_forms as cf
 from simulator import population
 from simulator.catalogue import load_catalogue
 from simulator.distributions import mean as dist_mean
-from simulator.gate import ProviderRuntime, Request
-from simulator.scenario import PROVIDERS, Scenario
+from simulator.gate import LOGIN, NOOP, ProviderRuntime, Request
+from simulator.imap_pool import ImapProfile, pool_costs
+from simulator.scenario import IMAP, PROVIDERS, Scenario
 
 Arr = np.ndarray
 
@@ -46,6 +47,7 @@ class JobProfile:
     error_rate: float
     mailboxes_per_tenant: float
     inv_interval: float  # E[1 / interval] over mailboxes
+    imap: ImapProfile | None = None  # None: no IMAP mailboxes
 
 
 def _walk(pv: ProviderRuntime, idx: int, reqs: tuple[Request, ...]) -> tuple[float, int, int]:
@@ -76,7 +78,7 @@ def job_profile(
     r = s.resources
     prng = random.Random(seed)
     runtimes = {
-        p: ProviderRuntime(p, s.providers[p], limits[p], None, n + full_samples, rng, prng)
+        p: ProviderRuntime(p, s.providers[p], s.enforced(p), None, n + full_samples, rng, prng)
         for p in s.population.providers
     }
     pe = s.population
@@ -85,20 +87,22 @@ def job_profile(
     other = rng.poisson(mu * (pe.changes_per_arrival + pe.deletes_per_arrival))
     share_del = pe.deletes_per_arrival / max(pe.changes_per_arrival + pe.deletes_per_arrival, 1e-12)
     deleted = rng.binomial(other, share_del)
-    dur, cpu, db, reqs_n = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    dur, cpu, db, reqs_n, api = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     units: dict[str, np.ndarray] = {}
     for i in range(n):
         p = PROVIDERS[pop.provider[i]]
         pv = runtimes[p]
         a, d = int(added[i]), int(deleted[i])
         c = int(other[i]) - d
-        reqs = pv.requests(SyncKind.INCREMENTAL, 0, a, c, d)
+        reqs = pv.requests(SyncKind.INCREMENTAL, int(pop.size[i]), a, c, d)
         t, u, calls = _walk(pv, i, reqs)
         stored = a + c
         cpu[i] = r.cpu_ms_per_call * calls + r.cpu_ms_per_message * stored + r.cpu_ms_per_job
         db[i] = r.db_commit_ms + r.db_ms_per_message * stored
         dur[i] = t + (cpu[i] + db[i]) / 1000
-        reqs_n[i] = len(reqs)
+        api[i] = t
+        # Requests through the Redis-backed gate (IMAP passes none).
+        reqs_n[i] = len(reqs) if pv.gated else 0
         for q in pv.app_quotas:
             units.setdefault(q.name, np.zeros(n))[i] = u
     fdur = np.zeros(full_samples)
@@ -131,6 +135,20 @@ def job_profile(
     error_rate = sum(
         shares[p] * (e.auth_revoked + e.permanent + e.transient) for p, e in err.items()
     )
+    imap = None
+    is_imap = pop.provider == IMAP
+    if is_imap.any():
+        pv, model, pool = runtimes["imap"], s.providers.imap, s.daemon.imap
+        imap = ImapProfile(
+            share=float(is_imap.mean()),
+            login_s=pv.setup_mean_s(LOGIN),
+            noop_s=pv.setup_mean_s(NOOP),
+            login_calls=pv.setup_calls(LOGIN),
+            busy_s=float(api[is_imap].mean()),
+            keepalive_s=pool.idle_keepalive_s,
+            max_idle_s=pool.max_idle_s,
+            connection_limit=model.connection_limit,
+        )
     return JobProfile(
         s_inc=float(dur.mean()),
         s2_inc=float(np.mean(dur**2)),
@@ -145,6 +163,7 @@ def job_profile(
         error_rate=error_rate,
         mailboxes_per_tenant=population.expected_mailboxes(s) / s.population.tenants,
         inv_interval=float(np.mean(1 / pop.interval_s)),
+        imap=imap,
     )
 
 
@@ -157,15 +176,23 @@ def _cheapest(busy: Arr, capacity: Arr, price: Arr, headroom: float = 0.7) -> tu
     return cost[idx], busy / cap[idx]
 
 
-RATIO_NAMES = ["workers", "scheduler batch (claim rate)", "CPU", "RAM", "database", "Redis"]
+RATIO_NAMES = [
+    "workers",
+    "scheduler batch (claim rate)",
+    "CPU",
+    "RAM",
+    "database",
+    "Redis",
+    "IMAP connections per account",
+]
 
 
-def overlapping_batches(b: Arr, c: Arr, svc: float, k: Arr, period: float) -> tuple[Arr, Arr]:
+def overlapping_batches(b: Arr, c: Arr, svc: Arr | float, k: Arr, period: float) -> tuple[Arr, Arr]:
     """Mean and longest wait of a batch of ``b`` that may land on j still-running batches."""
     from scipy import stats
 
     k_arr = np.asarray(k, dtype=float)
-    p_overlap = min(svc, period) / period
+    p_overlap = np.minimum(svc, period) / period
     kmax = int(np.max(k_arr))
     mean = np.zeros(np.broadcast(b, c, k_arr).shape)
     worst = np.zeros_like(mean)
@@ -217,22 +244,28 @@ def evaluate(
     c = k * c_tier
     period = prof.scheduler_interval_s
     f = p.full_share
-    s_mean = (1 - f) * p.s_inc + f * p.s_full
-    cpu_s = p.cpu_ms / 1000
-    # Capacity: the smallest of the independent ceilings.
-    caps = [c / s_mean, k * prof.batch_size / period]
-    cpu_cap = k * 1.0 / max(cpu_s, 1e-12)  # one event loop per process
-    caps.append(cpu_cap)
-    for q, units in p.app_units.items():
-        if units > 0:
-            caps.append(np.full_like(lam, p.app_rate[q] / units))
-    x_max = np.minimum.reduce([np.broadcast_to(x, np.broadcast(lam, c, k).shape) for x in caps])
+    r = s.resources
     claim_mean = period / (k + 1)
     demand = lam
+    w_prev: Arr | float = 0.0
     # A mailbox is due one interval after its sync *started*, so each cycle lasts the
     # interval plus the claim wait and the queue wait: the rate is N / (I + claim + wait).
     # Two passes settle the wait and the rate it depends on.
     for _ in range(2):
+        # IMAP connection set-up depends on how far apart a mailbox's syncs are.
+        pool = pool_costs(p.imap, n, mean_i + claim_mean + w_prev, k, r.cpu_ms_per_call)
+        s_inc = p.s_inc + pool.extra_s
+        s_mean = (1 - f) * s_inc + f * (p.s_full + pool.extra_s)
+        cpu_s = (p.cpu_ms + pool.extra_cpu_ms) / 1000
+        # Capacity: the smallest of the independent ceilings.
+        caps = [c / s_mean, k * prof.batch_size / period]
+        cpu_cap = k * 1.0 / np.maximum(cpu_s, 1e-12)  # one event loop per process
+        caps.append(cpu_cap)
+        for q, units in p.app_units.items():
+            if units > 0:
+                caps.append(np.full_like(lam, p.app_rate[q] / units))
+        shape = np.broadcast(lam, c, k, s_mean).shape
+        x_max = np.minimum.reduce([np.broadcast_to(x, shape) for x in caps])
         stable = lam < 0.98 * x_max
         # Waits: batch drain on the workers that long (full) syncs leave free. The K
         # schedulers run at random phases: each other scheduler's last batch is still
@@ -240,21 +273,22 @@ def evaluate(
         busy_long = lam * f * p.s_full
         c_eff = np.maximum(c - busy_long, 1)
         b = np.minimum(lam * period / k, prof.batch_size)
-        w_mean, w_max = overlapping_batches(b, c_eff, p.s_inc, k, period)
+        w_mean, w_max = overlapping_batches(b, c_eff, s_inc, k, period)
         w_mean = np.where(stable, w_mean, np.inf)
         w_max = np.where(stable, w_max, np.inf)
-        cycle = mean_i + claim_mean + np.where(stable, w_mean, 0.0)
+        w_prev = np.where(stable, w_mean, 0.0)
+        cycle = mean_i + claim_mean + w_prev
         lam = np.where(stable, n / cycle / (1 - p.error_rate), demand)
     thr = np.minimum(lam, x_max)
     claim_max = period * cf.harmonic(k) / k
-    lag_mean = claim_mean + w_mean + p.s_inc
+    lag_mean = claim_mean + w_mean + s_inc
     gap = mean_i + claim_mean + w_mean
     st_mean = gap / 2
     st_p95 = 0.95 * (mean_i + claim_max + w_max)
     # The longest staleness: a full cycle plus the worst waits, or a full-sync straggler.
     fulls_in_horizon = lam * f * (s.run.horizon_s - s.run.warmup_s)
     straggler = np.where(fulls_in_horizon >= 1, p.s_full_p99, 0.0)
-    st_max = mean_i + claim_max + w_max + np.maximum(p.s_inc, straggler)
+    st_max = mean_i + claim_max + w_max + np.maximum(s_inc, straggler)
     fq = s.criteria.fresh_quantile
     st_q = st_max if fq >= 1 else fq * (mean_i + claim_max + w_max)
     # Resources.
@@ -262,8 +296,12 @@ def evaluate(
     cores = thr * cpu_s + k * (1 / period) * s.resources.cpu_ms_per_cycle / 1000
     cpu_pct = cores / k * per_host / vcpu * 100
     inflight = np.minimum(thr * s_mean / k, c_all)
-    r = s.resources
-    rss = r.rss_base_mb + r.rss_per_job_mb * inflight + r.rss_per_mailbox_kb * n / 1024
+    rss = (
+        r.rss_base_mb
+        + r.rss_per_job_mb * inflight
+        + r.rss_per_mailbox_kb * n / 1024
+        + r.rss_per_imap_connection_kb * pool.held_peak / 1024
+    )
     ram_gb = rss * per_host / 1024
     db_busy = thr * p.db_ms / 1000 + k / period * r.db_ms_per_claim / 1000
     pg_cost, db_util = _cheapest(
@@ -279,8 +317,8 @@ def evaluate(
     )
     cost = h * price + pg_cost + redis_cost
     t_claim = 0.95 * n / (k * prof.batch_size / period)
-    t_work = 0.95 * n * p.s_inc / c
-    t95 = period / (k + 1) + np.maximum(t_claim, t_work) + p.s_inc
+    t_work = 0.95 * n * s_inc / c
+    t95 = period / (k + 1) + np.maximum(t_claim, t_work) + s_inc
     # The drain measures burst capacity: full-sync stragglers do not hold it back, but
     # quotas and the event loop's CPU still cap it.
     burst_cap = np.minimum.reduce(
@@ -296,6 +334,7 @@ def evaluate(
             ram_gb / np.minimum(cr.ram_gb_max, ram_cap),
             db_util / 0.8,
             redis_util / 0.8,
+            pool.account_peak / pool.limit,
         )
     )
     passes = (
@@ -304,6 +343,7 @@ def evaluate(
         & (ram_gb < np.minimum(cr.ram_gb_max, ram_cap))
         & (p.error_rate < cr.error_rate_max)
         & (st_q <= cr.fresh_within_s)
+        & (pool.account_peak <= pool.limit)
         & stable
     )
     return {
@@ -328,6 +368,11 @@ def evaluate(
         "redis_ops_per_s": ops,
         "cost_month": cost,
         "cost_per_tenant": cost / np.asarray(tenants, dtype=float),
+        "imap_login_share": np.broadcast_to(pool.login_share, thr.shape),
+        "imap_noop_share": np.broadcast_to(pool.noop_share, thr.shape),
+        "imap_conn_account_peak": np.broadcast_to(pool.account_peak, thr.shape),
+        "imap_conn_process_mean": np.broadcast_to(pool.held_mean, thr.shape),
+        "imap_conn_process_peak": np.broadcast_to(pool.held_peak, thr.shape),
         "bottleneck": ratios.argmax(axis=0),
         "bottleneck_ratio": ratios.max(axis=0),
         "passes": passes,

@@ -6,11 +6,13 @@ Format (YAML or JSON/TOML; every field optional, see docs/simulator.md)::
     latency_s:
       gmail: {default: [0.12, 0.16, ...], messages.get: [0.2, ...]}
       graph: {default: [...]}
+      imap: {default: [...], imap.fetch: [...]}   # seconds per round trip
     cpu_ms_per_call: 0.8
     cpu_ms_per_message: 0.04
     rss_base_mb: 95
     rss_per_job_mb: 0.4
     rss_per_mailbox_kb: 1.5
+    rss_per_imap_connection_kb: 300
     db_commit_ms: 1.2
 """
 
@@ -41,6 +43,7 @@ class Calibration(BaseModel):
     rss_base_mb: float | None = Field(default=None, ge=0)
     rss_per_job_mb: float | None = Field(default=None, ge=0)
     rss_per_mailbox_kb: float | None = Field(default=None, ge=0)
+    rss_per_imap_connection_kb: float | None = Field(default=None, ge=0)
     db_commit_ms: float | None = Field(default=None, ge=0)
 
 
@@ -77,6 +80,7 @@ def apply(s: Scenario, cal: Calibration, source: str) -> Scenario:
         "rss_base_mb",
         "rss_per_job_mb",
         "rss_per_mailbox_kb",
+        "rss_per_imap_connection_kb",
         "db_commit_ms",
     ):
         value = getattr(cal, field)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Generator
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 import simpy
@@ -18,10 +18,11 @@ from daemon import policy
 from daemon.policy import ErrorKind, SyncKind
 from simulator import population
 from simulator.gate import ProviderRuntime
+from simulator.imap_pool import ConnectionPools
 from simulator.job import Job, JobWalk, poisson
 from simulator.mailboxes import ACTIVE, RUNNING, MailboxTable
 from simulator.metrics import Recorder, RunMetrics
-from simulator.scenario import PROVIDERS, Scenario
+from simulator.scenario import IMAP, PROVIDERS, Scenario
 from simulator.station import Station
 
 Mode = Literal["steady", "drain"]
@@ -29,6 +30,26 @@ TIER_INDEX = {t: i for i, t in enumerate(policy.TIERS)}
 FULL, INCR = SyncKind.FULL, SyncKind.INCREMENTAL
 # What a finished job's event carries: job, kind run, failure (None = success), Retry-After.
 _Done = tuple["Job", SyncKind, ErrorKind | None, float | None]
+
+
+class JobTrace(NamedTuple):
+    """One job as walked: what the call model was asked and the calls it made.
+
+    ``process`` and ``setup`` (``gate.REUSE/NOOP/LOGIN``) are -1 for providers without
+    connection pools.
+    """
+
+    mailbox: int
+    provider: str
+    kind: SyncKind
+    messages: int
+    added: int
+    changed: int
+    deleted: int
+    process: int
+    setup: int
+    calls: int
+    fail: ErrorKind | None
 
 
 class Simulation(JobWalk):
@@ -54,20 +75,20 @@ class Simulation(JobWalk):
         self.size = pop.size.tolist()
         self.content_at = [0.0] * self.n
         self.pending = [[0, 0, 0] for _ in range(self.n)]
-        limits = scenario.limits()
         self.prov: list[ProviderRuntime | None] = []
         for name in PROVIDERS:
-            model = scenario.providers.get(name)
-            if model is None or name not in scenario.population.providers:
+            model = scenario.providers[name]
+            if name not in scenario.population.providers:
                 self.prov.append(None)
                 continue
             real = (
                 policy.get_quota_preset(model.actual_quotas)[name] if model.actual_quotas else None
             )
             self.prov.append(
-                ProviderRuntime(name, model, limits[name], real, self.n, rng, self.prng)
+                ProviderRuntime(name, model, scenario.enforced(name), real, self.n, rng, self.prng)
             )
         k = scenario.daemon.processes
+        self.pools = self._pools(scenario, pop, seed)
         self.env = simpy.Environment()
         self.stations = [
             Station(k * self.profile.concurrency.for_tier(t), self._start) for t in policy.TIERS
@@ -94,6 +115,22 @@ class Simulation(JobWalk):
         self._p_deleted = (1 + de) / self._all_events
         self.drain = mode == "drain"
         self._expiry = scenario.daemon.cursor_expiry_per_sync
+        # Set to a list to record every job that walked on the virtual clock (tests).
+        self.trace: list[JobTrace] | None = None
+
+    @staticmethod
+    def _pools(s: Scenario, pop: population.PopulationArrays, seed: int) -> ConnectionPools | None:
+        is_imap = pop.provider == IMAP
+        if not is_imap.any():
+            return None
+        cfg = s.daemon.imap
+        # Own random streams: the other draws stay as they are without IMAP mailboxes.
+        pools = ConnectionPools(
+            is_imap, s.daemon.processes, cfg.idle_keepalive_s, cfg.max_idle_s, seed ^ 0x1AA9
+        )
+        if s.population.initial in ("steady", "all_due"):
+            pools.warm(pop.last_success_at, pop.interval_s, np.random.default_rng([seed, 0x1AA9]))
+        return pools
 
     # --- processes -------------------------------------------------------------------
 
@@ -138,6 +175,8 @@ class Simulation(JobWalk):
             yield env.timeout(every)
             if env.now >= self.warm:
                 self.rec.sample(env.now, status == ACTIVE, self.stations)
+                if self.pools is not None:
+                    self.pools.sample(env.now)
 
     def _warmup(self) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(self.warm)
@@ -146,6 +185,8 @@ class Simulation(JobWalk):
         for p in self.prov:
             if p is not None:
                 p.reset_counters()
+        if self.pools is not None:
+            self.pools.reset_counters()
         self.rec.reset(self.env.now)
 
     # --- jobs ------------------------------------------------------------------------
@@ -191,8 +232,17 @@ class Simulation(JobWalk):
             stored = size
             kind = FULL
         else:
-            reqs = pv.requests(INCR, 0, pend[0], pend[1], pend[2])
+            # The mailbox's size matters to an incremental sync on IMAP servers without
+            # CONDSTORE (flag scan); the other providers' call models ignore it.
+            reqs = pv.requests(INCR, self.size[m], pend[0], pend[1], pend[2])
             stored = pend[0] + pend[1]
+        counting = now >= self.warm
+        pools = self.pools
+        proc = how = -1
+        if pools is not None and pv.imap is not None:
+            proc, how = pools.take(m, now, counting)
+            if how:
+                reqs = pv.setup[how] + reqs
         p_auth, p_perm, p_any = pv.fail_p
         u = rnd.random()
         fail: ErrorKind | None = None
@@ -206,7 +256,6 @@ class Simulation(JobWalk):
                 fail, n = ErrorKind.TRANSIENT, 1 + int(rnd.random() * n)
             stored = 0
         rec = self.rec
-        counting = now >= self.warm
         if counting:
             rec.waits[job.tier].append(wait)
         if pv.simple:
@@ -214,12 +263,21 @@ class Simulation(JobWalk):
         else:
             plan = self._virtual(m, pv, reqs, n, now)
         if plan is None:
+            # Only app-wide quotas step a job; IMAP has none, so its connection is given back
+            # below, on the virtual clock.
+            assert proc < 0
             self.env.process(self._stepped(job, pv, reqs, n, fail, kind, stored))
             return
         t_end, throttled_out, ra, calls = plan
         if throttled_out:
             fail = ErrorKind.RATE_LIMITED
             stored = 0
+        if proc >= 0:
+            assert pools is not None
+            pools.give_back(m, proc, t_end, fail is not None)
+        if self.trace is not None:
+            pe = (0, 0, 0) if kind is FULL else (pend[0], pend[1], pend[2])
+            self.trace.append(JobTrace(m, pv.name, kind, self.size[m], *pe, proc, how, calls, fail))
         r = self._res
         cpu = r.cpu_ms_per_call * calls + r.cpu_ms_per_message * stored + r.cpu_ms_per_job
         db = r.db_commit_ms + r.db_ms_per_message * stored
@@ -284,6 +342,10 @@ class Simulation(JobWalk):
         for st in self.stations:
             st.close(end)
         out = self.rec.finish(end, self.stations, self.prov, self.drained_at, self.t95, self.table)
+        if self.pools is not None:
+            out.scalars.update(self.pools.scalars(out.scalars["window_s"]))
+            imap = self.s.providers.imap
+            out.scalars["imap_conn_limit"] = float(imap.connection_limit)
         if self.drain and self.t95 is None and end > 0:
             # Not even 95 % synced by the cap: what was done is a lower bound of capacity.
             out.scalars["capacity_per_min"] = (self.n - self._remaining) / end * 60

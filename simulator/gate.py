@@ -18,7 +18,7 @@ from daemon import policy
 from daemon.gcra import Gcra, split_cost
 from daemon.policy import ProviderLimits, QuotaScope, SyncKind
 from simulator.distributions import Sampler
-from simulator.scenario import ProviderModel
+from simulator.scenario import ImapModel, ProviderModel
 
 # The daemon retries a throttled request in the sync this many times, and only when the
 # Retry-After is at most this long (its settings' max_call_retries and max_inline_wait_s).
@@ -27,6 +27,9 @@ RETRY_AFTER_CAP_S = 60.0
 
 # (latency sampler, quota-charged calls, enforced units, real-provider units, extra latency)
 Request = tuple[Sampler, int, int, int, float]
+
+# How an IMAP sync gets its connection from the process's pool (indexes ``setup``).
+REUSE, NOOP, LOGIN = 0, 1, 2
 
 
 def split_requests(method: str, count: int, requests: int) -> list[int]:
@@ -54,6 +57,9 @@ class ProviderCounters:
     units: int = 0
     throttled: int = 0
     gate_wait_s: float = 0.0
+    syncs: int = 0
+    # Time spent in provider calls (gates, latency, Retry-After waits), summed over syncs.
+    api_s: float = 0.0
 
 
 class ProviderRuntime:
@@ -63,7 +69,7 @@ class ProviderRuntime:
         self,
         name: str,
         model: ProviderModel,
-        enforced: ProviderLimits,
+        enforced: ProviderLimits | None,
         real: ProviderLimits | None,
         n_mailboxes: int,
         rng: np.random.Generator,
@@ -74,8 +80,11 @@ class ProviderRuntime:
         self.enforced = enforced
         self.real = real
         self._prng = prng
-        self.mb_quotas = [q for q in enforced.quotas if q.scope is QuotaScope.MAILBOX]
-        self.app_quotas = [q for q in enforced.quotas if q.scope is QuotaScope.APP]
+        quotas = enforced.quotas if enforced is not None else ()
+        self.mb_quotas = [q for q in quotas if q.scope is QuotaScope.MAILBOX]
+        self.app_quotas = [q for q in quotas if q.scope is QuotaScope.APP]
+        # The daemon's gate touches Redis only for providers with quotas.
+        self.gated = bool(quotas)
         self.app = [Gcra.for_quota(q) for q in self.app_quotas]
         self.real_mb_quotas = (
             [q for q in real.quotas if q.scope is QuotaScope.MAILBOX] if real else []
@@ -91,6 +100,9 @@ class ProviderRuntime:
         self.latency = Sampler(model.latency_s, rng)
         self._by_method = {m: Sampler(d, rng) for m, d in model.latency_by_method.items()}
         self.overhead = Sampler(model.sync_overhead_s, rng)
+        self.imap = model if isinstance(model, ImapModel) else None
+        self.shape = self.imap.fetch_shape() if self.imap else policy.DEFAULT_FETCH
+        self.setup = self._setup_requests()
         self.retry_after = Sampler(model.retry_after_s, rng)
         self.rate_429 = model.rate_429
         # No real-provider quotas and no random 429s: jobs take the short path.
@@ -113,20 +125,46 @@ class ProviderRuntime:
 
     # --- requests --------------------------------------------------------------------
 
+    def _sampler(self, method: str) -> Sampler:
+        return self._by_method.get(method, self.latency)
+
+    def _setup_requests(self) -> tuple[tuple[Request, ...], ...]:
+        # Indexed by REUSE, NOOP, LOGIN. Handshake round trips are not IMAP commands (no call).
+        if self.imap is None:
+            return ((), (), ())
+        noop: Request = (self._sampler("imap.noop"), 1, 0, 0, 0.0)
+        connect: Request = (self._sampler("imap.connect"), 0, 0, 0, 0.0)
+        login: Request = (self._sampler("imap.login"), 1, 0, 0, 0.0)
+        enable: Request = (self._sampler("imap.enable"), 1, 0, 0, 0.0)
+        opening = (connect,) * self.imap.connect_round_trips
+        commands = (login,) + (enable,) * (self.imap.logins - 1)
+        return ((), (noop,), opening + commands)
+
+    def setup_mean_s(self, how: int) -> float:
+        """Mean latency of the connection set-up ``how`` (REUSE, NOOP or LOGIN)."""
+        return sum(r[0].mean + r[4] for r in self.setup[how])
+
+    def setup_calls(self, how: int) -> int:
+        """Commands of the connection set-up ``how``."""
+        return sum(r[1] for r in self.setup[how])
+
     def requests(
         self, kind: SyncKind, messages: int, added: int, changed: int, deleted: int
     ) -> tuple[Request, ...]:
-        """The HTTP requests of one sync (memoised; incremental shapes repeat a lot)."""
+        """The requests of one sync (memoised; incremental shapes repeat a lot)."""
         full = kind is SyncKind.FULL
-        key = (1 if full else 0, messages if full else 0, added, changed, deleted)
+        # Only IMAP's incremental calls can depend on the mailbox's size (the flag scan).
+        sized = full or self.imap is not None
+        key = (1 if full else 0, messages if sized else 0, added, changed, deleted)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
         out: list[Request] = []
         inner_s = self.model.batch_inner_s
-        for call in policy.sync_calls(self.name, kind, messages, added, changed, deleted):
-            sampler = self._by_method.get(call.method, self.latency)
-            cost = self.enforced.cost(call.method)
+        calls = policy.sync_calls(self.name, kind, messages, added, changed, deleted, self.shape)
+        for call in calls:
+            sampler = self._sampler(call.method)
+            cost = self.enforced.cost(call.method) if self.enforced is not None else 0
             rcost = self.real.cost(call.method) if self.real else 0
             for inner in split_requests(call.method, call.count, call.requests):
                 extra = inner_s * inner if inner > 1 else 0.0

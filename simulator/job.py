@@ -126,6 +126,8 @@ class JobWalk:
             c.calls += calls
             c.units += units
             c.gate_wait_s += gate_wait
+            c.syncs += 1
+            c.api_s += t - now
             pv.units_by_mailbox[m] += units
         return t, False, None, calls
 
@@ -190,7 +192,7 @@ class JobWalk:
                     pv.app_log.append((now, units))
             for b in pv.real_app:
                 b.reserve(now, runits)
-        self.rec.provider(pv, m, now, requests, calls, units, throttled, gate_wait)
+        self.rec.provider(pv, m, now, requests, calls, units, throttled, gate_wait, t - now)
         return t, out_of_retries, ra_out, calls
 
     def _stepped(
@@ -255,6 +257,6 @@ class JobWalk:
             if ra_out is not None:
                 fail = ErrorKind.RATE_LIMITED
                 break
-        self.rec.provider(pv, m, t0, requests, calls, units, throttled, gate_wait)
+        self.rec.provider(pv, m, t0, requests, calls, units, throttled, gate_wait, env.now - t0)
         yield env.timeout(self._overhead_s(calls, 0 if fail else stored))
         self._finish(job, kind, fail, ra_out)

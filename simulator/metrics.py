@@ -127,8 +127,9 @@ class Recorder:
         units: int,
         throttled: int,
         gate_wait: float,
+        api_s: float,
     ) -> None:
-        """API use of one job."""
+        """API use of one job; ``api_s`` is its time in provider calls."""
         if started < self.warm:
             return
         c = pv.counters
@@ -137,6 +138,8 @@ class Recorder:
         c.units += units
         c.throttled += throttled
         c.gate_wait_s += gate_wait
+        c.syncs += 1
+        c.api_s += api_s
         pv.units_by_mailbox[m] += units
 
     def failure(self, kind: ErrorKind, outcome: Outcome, now: float) -> None:
@@ -242,18 +245,23 @@ class Recorder:
         s["stored_per_min"] = self.stored / w * 60
         jobs = float(sum(len(x) for x in self.waits))
         s["jobs_per_s"] = jobs / w
-        requests = 0.0
+        requests = gated = 0.0
         for pv in prov:
             if pv is None:
                 continue
             c, p = pv.counters, pv.name
             requests += c.requests
+            if pv.gated:
+                gated += c.requests
             s[f"requests_per_min_{p}"] = c.requests / w * 60
             s[f"calls_per_min_{p}"] = c.calls / w * 60
             s[f"units_per_min_{p}"] = c.units / w * 60
             s[f"throttled_{p}"] = float(c.throttled)
             s[f"gate_wait_s_{p}"] = c.gate_wait_s
-            for qt in pv.enforced.quotas:
+            s[f"api_time_mean_{p}"] = c.api_s / c.syncs if c.syncs else float("nan")
+            s[f"requests_per_sync_{p}"] = c.requests / c.syncs if c.syncs else float("nan")
+            s[f"calls_per_sync_{p}"] = c.calls / c.syncs if c.syncs else float("nan")
+            for qt in pv.enforced.quotas if pv.enforced is not None else ():
                 if qt.scope is QuotaScope.APP:
                     use = c.units / w * qt.period_s
                 else:
@@ -261,6 +269,8 @@ class Recorder:
                 s[f"quota_use_{qt.name}"] = use
                 s[f"quota_util_{qt.name}"] = use / qt.limit
         s["requests_per_s"] = requests / w
+        # Requests that pass the daemon's Redis-backed quota gate (IMAP has no quota).
+        s["gated_requests_per_s"] = gated / w
         if drained_at is not None:
             s["drain_s"] = drained_at
         if t95 is not None:

@@ -28,8 +28,14 @@ def derive(s: Scenario, sc: dict[str, float]) -> dict[str, float]:
     out["cpu_pct_host"] = cores / k * per_host / inst.vcpu * 100
     workers = s.profile().concurrency.total
     inflight = min(sc["max_inflight"] / k, workers)
+    # Pooled IMAP connections: the busiest process at its sampled peak.
+    conns = sc.get("imap_conn_process_peak", 0.0)
+    conns = 0.0 if math.isnan(conns) else conns
     rss = (
-        r.rss_base_mb + r.rss_per_job_mb * inflight + r.rss_per_mailbox_kb * sc["mailboxes"] / 1024
+        r.rss_base_mb
+        + r.rss_per_job_mb * inflight
+        + r.rss_per_mailbox_kb * sc["mailboxes"] / 1024
+        + r.rss_per_imap_connection_kb * conns / 1024
     )
     out["rss_mb_process"] = rss
     out["ram_gb_host"] = rss * per_host / 1024
@@ -40,7 +46,9 @@ def derive(s: Scenario, sc: dict[str, float]) -> dict[str, float]:
     quotas_per_request = 2.0  # a mailbox bucket and an app bucket per provider
     ops = (
         sc["jobs_per_s"] * r.redis_ops_per_job
-        + sc["requests_per_s"] * r.redis_ops_per_request * quotas_per_request
+        + sc.get("gated_requests_per_s", sc["requests_per_s"])
+        * r.redis_ops_per_request
+        * quotas_per_request
         + cycles / w * 2
     )
     _redis_name, redis = cat.redis_for(ops, s.costs.redis)
@@ -62,6 +70,9 @@ def derive(s: Scenario, sc: dict[str, float]) -> dict[str, float]:
     out["ratio_ram"] = out["ram_gb_host"] / min(c.ram_gb_max, inst.ram_gb)
     out["ratio_database"] = out["db_util"] / SERVICE_HEADROOM
     out["ratio_redis"] = out["redis_util"] / SERVICE_HEADROOM
+    if "imap_conn_account_peak" in sc:
+        # Connections one account holds against what its server accepts at once.
+        out["ratio_imap_connections"] = sc["imap_conn_account_peak"] / sc["imap_conn_limit"]
     for key, value in sc.items():
         if key.startswith("quota_util_"):
             out["ratio_quota_" + key.removeprefix("quota_util_")] = value

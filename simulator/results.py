@@ -62,6 +62,7 @@ BOTTLENECK_NAMES = {
     "ratio_ram": "RAM",
     "ratio_database": "database",
     "ratio_redis": "Redis",
+    "ratio_imap_connections": "IMAP connections per account",
 }
 
 

@@ -8,14 +8,22 @@ Every other figure has a documented default; the shipped ``base.yaml`` states th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from daemon import policy
+from daemon.providers.imap import KNOWN_CONNECTION_LIMITS
+from daemon.settings import ImapSettings
 from simulator.distributions import Constant, Distribution, Exponential, Lognormal
 
-PROVIDERS: tuple[str, ...] = ("gmail", "graph")
+PROVIDERS: tuple[str, ...] = ("gmail", "graph", "imap")
+IMAP = PROVIDERS.index("imap")
+
+ImapMode = Literal["qresync", "condstore", "plain"]
+# The server each IMAP mode stands for (``policy.FetchShape.imap_mode``), for its connection cap.
+MODE_SERVER: dict[str, str] = {"qresync": "dovecot", "condstore": "gmail", "plain": "outlook"}
 
 
 def _known(lookup: Any, name: str) -> None:
@@ -74,10 +82,34 @@ class Population(_Model):
         unknown = sorted(set(self.providers) - set(PROVIDERS))
         if unknown:
             raise ValueError(f"providers: unknown {unknown}; known: {list(PROVIDERS)}")
+        for name, share in self.providers.items():
+            if not 0 <= share <= 1:
+                raise ValueError(f"providers: share of {name} must be within [0, 1]")
         if abs(sum(self.providers.values()) - 1) > 1e-6:
             raise ValueError("providers: shares must sum to 1")
         if abs(sum(a.share for a in self.activity) - 1) > 1e-6:
             raise ValueError("activity: shares must sum to 1")
+        return self
+
+
+def _imap_default(name: str) -> Any:
+    # The daemon's own setting defaults (``daemon.settings.ImapSettings``), not a copy.
+    return ImapSettings.model_fields[name].default
+
+
+class ImapPool(_Model):
+    """The daemon's per-process IMAP connection pool (its ``imap.*`` settings)."""
+
+    max_connections_per_account: int = Field(
+        default=_imap_default("max_connections_per_account"), ge=1
+    )
+    idle_keepalive_s: float = Field(default=_imap_default("idle_keepalive_s"), gt=0)
+    max_idle_s: float = Field(default=_imap_default("max_idle_s"), gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ImapPool:
+        if self.max_idle_s < self.idle_keepalive_s:
+            raise ValueError("max_idle_s: must be >= idle_keepalive_s")
         return self
 
 
@@ -94,6 +126,7 @@ class Daemon(_Model):
     push_share: float = Field(default=0.0, ge=0, le=1)
     # Probability that an incremental cursor has expired (Gmail 404 / Graph 410).
     cursor_expiry_per_sync: float = Field(default=0.001, ge=0, le=1)
+    imap: ImapPool = ImapPool()
 
     @model_validator(mode="after")
     def _check(self) -> Daemon:
@@ -136,6 +169,77 @@ class ProviderModel(_Model):
         return self
 
 
+def _imap_by_method() -> dict[str, Distribution]:
+    return {"imap.fetch": Lognormal(mean=0.12, sigma=0.5)}
+
+
+class ImapModel(ProviderModel):
+    """An IMAP server: latency per round trip, what it offers, folders, connection set-up.
+
+    Calls per sync come from ``policy.sync_calls("imap", ...)`` with this mode and folder
+    count; a sync on a process without a live pooled connection adds the set-up round trips.
+    """
+
+    # Per command round trip (not per HTTP request); a header FETCH carries more data.
+    latency_s: Distribution = Lognormal(mean=0.08, sigma=0.5)
+    latency_by_method: dict[str, Distribution] = Field(default_factory=_imap_by_method)
+    mode: ImapMode = "qresync"
+    folders: int = Field(default=1, ge=1)
+    # Round trips of a new connection before LOGIN: TCP and TLS 1.3 handshakes.
+    connect_round_trips: int = Field(default=2, ge=0)
+    # None: LOGIN, plus ENABLE QRESYNC in qresync mode, as ``ImapProvider._open`` sends.
+    login_round_trips: int | None = Field(default=None, ge=1)
+    # Simultaneous connections the server allows one account; None: the mode's server's.
+    server_connection_limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check_imap(self) -> ImapModel:
+        if self.actual_quotas is not None:
+            raise ValueError("actual_quotas: IMAP has no request quota; leave it null")
+        if self.rate_429:
+            raise ValueError("rate_429: IMAP servers answer no 429; leave it 0")
+        return self
+
+    @property
+    def logins(self) -> int:
+        """IMAP commands of a login (LOGIN, ENABLE)."""
+        if self.login_round_trips is not None:
+            return self.login_round_trips
+        return 2 if self.mode == "qresync" else 1
+
+    @property
+    def connection_limit(self) -> int:
+        """Simultaneous connections per account the server accepts."""
+        if self.server_connection_limit is not None:
+            return self.server_connection_limit
+        return KNOWN_CONNECTION_LIMITS[MODE_SERVER[self.mode]]
+
+    def fetch_shape(self) -> policy.FetchShape:
+        """The daemon's fetch shape with this server's mode and folder count."""
+        return replace(policy.DEFAULT_FETCH, imap_mode=self.mode, imap_folders=self.folders)
+
+
+class Providers(_Model):
+    """Provider models by name; read like a mapping (``providers["imap"]``)."""
+
+    gmail: ProviderModel = ProviderModel()
+    graph: ProviderModel = ProviderModel()
+    imap: ImapModel = ImapModel()
+
+    def __getitem__(self, name: str) -> ProviderModel:
+        if name not in PROVIDERS:
+            raise KeyError(name)
+        model: ProviderModel = getattr(self, name)
+        return model
+
+    def __contains__(self, name: object) -> bool:
+        return name in PROVIDERS
+
+    def get(self, name: str) -> ProviderModel | None:
+        """The model of ``name``; None for an unknown provider."""
+        return self[name] if name in PROVIDERS else None
+
+
 class Resources(_Model):
     """CPU, memory, database and Redis cost of the work (uncalibrated defaults)."""
 
@@ -151,6 +255,8 @@ class Resources(_Model):
     db_ms_per_claim: float = Field(default=2.0, ge=0)
     redis_ops_per_job: float = Field(default=8.0, ge=0)
     redis_ops_per_request: float = Field(default=1.0, ge=0)
+    # RSS of one pooled, logged-in IMAP connection over TLS (measured, see base.yaml).
+    rss_per_imap_connection_kb: float = Field(default=300.0, ge=0)
 
 
 class Costs(_Model):
@@ -193,10 +299,6 @@ class Criteria(_Model):
     fresh_quantile: float = Field(default=1.0, gt=0, le=1)
 
 
-def _default_providers() -> dict[str, ProviderModel]:
-    return {p: ProviderModel() for p in PROVIDERS}
-
-
 class Scenario(_Model):
     """One complete, validated scenario."""
 
@@ -204,7 +306,7 @@ class Scenario(_Model):
     description: str = ""
     population: Population
     daemon: Daemon = Daemon()
-    providers: dict[str, ProviderModel] = Field(default_factory=_default_providers)
+    providers: Providers = Providers()
     resources: Resources = Resources()
     costs: Costs = Costs()
     run: Run = Run()
@@ -214,9 +316,6 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:
-        missing = [p for p in self.population.providers if p not in self.providers]
-        if missing:
-            raise ValueError(f"providers: no model for {missing}")
         policy.with_overrides(policy.get_profile(self.daemon.profile), self.daemon.overrides)
         return self
 
@@ -225,8 +324,12 @@ class Scenario(_Model):
         return policy.with_overrides(policy.get_profile(self.daemon.profile), self.daemon.overrides)
 
     def limits(self) -> Mapping[str, policy.ProviderLimits]:
-        """The quotas the daemon enforces, per provider."""
+        """The quotas the daemon enforces, per provider (IMAP has none)."""
         return policy.get_quota_preset(self.daemon.quota_preset)
+
+    def enforced(self, provider: str) -> policy.ProviderLimits | None:
+        """What the daemon enforces for ``provider``; None when it gates nothing (IMAP)."""
+        return self.limits().get(provider)
 
     def updated(self, changes: Mapping[str, Any]) -> Scenario:
         """A re-validated copy with dotted-path changes (``daemon.processes``: 4)."""
@@ -246,5 +349,6 @@ def plan_job_time(seconds: float) -> dict[str, Any]:
     for p in PROVIDERS:
         out[f"providers.{p}.sync_overhead_s"] = Constant(value=seconds)
         out[f"providers.{p}.latency_s"] = Exponential(mean=1e-3)
+        out[f"providers.{p}.latency_by_method"] = {}
         out[f"providers.{p}.batch_inner_s"] = 0.0
     return out

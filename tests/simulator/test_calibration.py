@@ -39,9 +39,22 @@ def test_json_calibration_and_errors(tmp_path: Path) -> None:
     ok.write_text(json.dumps({"rss_per_job_mb": 0.7}), encoding="utf-8")
     assert load_calibration(ok).rss_per_job_mb == 0.7
     bad = tmp_path / "bad.yaml"
-    bad.write_text("cpu_ms_per_call: -1\nlatency_s: {imap: {default: [1]}}\n", encoding="utf-8")
+    bad.write_text("cpu_ms_per_call: -1\nlatency_s: {pop3: {default: [1]}}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="bad.yaml: line 1: cpu_ms_per_call"):
         load_calibration(bad)
-    bad.write_text("latency_s: {imap: {default: [1]}}\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="latency_s.imap: unknown provider"):
+    bad.write_text("latency_s: {pop3: {default: [1]}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="latency_s.pop3: unknown provider"):
         load_calibration(bad)
+
+
+def test_imap_round_trips_and_connection_memory_calibrate(tmp_path: Path) -> None:
+    p = tmp_path / "cal.yaml"
+    p.write_text(
+        "latency_s:\n  imap: {default: [0.04], imap.fetch: [0.09]}\n"
+        "rss_per_imap_connection_kb: 310\n",
+        encoding="utf-8",
+    )
+    s = apply(load_scenario("mixed-imap"), load_calibration(p), p.name)
+    assert s.providers.imap.latency_s == Empirical(samples=[0.04])
+    assert s.providers.imap.latency_by_method == {"imap.fetch": Empirical(samples=[0.09])}
+    assert s.resources.rss_per_imap_connection_kb == 310

@@ -75,3 +75,33 @@ def test_sweep_writes_the_capacity_csv(tmp_path: Path) -> None:
     lines = out.read_text().splitlines()
     assert lines[0].startswith("tenants,feasible")
     assert len(lines) == 3
+
+
+def test_simulate_runs_the_shipped_imap_scenario() -> None:
+    res = runner.invoke(
+        app,
+        [
+            "simulate",
+            "mixed-imap",
+            "--json",
+            "--replications",
+            "1",
+            "--set",
+            "run.horizon_s=900",
+            "--set",
+            "run.warmup_s=300",
+            "--jobs",
+            "1",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.output[res.output.index("{") :])["metrics"]
+    for provider in ("gmail", "graph", "imap"):
+        assert metrics[f"requests_per_min_{provider}"]["mean"] > 0
+        assert metrics[f"api_time_mean_{provider}"]["mean"] > 0
+    assert metrics["units_per_min_imap"]["mean"] == 0
+    assert 1 <= metrics["imap_conn_account_peak"]["mean"] <= 2
+    assert (
+        metrics["rss_mb_process"]["mean"]
+        > 80 + 300 * metrics["imap_conn_process_peak"]["mean"] / 1024
+    )

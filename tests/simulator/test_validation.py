@@ -51,3 +51,22 @@ def test_an_overloaded_scenario_is_reported_unstable_not_compared() -> None:
     r = run_many([s], progress=False)[0]
     assert compare(r) == []
     assert r.get("util_high") == pytest.approx(1.0, abs=0.01)
+
+
+def test_fast_path_agrees_on_a_mixed_imap_scenario() -> None:
+    # A third of the tenants on IMAP, two processes: pooled connections are a visible part
+    # of the RAM figure, and the set-up round trips of the job time.
+    s = load_scenario("mixed-imap").updated(
+        {
+            "population.tenants": 900,
+            "run.horizon_s": 2400.0,
+            "run.warmup_s": 600.0,
+            "run.replications": 2,
+        }
+    )
+    r = run_many([s], progress=False)[0]
+    rows = compare(r)
+    assert {a.metric for a in rows} == {fk for fk, *_ in CHECKS}
+    assert [a for a in rows if not a.ok] == []
+    assert r.get("imap_conn_process_mean") > 100
+    assert r.get("imap_conn_account_peak") == 2

@@ -1,0 +1,221 @@
+"""The daemon's per-process IMAP connection pools: tracked per sync, and in closed form.
+
+Each daemon process keeps logged-in connections per account (``daemon.providers.imap_pool``).
+A sync takes one: an idle connection is reused, with a NOOP first when it idled longer than
+``idle_keepalive_s``; a process with no connection younger than ``max_idle_s`` for the account
+opens one (TCP and TLS handshakes, LOGIN, ENABLE). Jobs come from queues shared by all
+processes, so which process runs a sync is modelled as a uniform draw per sync: exact for one
+process, and for K processes the even spread the rest of the model assumes (a mailbox's
+syncs do not stick to the process that holds its connection).
+
+``ConnectionPools`` tracks, per IMAP mailbox and process, when the pool would close the
+connection, and counts logins, NOOPs and the connections held. ``pool_odds`` gives the fast
+path the same figures from the mean gap between a mailbox's syncs.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.gate import LOGIN, NOOP, REUSE
+
+Arr = np.ndarray
+
+
+class ConnectionPools:
+    """Live pooled connections of every IMAP mailbox on every process."""
+
+    def __init__(
+        self,
+        is_imap: Arr,
+        processes: int,
+        keepalive_s: float,
+        max_idle_s: float,
+        seed: int,
+    ) -> None:
+        self.k = processes
+        self.keepalive_s = keepalive_s
+        self.max_idle_s = max_idle_s
+        rows = np.flatnonzero(is_imap)
+        self._rows = rows
+        self.n = int(rows.size)
+        row = np.full(is_imap.size, -1, dtype=np.int64)
+        row[rows] = np.arange(self.n)
+        self.row: list[int] = row.tolist()
+        # When each process's pool would close the mailbox's connection (-inf: none open).
+        self.expire = np.full((self.n, processes), -math.inf)
+        self._rnd = random.Random(seed)
+        self.reset_counters()
+
+    def reset_counters(self) -> None:
+        """Start the measurement window."""
+        self.takes = [0, 0, 0]  # REUSE, NOOP, LOGIN
+        self.account_peak = 0
+        self.samples = 0
+        self.held_sum = np.zeros(self.k)
+        self.process_peak = 0
+
+    def warm(self, last_use: Arr, interval: Arr, rng: np.random.Generator) -> None:
+        """Pools of a daemon that has been running: the syncs before t=0 (one interval
+        apart, the latest at ``last_use``, per mailbox) each ran on a random process."""
+        last, every = last_use[self._rows], interval[self._rows]
+        idx = np.arange(self.n)
+        back = math.ceil(self.max_idle_s / max(float(np.min(every, initial=1.0)), 1.0))
+        for j in range(back + 1):
+            # Never-synced mailboxes (NaN) hold nothing.
+            until = last - j * every + self.max_idle_s
+            proc = rng.integers(0, self.k, self.n)
+            live = until > 0
+            cur = self.expire[idx[live], proc[live]]
+            self.expire[idx[live], proc[live]] = np.maximum(cur, until[live])
+
+    def take(self, m: int, now: float, counting: bool) -> tuple[int, int]:
+        """(process, how): the process that runs mailbox ``m``'s sync and how it gets its
+        connection (``REUSE``, ``NOOP`` or ``LOGIN``)."""
+        r = self.row[m]
+        p = int(self._rnd.random() * self.k) if self.k > 1 else 0
+        expire = self.expire
+        e = float(expire[r, p])
+        if e > now:
+            idle = now - (e - self.max_idle_s)
+            how = NOOP if idle > self.keepalive_s else REUSE
+        else:
+            how = LOGIN
+            if counting:
+                held = int(np.count_nonzero(expire[r] > now)) + 1
+                if held > self.account_peak:
+                    self.account_peak = held
+        # In use: live until given back.
+        expire[r, p] = math.inf
+        if counting:
+            self.takes[how] += 1
+        return p, how
+
+    def give_back(self, m: int, p: int, at: float, broken: bool) -> None:
+        """The sync ended at ``at``; a failed sync's connection is not pooled again."""
+        self.expire[self.row[m], p] = at if broken else at + self.max_idle_s
+
+    def sample(self, now: float) -> None:
+        """Count the connections each process holds now."""
+        held = np.count_nonzero(self.expire > now, axis=0)
+        self.held_sum += held
+        self.samples += 1
+        top = int(held.max(initial=0))
+        if top > self.process_peak:
+            self.process_peak = top
+
+    def scalars(self, window_s: float) -> dict[str, float]:
+        """Logins, NOOPs and connections held over the measurement window."""
+        syncs = sum(self.takes)
+        w = max(window_s, 1e-9)
+        per_process = float(self.held_sum.mean() / self.samples) if self.samples else math.nan
+        return {
+            "imap_syncs_per_min": syncs / w * 60,
+            "imap_logins_per_min": self.takes[LOGIN] / w * 60,
+            "imap_noops_per_min": self.takes[NOOP] / w * 60,
+            "imap_login_share": self.takes[LOGIN] / syncs if syncs else 0.0,
+            "imap_noop_share": self.takes[NOOP] / syncs if syncs else 0.0,
+            "imap_reuse_share": self.takes[REUSE] / syncs if syncs else 0.0,
+            "imap_conn_account_peak": float(self.account_peak),
+            "imap_conn_account_mean": per_process * self.k / self.n if self.n else 0.0,
+            "imap_conn_process_mean": per_process,
+            "imap_conn_process_peak": float(self.process_peak) if self.samples else math.nan,
+        }
+
+
+def _recent(window: Arr | float, gap: Arr | float) -> Arr:
+    # Earlier syncs of a mailbox whose connection was given back within ``window`` of a take.
+    out: Arr = np.floor(np.maximum(np.asarray(window, dtype=float), 0.0) / np.asarray(gap))
+    return out
+
+
+def pool_odds(
+    gap: Arr | float,
+    busy: float,
+    processes: Arr | float,
+    keepalive_s: float,
+    max_idle_s: float,
+) -> dict[str, Arr]:
+    """Closed form of the pools when a mailbox's syncs start ``gap`` seconds apart, each
+    lasting ``busy``, on one of ``processes`` drawn uniformly.
+
+    The process that takes the sync last ran the mailbox j syncs ago with probability
+    (1/K)(1 - 1/K)^(j-1); its connection idled j * gap - busy. Returns the shares of syncs
+    that log in and that send a NOOP, the expected connections one process holds per
+    mailbox at a random instant, and the most one account holds at once.
+    """
+    gap = np.maximum(np.asarray(gap, dtype=float), 1e-9)
+    k = np.asarray(processes, dtype=float)
+    q = 1.0 - 1.0 / k
+    within_keepalive = _recent(keepalive_s + busy, gap)
+    within_idle = _recent(max_idle_s + busy, gap)
+    login = q**within_idle
+    noop = q**within_keepalive - login
+    # At a random instant the last give-backs lie at uniform phases: interpolate.
+    span = (max_idle_s + busy) / gap
+    lo = np.floor(span)
+    frac = span - lo
+    held = 1.0 - ((1 - frac) * q**lo + frac * q ** (lo + 1))
+    peak = np.minimum(k, within_idle + 1)
+    return {"login": login, "noop": noop, "held": held, "account_peak": peak}
+
+
+@dataclass(frozen=True)
+class ImapProfile:
+    """What IMAP syncs add on top of their calls: connection set-up, by the pool's state."""
+
+    share: float  # share of mailboxes (and so of syncs) on IMAP
+    login_s: float  # mean time of handshakes + LOGIN (+ ENABLE)
+    noop_s: float
+    login_calls: int
+    busy_s: float  # mean time an IMAP sync holds its connection
+    keepalive_s: float
+    max_idle_s: float
+    connection_limit: int
+
+
+@dataclass(frozen=True)
+class PoolCosts:
+    """The pools' effect on the average sync and on each process, per configuration."""
+
+    extra_s: Arr | float  # set-up time added to the average sync (all providers)
+    extra_cpu_ms: Arr | float
+    login_share: Arr | float  # of IMAP syncs
+    noop_share: Arr | float
+    held_mean: Arr | float  # connections one process holds, mean
+    held_peak: Arr | float  # the same, mean + 3 standard deviations
+    account_peak: Arr | float
+    limit: float
+
+
+NO_IMAP = PoolCosts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, math.inf)
+
+
+def pool_costs(
+    imap: ImapProfile | None,
+    mailboxes: Arr | float,
+    gap: Arr | float,
+    processes: Arr | float,
+    cpu_ms_per_call: float,
+) -> PoolCosts:
+    """``pool_odds`` turned into time, CPU and connections for the fast path."""
+    if imap is None:
+        return NO_IMAP
+    odds = pool_odds(gap, imap.busy_s, processes, imap.keepalive_s, imap.max_idle_s)
+    login, noop, held = odds["login"], odds["noop"], odds["held"]
+    n = np.asarray(mailboxes, dtype=float) * imap.share
+    sd = np.sqrt(n * held * (1 - held))
+    return PoolCosts(
+        extra_s=imap.share * (login * imap.login_s + noop * imap.noop_s),
+        extra_cpu_ms=imap.share * (login * imap.login_calls + noop) * cpu_ms_per_call,
+        login_share=login,
+        noop_share=noop,
+        held_mean=n * held,
+        held_peak=n * held + 3 * sd,
+        account_peak=odds["account_peak"],
+        limit=float(imap.connection_limit),
+    )

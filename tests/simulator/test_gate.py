@@ -1,0 +1,66 @@
+"""Requests per sync as the provider runtime builds them from the daemon's call model."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from daemon import policy
+from daemon.policy import SyncKind
+from simulator.gate import LOGIN, NOOP, REUSE, ProviderRuntime
+from simulator.loader import load_scenario
+
+MODES = ("qresync", "condstore", "plain")
+# (kind, messages, added, changed, deleted): quiet, busy, large and empty mailboxes.
+SYNCS = [
+    (SyncKind.INCREMENTAL, 12_000, 0, 0, 0),
+    (SyncKind.INCREMENTAL, 12_000, 3, 5, 1),
+    (SyncKind.INCREMENTAL, 40_000, 1200, 0, 7),
+    (SyncKind.INCREMENTAL, 800, 0, 4, 0),
+    (SyncKind.FULL, 0, 0, 0, 0),
+    (SyncKind.FULL, 12_345, 0, 0, 0),
+]
+
+
+def _imap(mode: str, folders: int) -> ProviderRuntime:
+    s = load_scenario(
+        "mixed-imap", {"providers.imap.mode": mode, "providers.imap.folders": folders}
+    )
+    rng = np.random.default_rng(1)
+    return ProviderRuntime(
+        "imap", s.providers.imap, s.enforced("imap"), None, 4, rng, random.Random(1)
+    )
+
+
+@pytest.mark.parametrize("folders", [1, 3])
+@pytest.mark.parametrize("mode", MODES)
+def test_imap_requests_are_the_policy_calls_of_the_mode(mode: str, folders: int) -> None:
+    pv = _imap(mode, folders)
+    shape = policy.FetchShape(imap_mode=mode, imap_folders=folders)
+    for kind, messages, added, changed, deleted in SYNCS:
+        calls = policy.sync_calls("imap", kind, messages, added, changed, deleted, shape)
+        reqs = pv.requests(kind, messages, added, changed, deleted)
+        # One command per round trip; no quota units.
+        assert len(reqs) == sum(c.requests for c in calls) == sum(c.count for c in calls)
+        assert all(r[1] == 1 and r[2] == 0 for r in reqs)
+
+
+def test_imap_modes_differ_where_the_daemon_does() -> None:
+    busy = (SyncKind.INCREMENTAL, 12_000, 3, 5, 1)
+    counts = {m: len(_imap(m, 1).requests(*busy)) for m in MODES}
+    # docs/imap.md: QRESYNC SELECT + FETCH; CONDSTORE adds CHANGEDSINCE and a SEARCH;
+    # plain adds a flag scan of 12,000 UIDs in chunks of 5,000.
+    assert counts == {"qresync": 2, "condstore": 4, "plain": 5}
+
+
+@pytest.mark.parametrize(("mode", "commands"), [("qresync", 2), ("condstore", 1), ("plain", 1)])
+def test_connection_setup_round_trips(mode: str, commands: int) -> None:
+    pv = _imap(mode, 1)
+    assert pv.setup[REUSE] == ()
+    assert pv.setup_calls(NOOP) == 1 and len(pv.setup[NOOP]) == 1
+    # TCP and TLS handshakes, then LOGIN (+ ENABLE QRESYNC).
+    assert len(pv.setup[LOGIN]) == 2 + commands
+    assert pv.setup_calls(LOGIN) == commands
+    assert pv.setup_mean_s(LOGIN) == pytest.approx((2 + commands) * 0.08)
