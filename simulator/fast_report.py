@@ -28,6 +28,8 @@ FIGURES = [
     ("util_workers", "worker utilisation (steady tier)"),
     ("cpu_pct_host", "CPU % of a host"),
     ("ram_gb_host", "RAM per host, GB"),
+    ("imap_conn_account_peak", "IMAP connections of one account, peak"),
+    ("imap_conn_process_mean", "IMAP pooled connections per process, mean"),
     ("db_util", "PostgreSQL utilisation"),
     ("cost_month", "cost, USD/month"),
     ("cost_per_tenant", "cost per tenant, USD/month"),

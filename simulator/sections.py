@@ -43,14 +43,28 @@ DETAIL = [
     ("util_normal", "worker utilisation normal"),
     ("util_low", "worker utilisation low"),
     ("requests_per_min_gmail", "Gmail HTTP requests/min"),
+    ("calls_per_min_gmail", "Gmail calls/min (batched gets counted singly)"),
     ("units_per_min_gmail", "Gmail quota units/min"),
+    ("api_time_mean_gmail", "Gmail API time per sync, mean s"),
     ("requests_per_min_graph", "Graph requests/min"),
+    ("api_time_mean_graph", "Graph API time per sync, mean s"),
+    ("requests_per_min_imap", "IMAP round trips/min (handshakes included)"),
+    ("calls_per_min_imap", "IMAP commands/min"),
+    ("calls_per_sync_imap", "IMAP commands per sync, mean"),
+    ("api_time_mean_imap", "IMAP time in commands per sync, mean s"),
+    ("imap_login_share", "IMAP syncs opening a connection (login)"),
+    ("imap_noop_share", "IMAP syncs checking an idle connection (NOOP)"),
+    ("imap_conn_account_peak", "IMAP connections of one account, peak"),
+    ("imap_conn_limit", "IMAP server limit per account"),
+    ("imap_conn_process_mean", "IMAP pooled connections per process, mean"),
+    ("imap_conn_process_peak", "IMAP pooled connections per process, peak"),
     ("throttled_gmail", "Gmail 429 answers"),
     ("throttled_graph", "Graph 429 answers"),
     ("error_rate", "failed syncs / attempts"),
     ("rate_limited_share", "syncs failed rate-limited / attempts"),
     ("cpu_pct_host", "CPU % of a host"),
     ("cpu_core_per_process", "event-loop load per process (cores)"),
+    ("rss_mb_process", "RSS per process, MB"),
     ("ram_gb_host", "RAM per host, GB"),
     ("db_util", "PostgreSQL vCPU utilisation"),
     ("redis_ops_per_s", "Redis commands/s"),
@@ -97,7 +111,9 @@ def summary_section(scenarios: Sequence[Scenario], quick: bool, seconds: float) 
         "synced lag: from <code>next_sync_at</code> to the end of the sync that served it. "
         "Error rate: failed sync attempts over all attempts. CPU %: busy time of the daemon "
         "processes on the busiest host over its vCPUs; RAM: resident memory of the processes "
-        "on a host. Per-mailbox quotas are shown for the busiest mailbox.</p>"
+        "on a host. Per-mailbox quotas are shown for the busiest mailbox. IMAP has no request "
+        "quota: its limit is the connections an account may hold at once, and each pooled "
+        "connection costs the process memory.</p>"
     )
 
 
