@@ -186,8 +186,9 @@ class ImapSettings(BaseModel):
     # Messages per flag-scan FETCH on servers without CONDSTORE (Outlook).
     flag_scan_chunk: int = Field(default=5000, ge=1)
     command_timeout_s: float = Field(default=30.0, gt=0)
-    # A pooled connection idle this long is checked with NOOP before reuse ...
-    idle_keepalive_s: float = Field(default=300.0, gt=0)
+    # A pooled connection idle this long is checked with NOOP before reuse; above the default
+    # 5-minute sync interval, so a mailbox synced on schedule reuses its connection as is ...
+    idle_keepalive_s: float = Field(default=360.0, gt=0)
     # ... and one idle this long is closed (servers log out idle clients after 30 min).
     max_idle_s: float = Field(default=1500.0, gt=0)
     verify_tls: bool = True

@@ -32,12 +32,14 @@ Request = tuple[Sampler, int, int, int, float]
 REUSE, NOOP, LOGIN = 0, 1, 2
 
 
-def split_requests(method: str, count: int, requests: int) -> list[int]:
-    """Inner calls per HTTP request, as the daemon's providers fill them."""
+def split_requests(
+    method: str, count: int, requests: int, batch: int = policy.DEFAULT_FETCH.gmail_batch
+) -> list[int]:
+    """Inner calls per HTTP request, as the daemon's providers fill them (full batches of
+    ``batch`` gets, then the rest)."""
     if requests <= 1:
         return [count]
     per = -(-count // requests)
-    batch = policy.DEFAULT_FETCH.gmail_batch
     if method == "messages.get" and requests == -(-count // batch):
         per = batch
     return [per] * (requests - 1) + [count - per * (requests - 1)]
@@ -101,7 +103,12 @@ class ProviderRuntime:
         self._by_method = {m: Sampler(d, rng) for m, d in model.latency_by_method.items()}
         self.overhead = Sampler(model.sync_overhead_s, rng)
         self.imap = model if isinstance(model, ImapModel) else None
-        self.shape = self.imap.fetch_shape() if self.imap else policy.DEFAULT_FETCH
+        # Batches sized as the daemon sizes them: whole in one admission of every bucket.
+        self.shape = (
+            self.imap.fetch_shape()
+            if self.imap
+            else policy.fetch_shape_for({name: enforced} if enforced is not None else {})
+        )
         self.setup = self._setup_requests()
         self.retry_after = Sampler(model.retry_after_s, rng)
         self.rate_429 = model.rate_429
@@ -166,7 +173,9 @@ class ProviderRuntime:
             sampler = self._sampler(call.method)
             cost = self.enforced.cost(call.method) if self.enforced is not None else 0
             rcost = self.real.cost(call.method) if self.real else 0
-            for inner in split_requests(call.method, call.count, call.requests):
+            for inner in split_requests(
+                call.method, call.count, call.requests, self.shape.gmail_batch
+            ):
                 extra = inner_s * inner if inner > 1 else 0.0
                 out.append((sampler, inner, inner * cost, inner * rcost, extra))
         result = tuple(out)

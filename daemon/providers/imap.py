@@ -41,7 +41,7 @@ class ImapSettings:
     flag_scan_chunk: int = 5000
     # Per account and per daemon process: N processes open up to N x this many.
     max_connections: int = 5
-    keepalive_s: float = 300.0
+    keepalive_s: float = 360.0
     max_idle_s: float = 1500.0
     command_timeout_s: float = 30.0
     verify_tls: bool = True

@@ -64,3 +64,22 @@ def test_connection_setup_round_trips(mode: str, commands: int) -> None:
     assert len(pv.setup[LOGIN]) == 2 + commands
     assert pv.setup_calls(LOGIN) == commands
     assert pv.setup_mean_s(LOGIN) == pytest.approx((2 + commands) * 0.08)
+
+
+@pytest.mark.parametrize(("preset", "batch"), [("documented-2026", 5), ("documented-legacy", 50)])
+def test_gmail_batches_are_sized_like_the_daemons(preset: str, batch: int) -> None:
+    s = load_scenario("plan-b-1000", {"daemon.quota_preset": preset})
+    pv = ProviderRuntime(
+        "gmail",
+        s.providers.gmail,
+        s.enforced("gmail"),
+        None,
+        4,
+        np.random.default_rng(1),
+        random.Random(1),
+    )
+    assert pv.shape == policy.fetch_shape_for(policy.get_quota_preset(preset))
+    reqs = pv.requests(SyncKind.FULL, 123, 0, 0, 0)
+    # getProfile, one messages.list page, then the batches of gets.
+    gets = [r[1] for r in reqs[2:]]
+    assert len(gets) == -(-123 // batch) and sum(gets) == 123 and max(gets) == batch
