@@ -195,6 +195,24 @@ class JobWalk:
         self.rec.provider(pv, m, now, requests, calls, units, throttled, gate_wait, t - now)
         return t, out_of_retries, ra_out, calls
 
+    @staticmethod
+    def _admissible(
+        pv: ProviderRuntime, reqs: tuple[Request, ...], i: int, n: int, now: float
+    ) -> tuple[int, int]:
+        """How far from request ``i`` every app-wide bucket admits at ``now``: (end, units)."""
+        admitted = 0
+        j = i
+        while j < n:
+            total = admitted + reqs[j][2]
+            if any(
+                total > b.capacity or b.tat - (b.capacity - total) * b.emission_interval > now
+                for b in pv.app
+            ):
+                break
+            admitted = total
+            j += 1
+        return j, admitted
+
     def _stepped(
         self,
         job: Job,
@@ -214,8 +232,37 @@ class JobWalk:
         units = calls = requests = throttled = 0
         gate_wait = 0.0
         ra_out: float | None = None
-        for i in range(n):
+        i = 0
+        while i < n:
+            if pv.simple and pv.app:
+                # Coalesce: the requests every app-wide bucket admits at this instant are
+                # reserved now, in one piece per bucket, and walked on the virtual clock
+                # with a single timeout (a long full sync is a few steps, not one per
+                # request). The shared buckets are still only queried at the current time.
+                j, run_units = self._admissible(pv, reqs, i, n, env.now)
+                if j > i:
+                    now = env.now
+                    for k, b in enumerate(pv.app):
+                        b.reserve(now, run_units)
+                        if k == 0:
+                            pv.app_admitted += run_units
+                            if pv.app_log is not None:
+                                pv.app_log.append((now, run_units))
+                    t = now
+                    for sampler, inner, u, _ru, extra in reqs[i:j]:
+                        if mb:
+                            t2 = pv.gate_mailbox(mb, t, u)
+                            gate_wait += t2 - t
+                            t = t2
+                        units += u
+                        calls += inner
+                        requests += 1
+                        t += sampler() + extra
+                    yield env.timeout(t - now)
+                    i = j
+                    continue
             sampler, inner, u, ru, extra = reqs[i]
+            i += 1
             tries = 0
             while True:
                 # Bucket after bucket, in pieces of at most each burst, like the daemon's
