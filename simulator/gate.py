@@ -130,6 +130,12 @@ class ProviderRuntime:
         self.app_admitted = 0
         self.app_log: list[tuple[float, int]] | None = None
 
+    def admitted_by_app(self, at: float, units: int) -> None:
+        """Count units the app-wide buckets admitted (and log them when checks ask to)."""
+        self.app_admitted += units
+        if self.app_log is not None:
+            self.app_log.append((at, units))
+
     # --- requests --------------------------------------------------------------------
 
     def _sampler(self, method: str) -> Sampler:

@@ -117,9 +117,7 @@ class JobWalk:
                     return None
             for b in app:
                 b.tat = (b.tat if b.tat > now else now) + units * b.emission_interval
-            pv.app_admitted += units
-            if pv.app_log is not None:
-                pv.app_log.append((now, units))
+            pv.admitted_by_app(now, units)
         if counting:
             c = pv.counters
             c.requests += n
@@ -187,9 +185,7 @@ class JobWalk:
             for b in pv.app:
                 b.reserve(now, units)
             if pv.app:
-                pv.app_admitted += units
-                if pv.app_log is not None:
-                    pv.app_log.append((now, units))
+                pv.admitted_by_app(now, units)
             for b in pv.real_app:
                 b.reserve(now, runits)
         self.rec.provider(pv, m, now, requests, calls, units, throttled, gate_wait, t - now)
@@ -242,12 +238,9 @@ class JobWalk:
                 j, run_units = self._admissible(pv, reqs, i, n, env.now)
                 if j > i:
                     now = env.now
-                    for k, b in enumerate(pv.app):
+                    for b in pv.app:
                         b.reserve(now, run_units)
-                        if k == 0:
-                            pv.app_admitted += run_units
-                            if pv.app_log is not None:
-                                pv.app_log.append((now, run_units))
+                    pv.admitted_by_app(now, run_units)
                     t = now
                     for sampler, inner, u, _ru, extra in reqs[i:j]:
                         if mb:
@@ -278,9 +271,7 @@ class JobWalk:
                     for piece in split_cost(u, b.capacity):
                         t = b.reserve(env.now, piece)
                         if j == 0:
-                            pv.app_admitted += piece
-                            if pv.app_log is not None:
-                                pv.app_log.append((t, piece))
+                            pv.admitted_by_app(t, piece)
                 if t > now + 1e-12:
                     gate_wait += t - now
                     yield env.timeout(t - env.now)
