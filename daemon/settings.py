@@ -27,6 +27,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from daemon.errors import ConfigError
 from daemon.policy import (
+    DEFAULT_FETCH,
     DEFAULT_PROFILE,
     DEFAULT_QUOTA_PRESET,
     PROFILES,
@@ -182,9 +183,9 @@ class ImapSettings(BaseModel):
     folders: list[str] = Field(default=["INBOX"], min_length=1)
     # Per account and per process: N processes may open N times this many.
     max_connections_per_account: int = Field(default=5, ge=1)
-    fetch_chunk: int = Field(default=500, ge=1)
+    fetch_chunk: int = Field(default=DEFAULT_FETCH.imap_fetch_chunk, ge=1)
     # Messages per flag-scan FETCH on servers without CONDSTORE (Outlook).
-    flag_scan_chunk: int = Field(default=5000, ge=1)
+    flag_scan_chunk: int = Field(default=DEFAULT_FETCH.imap_flag_scan_chunk, ge=1)
     command_timeout_s: float = Field(default=30.0, gt=0)
     # A pooled connection idle this long is checked with NOOP before reuse; above the default
     # 5-minute sync interval, so a mailbox synced on schedule reuses its connection as is ...

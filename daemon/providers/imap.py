@@ -32,22 +32,26 @@ CURSOR_VERSION = 1
 KNOWN_CONNECTION_LIMITS: Mapping[str, int] = {"gmail": 15, "dovecot": 10, "outlook": 20}
 
 
+# Defaults come from the daemon's settings (one definition); tests build variants directly.
+_DEFAULTS = ImapConfig()
+
+
 @dataclass(frozen=True)
 class ImapSettings:
     """Process-wide IMAP settings; each mailbox adds its server settings in its config."""
 
-    folders: tuple[str, ...] = ("INBOX",)
-    fetch_chunk: int = 500
-    flag_scan_chunk: int = 5000
+    folders: tuple[str, ...] = tuple(_DEFAULTS.folders)
+    fetch_chunk: int = _DEFAULTS.fetch_chunk
+    flag_scan_chunk: int = _DEFAULTS.flag_scan_chunk
     # Per account and per daemon process: N processes open up to N x this many.
-    max_connections: int = 5
-    keepalive_s: float = 360.0
-    max_idle_s: float = 1500.0
-    command_timeout_s: float = 30.0
-    verify_tls: bool = True
+    max_connections: int = _DEFAULTS.max_connections_per_account
+    keepalive_s: float = _DEFAULTS.idle_keepalive_s
+    max_idle_s: float = _DEFAULTS.max_idle_s
+    command_timeout_s: float = _DEFAULTS.command_timeout_s
+    verify_tls: bool = _DEFAULTS.verify_tls
     # Extra CA bundle (PEM) for servers with a private CA; the system store is used too.
-    ca_file: str | None = None
-    max_header_bytes: int = 65536
+    ca_file: str | None = _DEFAULTS.ca_file
+    max_header_bytes: int = _DEFAULTS.max_header_bytes
     # Capabilities to pretend the server lacks (e.g. {"QRESYNC", "CONDSTORE"} = Outlook).
     ignore_capabilities: frozenset[str] = frozenset()
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
