@@ -17,13 +17,15 @@ import numpy as np
 from daemon import policy
 from daemon.gcra import Gcra, split_cost
 from daemon.policy import ProviderLimits, QuotaScope, SyncKind
+from daemon.settings import OAuthProviderSettings
 from simulator.distributions import Sampler
 from simulator.scenario import ImapModel, ProviderModel
 
 # The daemon retries a throttled request in the sync this many times, and only when the
-# Retry-After is at most this long (its settings' max_call_retries and max_inline_wait_s).
-IN_SYNC_RETRIES = 3
-RETRY_AFTER_CAP_S = 60.0
+# Retry-After is at most this long: its settings' defaults, read rather than repeated.
+_CALL = OAuthProviderSettings.model_fields
+IN_SYNC_RETRIES: int = _CALL["max_call_retries"].default
+RETRY_AFTER_CAP_S: float = _CALL["max_inline_wait_s"].default
 
 # (latency sampler, quota-charged calls, enforced units, real-provider units, extra latency)
 Request = tuple[Sampler, int, int, int, float]

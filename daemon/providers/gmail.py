@@ -4,7 +4,7 @@ history.list from the stored historyId (a 404 there falls back to a full sync)."
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -121,29 +121,16 @@ class GmailProvider(HttpProvider):
         profile = json_object(resp, "gmail", "getProfile")
         history_id = str(field(profile, "historyId", (str, int), "gmail", "getProfile"))
         ids: list[str] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {
-                "maxResults": self._shape.gmail_list_page,
-                "includeSpamTrash": "true",
-            }
-            if token:
-                params["pageToken"] = token
-            resp = await self._api.call(
-                mailbox,
-                "messages.list",
-                "GET",
-                self._base + _USER + "/messages",
-                params=params,
-            )
-            page = json_object(resp, "gmail", "messages.list")
+        async for page in self._pages(
+            mailbox,
+            "messages.list",
+            "/messages",
+            {"maxResults": self._shape.gmail_list_page, "includeSpamTrash": "true"},
+        ):
             for item in field(page, "messages", list, "gmail", "messages.list", default=[]):
                 if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                     raise BadResponse("messages.list: an entry lacks a string id", provider="gmail")
                 ids.append(item["id"])
-            token = page.get("nextPageToken")
-            if not token:
-                break
         # Ids deleted between listing and fetching are simply absent from the result.
         records, _gone, skipped = await self._get_many(mailbox, list(dict.fromkeys(ids)))
         return SyncResult(
@@ -161,28 +148,9 @@ class GmailProvider(HttpProvider):
         to_fetch: dict[str, None] = {}
         deleted: dict[str, None] = {}
         labels: dict[str, tuple[str, ...]] = {}
-        token: str | None = None
         latest = start
-        while True:
-            params: dict[str, Any] = {
-                "startHistoryId": start,
-                "maxResults": self._shape.gmail_history_page,
-            }
-            if token:
-                params["pageToken"] = token
-            resp = await self._api.call(
-                mailbox,
-                "history.list",
-                "GET",
-                self._base + _USER + "/history",
-                params=params,
-                pass_through=(404,),
-            )
-            if resp.status_code == 404:
-                raise CursorExpired(
-                    "history.list: startHistoryId expired", provider="gmail", status=404
-                )
-            page = json_object(resp, "gmail", "history.list")
+        params = {"startHistoryId": start, "maxResults": self._shape.gmail_history_page}
+        async for page in self._pages(mailbox, "history.list", "/history", params, True):
             latest = str(field(page, "historyId", (str, int), "gmail", "history.list"))
             for record in field(page, "history", list, "gmail", "history.list", default=[]):
                 if not isinstance(record, dict):
@@ -190,9 +158,6 @@ class GmailProvider(HttpProvider):
                         "history.list: a history record is not an object", provider="gmail"
                     )
                 self._apply_history(record, to_fetch, deleted, labels)
-            token = page.get("nextPageToken")
-            if not token:
-                break
         records, missing, skipped = await self._get_many(mailbox, list(to_fetch))
         fetched = {r.provider_id for r in records}
         flag_updates = [
@@ -207,6 +172,38 @@ class GmailProvider(HttpProvider):
             skipped=skipped,
             api_calls=mailbox.gate.calls,
         )
+
+    async def _pages(
+        self,
+        mailbox: MailboxContext,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        expires: bool = False,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every page of a paged list call, following ``nextPageToken``.
+
+        With ``expires`` a 404 means the start point is gone (history.list's historyId):
+        ``CursorExpired``, and the caller falls back to a full sync.
+        """
+        token: str | None = None
+        while True:
+            query = {**params, "pageToken": token} if token else params
+            resp = await self._api.call(
+                mailbox,
+                method,
+                "GET",
+                self._base + _USER + path,
+                params=query,
+                pass_through=(404,) if expires else (),
+            )
+            if resp.status_code == 404:
+                raise CursorExpired(f"{method}: start point expired", provider="gmail", status=404)
+            page = json_object(resp, "gmail", method)
+            yield page
+            token = page.get("nextPageToken")
+            if not token:
+                return
 
     @staticmethod
     def _apply_history(
