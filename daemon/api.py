@@ -21,6 +21,7 @@ from daemon.queues import TierQueues
 from daemon.ratelimit import QuotaLimiters
 from daemon.scheduler import Scheduler
 from daemon.status import snapshot, status_report
+from daemon.store import tenants
 from daemon.store.mailboxes import Conflict, MailboxStore, NotFound
 
 _STRICT = ConfigDict(extra="forbid")
@@ -76,6 +77,13 @@ class MailboxIn(BaseModel):
             if cfg.auth == "xoauth2" and not creds.get("refresh_token"):
                 raise ValueError("credentials.refresh_token is required for imap xoauth2")
         return self
+
+
+class BulkMailboxesIn(BaseModel):
+    """Many mailboxes of one tenant at once (onboarding, load tests)."""
+
+    model_config = _STRICT
+    mailboxes: list[MailboxIn] = Field(min_length=1, max_length=1000)
 
 
 class CredentialsIn(BaseModel):
@@ -173,6 +181,38 @@ def create_app(deps: ApiDeps) -> FastAPI:
             body.sync_interval_s,
             deps.clock(),
         )
+
+    @app.post(
+        "/tenants/{tenant_id}/mailboxes/bulk",
+        status_code=201,
+        dependencies=guarded,
+        tags=["mailboxes"],
+    )
+    async def create_mailboxes(tenant_id: int, body: BulkMailboxesIn) -> dict[str, Any]:
+        """Register up to 1,000 mailboxes in one transaction; addresses already registered
+        under the tenant are skipped (``skipped`` counts them)."""
+        rows = [
+            tenants.NewMailbox(
+                m.provider,
+                m.address,
+                deps.cipher.encrypt(Credentials(m.credentials)),
+                m.config,
+                m.sync_interval_s,
+            )
+            for m in body.mailboxes
+        ]
+        created = await tenants.register_many(deps.store.pool, tenant_id, rows, deps.clock())
+        return {"created": created, "skipped": len(rows) - len(created)}
+
+    @app.post("/tenants/{tenant_id}/pause", dependencies=guarded, tags=["tenants"])
+    async def pause_tenant(tenant_id: int) -> dict[str, int]:
+        """Stop syncing the tenant's active mailboxes (cursors and messages are kept)."""
+        return {"paused": await tenants.pause(deps.store.pool, tenant_id, deps.clock())}
+
+    @app.post("/tenants/{tenant_id}/resume", dependencies=guarded, tags=["tenants"])
+    async def resume_tenant(tenant_id: int) -> dict[str, int]:
+        """Sync the tenant's paused mailboxes again, starting now."""
+        return {"resumed": await tenants.resume(deps.store.pool, tenant_id, deps.clock())}
 
     @app.get("/mailboxes", dependencies=guarded, tags=["mailboxes"])
     async def list_mailboxes(

@@ -24,7 +24,7 @@ from daemon.logs import get_logger
 from daemon.metrics import Metrics
 from daemon.oauth import OAuthClient, TokenCache
 from daemon.policy import fetch_shape_for
-from daemon.providers.base import Provider
+from daemon.providers.base import Provider, RequestObserver, ignore_request
 from daemon.providers.gmail import GmailProvider
 from daemon.providers.graph import GraphProvider
 from daemon.queues import TierQueues, TierWorkers
@@ -49,9 +49,15 @@ def _http_client(max_connections: int, timeout_s: float) -> httpx.AsyncClient:
 
 
 def build_providers(
-    settings: Settings, rng: random.Random, clock: Callable[[], float]
+    settings: Settings,
+    rng: random.Random,
+    clock: Callable[[], float],
+    observe: RequestObserver = ignore_request,
 ) -> tuple[dict[str, Provider], dict[str, OAuthClient], list[httpx.AsyncClient]]:
-    """One provider per kind, each over one shared HTTP client; and the OAuth clients."""
+    """One provider per kind, each over one shared HTTP client; and the OAuth clients.
+
+    ``observe`` is told every provider request's round trip (the metrics histogram).
+    """
     clients: list[httpx.AsyncClient] = []
     providers: dict[str, Provider] = {}
     oauth: dict[str, OAuthClient] = {}
@@ -62,20 +68,22 @@ def build_providers(
     ):
         http = _http_client(cfg.max_connections, cfg.timeout_s)
         clients.append(http)
-        providers[name] = cls(cfg, http, random.Random(rng.random()), clock, shape=shape)
+        providers[name] = cls(
+            cfg, http, random.Random(rng.random()), clock, shape=shape, observe=observe
+        )
         oauth[name] = OAuthClient(name, http, cfg, clock)
-    imap = _imap_provider(settings, oauth)
+    imap = _imap_provider(settings, observe)
     if imap is not None:
         providers["imap"] = imap
     return providers, oauth, clients
 
 
-def _imap_provider(settings: Settings, oauth: dict[str, OAuthClient]) -> Provider | None:
+def _imap_provider(settings: Settings, observe: RequestObserver) -> Provider | None:
     try:
         module = importlib.import_module("daemon.providers.imap")
     except ImportError:
         return None
-    provider: Provider = module.build_imap_provider(settings.imap)
+    provider: Provider = module.build_imap_provider(settings.imap, observe)
     return provider
 
 
@@ -131,7 +139,9 @@ class Daemon:
             redis_url, s.redis_prefix, s.keep_completed_jobs, s.keep_failed_jobs
         )
         self.limiters = QuotaLimiters(redis_url, s.redis_prefix, s.policy.build_limits())
-        self._providers, oauth, self._clients = build_providers(s, rng, self.clock)
+        self._providers, oauth, self._clients = build_providers(
+            s, rng, self.clock, self.metrics.observe_request
+        )
         self.runner = SyncRunner(
             store,
             self._providers,

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from daemon.store.mailboxes import RunStart
 
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
+# Provider request round trips: 40 log-spaced bounds from 1 ms to about 60 s (ratio 1.32),
+# fine enough that quantiles read off the buckets are within a few per cent (calibration).
+REQUEST_BUCKETS: tuple[float, ...] = tuple(round(0.001 * 1.32**i, 6) for i in range(40))
 # Seconds since the last successful sync: fine around the 5-minute target, coarse beyond.
 FRESHNESS_BUCKETS: tuple[float, ...] = (
     30,
@@ -131,6 +134,13 @@ class Metrics:
         self.api_calls = Counter(
             "mailsync_api_calls", "Provider API calls", ["provider"], registry=self.registry
         )
+        self.request_seconds = Histogram(
+            "mailsync_provider_request_seconds",
+            "Round trip of one provider request (HTTP request or IMAP command) by call method",
+            ["provider", "method"],
+            buckets=REQUEST_BUCKETS,
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "mailsync_jobs_in_flight", "Jobs running in this process", registry=self.registry
         )
@@ -169,6 +179,10 @@ class Metrics:
         self.syncs.labels(str(start.tier), str(kind), outcome, error_kind).inc()
         self.duration.labels(str(kind)).observe(max(0.0, seconds))
         self.api_calls.labels(start.provider).inc(calls)
+
+    def observe_request(self, provider: str, method: str, seconds: float) -> None:
+        """Count one provider request's round trip."""
+        self.request_seconds.labels(provider, method).observe(max(0.0, seconds))
 
     def sync_quota_stats(self, waits: Mapping[str, int], throttled: Mapping[str, int]) -> None:
         """Carry the limiters' running totals into counters."""

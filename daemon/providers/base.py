@@ -18,6 +18,14 @@ from daemon.policy import SyncKind
 # A scope meaning "the whole mailbox" in ``SyncResult.full_scopes``.
 ALL_FOLDERS = "*"
 
+# Told the duration of every provider request: (provider, method, seconds). The metrics
+# histogram behind it is what a load test calibrates the capacity model's latencies from.
+RequestObserver = Callable[[str, str, float], None]
+
+
+def ignore_request(provider: str, method: str, seconds: float) -> None:
+    """The observer of providers built without metrics (tools, tests)."""
+
 
 class Credentials(Mapping[str, str]):
     """Decrypted secrets of one mailbox (refresh token, password, ...); masked in repr."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
@@ -18,7 +19,7 @@ import httpx
 
 from daemon.errors import AuthRevoked, BadResponse, PermanentError, RateLimited, TransientError
 from daemon.policy import DEFAULT_FETCH, FetchShape
-from daemon.providers.base import MailboxContext
+from daemon.providers.base import MailboxContext, RequestObserver, ignore_request
 from daemon.settings import OAuthProviderSettings
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -101,6 +102,7 @@ class HttpProvider:
         clock: Callable[[], float],
         sleep: Sleep = asyncio.sleep,
         shape: FetchShape = DEFAULT_FETCH,
+        observe: RequestObserver = ignore_request,
     ) -> None:
         self._base = settings.base_url.rstrip("/")
         self._shape = shape
@@ -115,6 +117,7 @@ class HttpProvider:
             rng,
             clock,
             extra_headers=self.headers,
+            observe=observe,
         )
 
     @staticmethod
@@ -139,6 +142,7 @@ class ApiClient:
         rng: random.Random,
         clock: Callable[[], float],
         extra_headers: Mapping[str, str] | None = None,
+        observe: RequestObserver = ignore_request,
     ) -> None:
         self.provider = provider
         self.http = http
@@ -148,6 +152,7 @@ class ApiClient:
         self._rng = rng
         self._clock = clock
         self._headers = dict(extra_headers or {})
+        self._observe = observe
 
     async def call(
         self,
@@ -176,6 +181,7 @@ class ApiClient:
             token = await mailbox.tokens.get(force_refresh=force)
             force = False
             hdrs = {**self._headers, **(headers or {}), "Authorization": f"Bearer {token}"}
+            sent = time.perf_counter()
             try:
                 resp = await self.http.request(
                     verb, url, params=params, headers=hdrs, content=content
@@ -187,6 +193,7 @@ class ApiClient:
                     ) from exc
                 await self._sleep(backoff_s(attempt, self._rng))
                 continue
+            self._observe(self.provider, method, time.perf_counter() - sent)
             status = resp.status_code
             if status in ok or status in pass_through:
                 return resp

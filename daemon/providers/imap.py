@@ -19,7 +19,7 @@ import structlog
 
 from daemon.errors import AuthRevoked, ConfigError, PermanentError, RateLimited
 from daemon.policy import SyncKind
-from daemon.providers.base import MailboxContext, SyncResult
+from daemon.providers.base import MailboxContext, RequestObserver, SyncResult, ignore_request
 from daemon.providers.imap_client import PROVIDER, ImapConnection
 from daemon.providers.imap_pool import AccountKey, ImapPool
 from daemon.providers.imap_sync import FolderState, FolderSyncer, Mode
@@ -153,8 +153,11 @@ class ImapProvider:
 
     name = "imap"
 
-    def __init__(self, settings: ImapSettings | None = None) -> None:
+    def __init__(
+        self, settings: ImapSettings | None = None, observe: RequestObserver = ignore_request
+    ) -> None:
         self.settings = settings or ImapSettings()
+        self.observe = observe
         s = self.settings
         self.pool = ImapPool(s.max_connections, s.keepalive_s, s.max_idle_s, s.clock)
         self._ssl: ssl.SSLContext | None = None
@@ -189,6 +192,7 @@ class ImapProvider:
             ssl_context=self._ssl_context() if account.tls == "implicit" else None,
             timeout_s=self.settings.command_timeout_s,
             now=self.settings.clock(),
+            observe=self.observe,
         )
         try:
             await self._authenticate(conn, account, mailbox)
@@ -298,7 +302,7 @@ class ImapProvider:
         await self.pool.aclose()
 
 
-def build_imap_provider(cfg: ImapConfig) -> ImapProvider:
+def build_imap_provider(cfg: ImapConfig, observe: RequestObserver = ignore_request) -> ImapProvider:
     """The provider from the daemon's ``Settings.imap`` section."""
     keepalive = float(cfg.idle_keepalive_s)
     return ImapProvider(
@@ -313,5 +317,6 @@ def build_imap_provider(cfg: ImapConfig) -> ImapProvider:
             verify_tls=cfg.verify_tls,
             ca_file=cfg.ca_file,
             max_header_bytes=cfg.max_header_bytes,
-        )
+        ),
+        observe,
     )

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import re
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 from aioimaplib import aioimaplib as lib
 
 from daemon.errors import AuthRevoked, PermanentError, RateLimited, TransientError
+from daemon.providers.base import RequestObserver, ignore_request
 from daemon.providers.imap_parse import parse_capabilities, response_code
 
 PROVIDER = "imap"
@@ -198,11 +200,35 @@ def auth_error(what: str, reply: Reply) -> Exception:
     return AuthRevoked(f"{what} failed: {detail}", provider=PROVIDER)
 
 
+# Commands by the method names of the call model (``daemon.policy.sync_calls``), so the
+# latency histogram and the simulator's ``latency_by_method`` speak of the same things.
+_COMMAND_METHODS = {
+    "SELECT": "imap.select",
+    "UID FETCH": "imap.fetch",
+    "UID SEARCH": "imap.search",
+    "LOGIN": "imap.login",
+    "AUTHENTICATE XOAUTH2": "imap.login",
+    "NOOP": "imap.noop",
+    "CAPABILITY": "imap.capability",
+    "STATUS": "imap.status",
+}
+
+
+def command_method(what: str) -> str:
+    """The call-model method name of an IMAP command (``ENABLE QRESYNC`` → ``imap.enable``)."""
+    if what.startswith("ENABLE"):
+        return "imap.enable"
+    return _COMMAND_METHODS.get(what, "imap." + what.split()[0].lower())
+
+
 class ImapConnection:
     """A connected (and after ``login``/``xoauth2`` authenticated) IMAP session."""
 
-    def __init__(self, client: lib.IMAP4, *, created_at: float) -> None:
+    def __init__(
+        self, client: lib.IMAP4, *, created_at: float, observe: RequestObserver = ignore_request
+    ) -> None:
         self._client = client
+        self._observe = observe
         self.created_at = created_at
         self.last_used = created_at
         self.broken = False
@@ -219,8 +245,12 @@ class ImapConnection:
         ssl_context: ssl.SSLContext | None,
         timeout_s: float,
         now: float,
+        observe: RequestObserver = ignore_request,
     ) -> ImapConnection:
-        """Open the socket and wait for the greeting; network failures are transient."""
+        """Open the socket and wait for the greeting; network failures are transient.
+
+        ``observe`` is told the time of the handshake (``imap.connect``) and of every command.
+        """
         holder: list[ImapConnection] = []
 
         def lost(_exc: Exception | None) -> None:
@@ -230,8 +260,9 @@ class ImapConnection:
         client = fixed_client(
             host, port, timeout_s=timeout_s, conn_lost_cb=lost, ssl_context=ssl_context
         )
-        conn = cls(client, created_at=now)
+        conn = cls(client, created_at=now, observe=observe)
         holder.append(conn)
+        started = time.perf_counter()
         try:
             await client.wait_hello_from_server()
         except BaseException as e:
@@ -245,12 +276,14 @@ class ImapConnection:
                     f"cannot connect to {host}:{port}: {e!r}", provider=PROVIDER
                 ) from e
             raise
+        observe(PROVIDER, "imap.connect", time.perf_counter() - started)
         conn.capabilities = frozenset(c.upper() for c in client.protocol.capabilities)
         return conn
 
     async def _run(self, what: str, call: Awaitable[Any]) -> Reply:
         if self.broken:
             raise TransientError(f"{what}: connection already broken", provider=PROVIDER)
+        started = time.perf_counter()
         try:
             resp = await call
         except (TimeoutError, lib.CommandTimeout) as e:
@@ -259,6 +292,7 @@ class ImapConnection:
         except (OSError, lib.AioImapException) as e:
             self.broken = True
             raise TransientError(f"{what} failed: {e}", provider=PROVIDER) from e
+        self._observe(PROVIDER, command_method(what), time.perf_counter() - started)
         reply = _to_reply(resp)
         if reply.result == "BYE":
             self.broken = True

@@ -52,8 +52,8 @@ class EmpiricalSize(_Strict):
 SizeDist = Annotated[ConstantSize | LognormalSize | EmpiricalSize, Field(discriminator="dist")]
 
 
-class LatencyConfig(_Strict):
-    """Per-call service time added before a provider answers (milliseconds)."""
+class LatencyDist(_Strict):
+    """A per-call service time distribution (milliseconds)."""
 
     dist: Literal["constant", "exponential", "lognormal", "empirical"] = "constant"
     mean_ms: float = Field(0.0, ge=0)
@@ -62,9 +62,49 @@ class LatencyConfig(_Strict):
     samples_ms: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _empirical_needs_samples(self) -> LatencyConfig:
+    def _empirical_needs_samples(self) -> LatencyDist:
         if self.dist == "empirical" and not self.samples_ms:
             raise ValueError("samples_ms must not be empty when dist is 'empirical'")
+        return self
+
+
+class LatencyConfig(LatencyDist):
+    """Per-call service time added before a provider answers (milliseconds).
+
+    The top-level distribution applies to every call unless ``providers`` names one for the
+    call's provider (``gmail``, ``graph``) or ``methods`` one for the provider and quota
+    method (``gmail:messages.get``, ``graph:messages.delta``, ``gmail:token``); the most
+    specific wins. A Gmail batch takes the method of its inner calls when they all share
+    one, plus ``batch_inner_ms`` per inner call.
+    """
+
+    providers: dict[str, LatencyDist] = Field(default_factory=dict)
+    methods: dict[str, LatencyDist] = Field(default_factory=dict)
+    batch_inner_ms: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _method_keys(self) -> LatencyConfig:
+        for key in self.providers:
+            if key not in ("gmail", "graph"):
+                raise ValueError(f"providers: unknown provider {key!r}; known: gmail, graph")
+        for key in self.methods:
+            provider, sep, method = key.partition(":")
+            if not sep or provider not in ("gmail", "graph") or not method:
+                raise ValueError(
+                    f"methods: key {key!r} must be 'gmail:<method>' or 'graph:<method>'"
+                )
+        return self
+
+    def for_call(self, provider: str | None, method: str | None) -> LatencyDist:
+        """The distribution of one call (the most specific one configured)."""
+        if provider is not None:
+            if method is not None:
+                found = self.methods.get(f"{provider}:{method}")
+                if found is not None:
+                    return found
+            by_provider = self.providers.get(provider)
+            if by_provider is not None:
+                return by_provider
         return self
 
 
@@ -173,12 +213,13 @@ def errors_text(errors: list[dict[str, str]]) -> str:
 def _deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in patch.items():
-        # ``size`` and ``custom`` are replaced whole: merging two size distributions or two
-        # sets of limits field by field would produce combinations nobody asked for.
+        # ``size``, ``custom`` and the latency tables are replaced whole: merging two
+        # distributions or two sets of limits field by field would produce combinations
+        # nobody asked for.
         if (
             isinstance(value, Mapping)
             and isinstance(out.get(key), dict)
-            and key not in ("size", "custom")
+            and key not in ("size", "custom", "providers", "methods")
         ):
             out[key] = _deep_merge(out[key], value)
         else:

@@ -39,6 +39,12 @@ class CreateMailbox(_Body):
     seed: int | None = None
 
 
+class CreateMany(_Body):
+    """``POST /_mock/mailboxes/bulk``: many mailboxes at once, all or none."""
+
+    mailboxes: list[CreateMailbox] = Field(min_length=1, max_length=50_000)
+
+
 class Deliver(_Body):
     """``POST /_mock/mailboxes/{address}/deliver``."""
 
@@ -51,11 +57,15 @@ class Selection(_Body):
 
     ids: list[str] | None = Field(None, max_length=100_000)
     count: int | None = Field(None, ge=1, le=100_000)
+    # With ``count``: ids never to pick (a load test keeps its undelivered mail out of reach).
+    exclude: list[str] = Field(default_factory=list, max_length=100_000)
 
     @model_validator(mode="after")
     def _one_of(self) -> Selection:
         if (self.ids is None) == (self.count is None):
             raise ValueError("give exactly one of ids and count")
+        if self.exclude and self.ids is not None:
+            raise ValueError("exclude only applies to a count")
         return self
 
 
@@ -130,6 +140,9 @@ def _select(svc: MockService, mbx: Mailbox, sel: Selection, eligible: Any) -> li
             raise Invalid(422, bad)
         return out
     assert sel.count is not None
+    if sel.exclude:
+        skip = {idx for mid in sel.exclude if (idx := mbx.parse_id(mid)) is not None}
+        return mbx.pick(sel.count, svc.change_rng, lambda i: i not in skip and eligible(i))
     return mbx.pick(sel.count, svc.change_rng, eligible)
 
 
@@ -166,6 +179,22 @@ def routes(svc: MockService) -> list[Route]:
                 409, [{"field": "address", "message": f"mailbox {body.address!r} exists"}]
             ) from None
         return JSONResponse(svc.credentials(mbx), status_code=201)
+
+    async def create_many(request: Request) -> Any:
+        body = _validate(CreateMany, await _json_body(request))
+        seen: set[str] = set()
+        for i, m in enumerate(body.mailboxes):
+            key = m.address.lower()
+            if key in seen or svc.registry.get(m.address) is not None:
+                raise Invalid(
+                    409,
+                    [{"field": f"mailboxes.{i}.address", "message": f"{m.address!r} exists"}],
+                )
+            seen.add(key)
+        made = [
+            svc.create_mailbox(m.provider, m.address, m.messages, m.seed) for m in body.mailboxes
+        ]
+        return JSONResponse([svc.credentials(m) for m in made], status_code=201)
 
     async def populate(request: Request) -> Any:
         spec = _validate(PopulateSpec, await _json_body(request))
@@ -273,6 +302,7 @@ def routes(svc: MockService) -> list[Route]:
     table: list[tuple[str, Any, str]] = [
         ("/_mock/mailboxes", create, "POST"),
         ("/_mock/mailboxes", list_mailboxes, "GET"),
+        ("/_mock/mailboxes/bulk", create_many, "POST"),
         ("/_mock/populate", populate, "POST"),
         ("/_mock/mailboxes/{address}", show, "GET"),
         ("/_mock/mailboxes/{address}/messages", messages, "GET"),

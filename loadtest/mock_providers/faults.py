@@ -10,10 +10,10 @@ import math
 import random
 from dataclasses import dataclass
 
-from loadtest.mock_providers.config import FaultConfig, LatencyConfig
+from loadtest.mock_providers.config import FaultConfig, LatencyDist
 
 
-def sample_latency_s(cfg: LatencyConfig, rng: random.Random) -> float:
+def sample_latency_s(cfg: LatencyDist, rng: random.Random) -> float:
     """One service time in seconds from the configured distribution (two draws always)."""
     u, v = rng.random(), rng.random()
     if cfg.dist == "empirical":
@@ -41,9 +41,11 @@ class Draw:
 GARBAGE_VARIANTS = 3
 
 
-def draw(latency: LatencyConfig, faults: FaultConfig, rng: random.Random) -> Draw:
-    """Latency plus the fault outcome of one call."""
-    delay = sample_latency_s(latency, rng)
+def draw(
+    latency: LatencyDist, faults: FaultConfig, rng: random.Random, extra_s: float = 0.0
+) -> Draw:
+    """Latency (plus a fixed ``extra_s``) and the fault outcome of one call."""
+    delay = sample_latency_s(latency, rng) + extra_s
     u_slow, u_err, u_status, u_garbage, u_variant = (rng.random() for _ in range(5))
     slow = u_slow < faults.slow_rate
     if slow:

@@ -183,7 +183,10 @@ def routes(svc: MockService) -> list[Route]:
                 f"A batch request cannot contain more than {MAX_PARTS} requests; got {len(parts)}",
                 "batchSizeTooLarge",
             )
-        d = svc.draw()
+        methods = {
+            found[1] if (found := gmail.match(urlsplit(p.target).path)) else "" for p in parts
+        }
+        d = svc.draw("gmail", methods.pop() if len(methods) == 1 else None, inner=len(parts))
         await svc.delay(d)
         outer = bearer(request)
         answers = [answer_inner(svc, part, outer) for part in parts]

@@ -37,10 +37,11 @@ def _ms_error(status: int, error: str, code: int, text: str) -> JSONResponse:
 async def _prelude(svc: MockService, request: Request, endpoint: str) -> Response | None:
     """Latency for every token call; injected faults only when configured."""
     svc.stats.requests[endpoint] += 1
-    d = svc.draw()
+    provider = "gmail" if "google" in endpoint else "graph"
+    d = svc.draw(provider, "token")
     await svc.delay(d)
     if svc.config.faults.include_oauth:
-        return svc.injected("gmail" if "google" in endpoint else "graph", endpoint, d)
+        return svc.injected(provider, endpoint, d)
     return None
 
 

@@ -190,9 +190,16 @@ class MockService:
         )
         return refusal
 
-    def draw(self) -> faults.Draw:
-        """Latency and fault outcome of one call."""
-        return faults.draw(self.config.latency, self.config.faults, self.fault_rng)
+    def draw(
+        self, provider: str | None = None, method: str | None = None, inner: int = 0
+    ) -> faults.Draw:
+        """Latency and fault outcome of one call of ``provider``/``method`` (a batch of
+        ``inner`` calls adds ``batch_inner_ms`` per inner call)."""
+        lat = self.config.latency
+        extra = lat.batch_inner_ms * inner / 1000.0
+        return faults.draw(
+            lat.for_call(provider, method), self.config.faults, self.fault_rng, extra
+        )
 
     def injected_reply(
         self, provider: str, endpoint: str, d: faults.Draw
@@ -246,7 +253,7 @@ class MockService:
         mbx.in_flight += 1
         self.stats.in_flight(mbx.in_flight, mbx.address)
         try:
-            d = self.draw()
+            d = self.draw(provider, method)
             await self.delay(d)
             if charge:
                 refusal = self.admit(provider, endpoint, method, mbx)

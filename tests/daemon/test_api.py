@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import asyncpg
@@ -141,3 +142,94 @@ async def test_api_end_to_end(
             assert (await api.get(f"/mailboxes/{mbx['id']}", headers=AUTH)).status_code == 404
             assert (await api.get("/openapi.json")).json()["info"]["title"] == "mailsync"
     assert time.time() > 0
+
+
+async def test_bulk_registration_pause_resume_and_request_histogram(
+    db: asyncpg.Pool, mock_server: MockServer, pg_dsn: str, redis_url: str, redis_prefix: str
+) -> None:
+    await mock_server.reset({"quotas": {"scale": 10}, "latency": {"mean_ms": 20}})
+    creds = await mock_server.populate(gmail=2, graph=1, seed=32, median=5, max_size=10)
+    settings = daemon_settings(
+        pg_dsn, redis_url, redis_prefix, mock_server.url, policy={"quota_scale": 10}
+    )
+    async with running(settings):
+        base = f"http://127.0.0.1:{settings.api_port}"
+        async with httpx.AsyncClient(base_url=base, timeout=30, headers=AUTH) as api:
+            tenant = (await api.post("/tenants", json={"name": "bulk"})).json()
+            url = f"/tenants/{tenant['id']}/mailboxes/bulk"
+            mailboxes = [
+                {
+                    "provider": c["provider"],
+                    "address": c["address"],
+                    "credentials": {"refresh_token": c["refresh_token"]},
+                    "sync_interval_s": 600,
+                }
+                for c in creds
+            ]
+            r = await api.post(url, json={"mailboxes": [*mailboxes, {"provider": "gmail"}]})
+            assert r.status_code == 422 and "mailboxes.3.address" in {
+                ".".join(str(p) for p in e["loc"][1:]) for e in r.json()["detail"]
+            }
+            r = await api.post(url, json={"mailboxes": mailboxes})
+            assert r.status_code == 201, r.text
+            created = r.json()["created"]
+            assert [m["address"] for m in created] == [c["address"] for c in creds]
+            again = (await api.post(url, json={"mailboxes": mailboxes[:1]})).json()
+            assert again == {"created": [], "skipped": 1}
+            assert (
+                await api.post("/tenants/999/mailboxes/bulk", json={"mailboxes": mailboxes})
+            ).status_code == 404
+            ids = [m["id"] for m in created]
+            assert {r["sync_interval_s"] for r in await db.fetch("SELECT * FROM mailboxes")} == {
+                600
+            }
+
+            async def all_synced() -> bool:
+                n = await db.fetchval(
+                    "SELECT count(*) FROM mailboxes WHERE last_success_at IS NOT NULL"
+                    " AND state = 'idle'"
+                )
+                return bool(n == 3)
+
+            await wait_until(all_synced, 30, "the first syncs")
+            paused = await api.post(f"/tenants/{tenant['id']}/pause")
+            assert paused.json() == {"paused": 3}
+            runs = await db.fetchval("SELECT count(*) FROM sync_runs")
+            await db.execute("UPDATE mailboxes SET next_sync_at = now() - interval '1 hour'")
+            await asyncio.sleep(1.5)  # several scheduler cycles: nothing is claimed
+            assert await db.fetchval("SELECT count(*) FROM sync_runs") == runs
+            assert (await api.get(f"/mailboxes/{ids[0]}")).json()["status"] == "paused"
+            before = time.time()
+            assert (await api.post(f"/tenants/{tenant['id']}/resume")).json() == {"resumed": 3}
+
+            async def resynced() -> bool:
+                n = await db.fetchval(
+                    "SELECT count(*) FROM mailboxes WHERE last_success_at > to_timestamp($1)",
+                    before,
+                )
+                return bool(n == 3)
+
+            await wait_until(resynced, 30, "the syncs after resume")
+            assert (await api.post("/tenants/999/pause")).status_code == 404
+
+            metrics = (await api.get("/metrics")).text
+            for provider, method in (
+                ("gmail", "getProfile"),
+                ("gmail", "messages.get"),
+                ("gmail", "history.list"),
+                ("graph", "messages.delta"),
+            ):
+                count = _sample(
+                    metrics, "mailsync_provider_request_seconds_count", provider, method
+                )
+                total = _sample(metrics, "mailsync_provider_request_seconds_sum", provider, method)
+                assert count >= 1, (provider, method)
+                # The mock adds 20 ms to every request; loopback adds little.
+                assert 0.019 < total / count < 0.2, (provider, method, total / count)
+
+
+def _sample(text: str, name: str, provider: str, method: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(f'{name}{{method="{method}",provider="{provider}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

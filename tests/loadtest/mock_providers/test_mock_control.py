@@ -113,7 +113,15 @@ async def test_change_endpoints_validate_their_bodies(mock: Mock) -> None:
 
 async def test_config_put_merges_and_names_bad_fields(mock: Mock) -> None:
     cfg = await mock.config({"latency": {"mean_ms": 25}})
-    assert cfg["latency"] == {"dist": "constant", "mean_ms": 25.0, "sigma": 0.5, "samples_ms": []}
+    assert cfg["latency"] == {
+        "dist": "constant",
+        "mean_ms": 25.0,
+        "sigma": 0.5,
+        "samples_ms": [],
+        "providers": {},
+        "methods": {},
+        "batch_inner_ms": 0.0,
+    }
     assert (await mock.client.get("/_mock/config")).json() == cfg
     bad = [
         ({"latency": {"sigma": -1}}, "latency.sigma"),
@@ -121,6 +129,8 @@ async def test_config_put_merges_and_names_bad_fields(mock: Mock) -> None:
         ({"quotas": {"custom": {"gmail.nope": {"limit": 1, "period_s": 1}}}}, "quotas"),
         ({"quotas": {"preset": "imaginary"}}, "quotas"),
         ({"latency": {"dist": "empirical"}}, "latency"),
+        ({"latency": {"providers": {"yahoo": {"mean_ms": 1}}}}, "latency"),
+        ({"latency": {"methods": {"messages.get": {"mean_ms": 1}}}}, "latency"),
         ({"unknown_key": 1}, "unknown_key"),
     ]
     for patch, field in bad:
