@@ -86,6 +86,25 @@ class BulkMailboxesIn(BaseModel):
     mailboxes: list[MailboxIn] = Field(min_length=1, max_length=1000)
 
 
+class TenantWithMailboxesIn(TenantIn):
+    """A tenant and its mailboxes, for onboarding many at once."""
+
+    mailboxes: list[MailboxIn] = Field(default_factory=list, max_length=1000)
+
+
+class BulkTenantsIn(BaseModel):
+    """Up to 1,000 tenants with up to 10,000 mailboxes in all."""
+
+    model_config = _STRICT
+    tenants: list[TenantWithMailboxesIn] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> BulkTenantsIn:
+        if sum(len(t.mailboxes) for t in self.tenants) > 10_000:
+            raise ValueError("at most 10,000 mailboxes in one request")
+        return self
+
+
 class CredentialsIn(BaseModel):
     """New secrets for a mailbox; by default reactivates one in ``needs_reauth``."""
 
@@ -149,6 +168,29 @@ def create_app(deps: ApiDeps) -> FastAPI:
     async def create_tenant(body: TenantIn) -> dict[str, Any]:
         """Create a tenant."""
         return await deps.store.create_tenant(body.name, body.sync_interval_s)
+
+    @app.post("/tenants/bulk", status_code=201, dependencies=guarded, tags=["tenants"])
+    async def create_tenants(body: BulkTenantsIn) -> list[dict[str, Any]]:
+        """Create tenants with their mailboxes in one transaction (onboarding, migrations);
+        a name that exists already fails the whole request with 409."""
+        new = [
+            tenants.NewTenant(
+                t.name,
+                t.sync_interval_s,
+                [
+                    tenants.NewMailbox(
+                        m.provider,
+                        m.address,
+                        deps.cipher.encrypt(Credentials(m.credentials)),
+                        m.config,
+                        m.sync_interval_s,
+                    )
+                    for m in t.mailboxes
+                ],
+            )
+            for t in body.tenants
+        ]
+        return await tenants.onboard(deps.store.pool, new, deps.clock())
 
     @app.get("/tenants", dependencies=guarded, tags=["tenants"])
     async def list_tenants() -> list[dict[str, Any]]:

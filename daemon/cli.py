@@ -235,6 +235,7 @@ def _mount_optional() -> None:
     for module, name in (
         ("loadtest.mock_providers.cli", "mock-providers"),
         ("loadtest.dovecot.cli", "imap"),
+        ("loadtest.run.cli", "loadtest"),
     ):
         try:
             sub = importlib.import_module(module)

@@ -293,7 +293,7 @@ def evaluate(
     st_q = st_max if fq >= 1 else fq * (mean_i + claim_max + w_max)
     # Resources.
     per_host = np.ceil(k / h)
-    cores = thr * cpu_s + k * (1 / period) * s.resources.cpu_ms_per_cycle / 1000
+    cores = thr * cpu_s + k * (r.cpu_ms_per_cycle / period + r.cpu_ms_per_s_process) / 1000
     cpu_pct = cores / k * per_host / vcpu * 100
     inflight = np.minimum(thr * s_mean / k, c_all)
     rss = (

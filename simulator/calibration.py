@@ -40,11 +40,14 @@ class Calibration(BaseModel):
     cpu_ms_per_call: float | None = Field(default=None, ge=0)
     cpu_ms_per_message: float | None = Field(default=None, ge=0)
     cpu_ms_per_job: float | None = Field(default=None, ge=0)
+    cpu_ms_per_s_process: float | None = Field(default=None, ge=0)
+    cpu_ms_per_cycle: float | None = Field(default=None, ge=0)
     rss_base_mb: float | None = Field(default=None, ge=0)
     rss_per_job_mb: float | None = Field(default=None, ge=0)
     rss_per_mailbox_kb: float | None = Field(default=None, ge=0)
     rss_per_imap_connection_kb: float | None = Field(default=None, ge=0)
     db_commit_ms: float | None = Field(default=None, ge=0)
+    db_ms_per_message: float | None = Field(default=None, ge=0)
 
 
 def load_calibration(path: str | Path) -> Calibration:
@@ -77,11 +80,14 @@ def apply(s: Scenario, cal: Calibration, source: str) -> Scenario:
         "cpu_ms_per_call",
         "cpu_ms_per_message",
         "cpu_ms_per_job",
+        "cpu_ms_per_s_process",
+        "cpu_ms_per_cycle",
         "rss_base_mb",
         "rss_per_job_mb",
         "rss_per_mailbox_kb",
         "rss_per_imap_connection_kb",
         "db_commit_ms",
+        "db_ms_per_message",
     ):
         value = getattr(cal, field)
         if value is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
 from collections.abc import Generator
 from typing import Any, Literal, NamedTuple, cast
 
@@ -74,6 +75,10 @@ class Simulation(JobWalk):
         self.rate = pop.arrivals_per_s.tolist()
         self.size = pop.size.tolist()
         self.content_at = [0.0] * self.n
+        # Arrival instants of mail not yet stored, per mailbox (None: none pending), drawn
+        # from a stream of their own so the other draws do not depend on them.
+        self.arrived: list[list[float] | None] = [None] * self.n
+        self.lag_rng = random.Random(seed ^ 0x5A17)
         self.pending = [[0, 0, 0] for _ in range(self.n)]
         self.prov: list[ProviderRuntime | None] = []
         for name in PROVIDERS:
@@ -218,6 +223,15 @@ class Simulation(JobWalk):
                 pend[0] += added
                 pend[1] += events - added - deleted
                 pend[2] += deleted
+                if added:
+                    # Given their number, Poisson arrivals are uniform over the gap.
+                    prev, lr = now - mu / self.rate[m], self.lag_rng
+                    got = [prev + lr.random() * (now - prev) for _ in range(added)]
+                    have = self.arrived[m]
+                    if have is None:
+                        self.arrived[m] = got
+                    else:
+                        have.extend(got)
                 left = self.size[m] + added - deleted
                 self.size[m] = left if left > 0 else 0
         kind = job.kind
@@ -308,7 +322,16 @@ class Simulation(JobWalk):
                 if kind is FULL:
                     rec.full_since += 1
                 rec.lag.append(now - job.due)
+                rec.lag_tier[job.tier].append(now - job.due)
                 rec.durations[kind].append(now - job.started)
+                arrived = self.arrived[m]
+                if arrived is not None:
+                    key = (self.provider_of[m], job.tier)
+                    got = rec.msg_lag.get(key)
+                    if got is None:
+                        got = rec.msg_lag[key] = array("d")
+                    got.extend([now - a for a in arrived])
+            self.arrived[m] = None
         else:
             d = self.table.fail(m, fail, now, self.prng, self.profile.retry, ra)
             rec.failure(fail, d.outcome, now)

@@ -10,7 +10,7 @@ import numpy as np
 
 from daemon import policy
 from daemon.policy import ErrorKind, Outcome, QuotaScope, SyncKind
-from simulator.scenario import Scenario
+from simulator.scenario import PROVIDERS, Scenario
 
 if TYPE_CHECKING:  # import cycle: the engine imports this module
     from simulator.gate import ProviderRuntime
@@ -74,6 +74,9 @@ class Recorder:
         self.waits = [array("d") for _ in range(3)]
         self.durations = {SyncKind.FULL: array("d"), SyncKind.INCREMENTAL: array("d")}
         self.lag = array("d")
+        self.lag_tier = [array("d") for _ in range(3)]
+        # Delivered -> stored, per (provider index, tier index) of the run that stored it.
+        self.msg_lag: dict[tuple[int, int], array[float]] = {}
         self.successes = self.attempts = self.parked = self.pushes = 0
         self.failures: dict[str, int] = {str(k): 0 for k in ErrorKind}
         self.cycles = self.claimed = self.stored = 0
@@ -223,8 +226,14 @@ class Recorder:
         ndone = nfull + len(self.durations[SyncKind.INCREMENTAL])
         s["full_share"] = nfull / ndone if ndone else 0.0
         s["lag_mean"] = _mean(self.lag)
+        s["lag_p50"] = _pct(self.lag, 50)
         s["lag_p95"] = _pct(self.lag, 95)
         s["lag_max"] = _pct(self.lag, 100)
+        for i, name in enumerate(TIER_NAMES):
+            if len(self.lag_tier[i]):
+                s[f"lag_p50_{name}"] = _pct(self.lag_tier[i], 50)
+                s[f"lag_p95_{name}"] = _pct(self.lag_tier[i], 95)
+        s.update(message_lag(self.msg_lag))
         total = self.hist.sum(axis=0)
         for i, name in enumerate([*TIER_NAMES, "all"]):
             h = self.hist[i] if i < 3 else total
@@ -278,6 +287,27 @@ class Recorder:
             s["capacity_per_min"] = 0.95 * self.n / t95 * 60 if t95 > 0 else float("inf")
         series = {k: np.asarray(v, dtype=float) for k, v in self.series.items()}
         return RunMetrics(s, self.hist.copy(), series)
+
+
+def message_lag(samples: dict[tuple[int, int], array[float]]) -> dict[str, float]:
+    """Delivered -> stored percentiles per provider and tier and over all messages."""
+    out: dict[str, float] = {}
+    every: list[np.ndarray] = []
+    for (p, t), a in sorted(samples.items()):
+        if not len(a):
+            continue
+        key = f"{PROVIDERS[p]}_{TIER_NAMES[t]}"
+        v = np.frombuffer(a, dtype=float)
+        every.append(v)
+        out[f"msg_lag_p50_{key}"] = float(np.percentile(v, 50))
+        out[f"msg_lag_p95_{key}"] = float(np.percentile(v, 95))
+        out[f"msg_lag_n_{key}"] = float(v.size)
+    if every:
+        v = np.concatenate(every)
+        out["msg_lag_mean"] = float(v.mean())
+        out["msg_lag_p50"] = float(np.percentile(v, 50))
+        out["msg_lag_p95"] = float(np.percentile(v, 95))
+    return out
 
 
 def as_jsonable(m: RunMetrics) -> dict[str, Any]:

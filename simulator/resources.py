@@ -21,7 +21,9 @@ def derive(s: Scenario, sc: dict[str, float]) -> dict[str, float]:
     k, h = d.processes, d.hosts
     per_host = math.ceil(k / h)
     cycles = sc["cycles_per_min"] * w / 60
+    # Plus what each process burns with nothing to sync (queue polling, timers, lock renewal).
     cores = (sc["cpu_ms_total"] + cycles * r.cpu_ms_per_cycle) / 1000 / w
+    cores += k * r.cpu_ms_per_s_process / 1000
     out: dict[str, float] = {}
     out["cpu_cores_total"] = cores
     out["cpu_core_per_process"] = cores / k

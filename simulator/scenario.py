@@ -247,6 +247,8 @@ class Resources(_Model):
     cpu_ms_per_message: float = Field(default=0.05, ge=0)
     cpu_ms_per_job: float = Field(default=0.3, ge=0)
     cpu_ms_per_cycle: float = Field(default=2.0, ge=0)
+    # CPU each daemon process spends per second with nothing to sync.
+    cpu_ms_per_s_process: float = Field(default=0.0, ge=0)
     rss_base_mb: float = Field(default=80.0, ge=0)
     rss_per_job_mb: float = Field(default=0.5, ge=0)
     rss_per_mailbox_kb: float = Field(default=2.0, ge=0)

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from daemon.store.mailboxes import NotFound, ts
+from daemon.store.mailboxes import Conflict, NotFound, ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,77 @@ FROM unnest($2::text[], $3::text[], $4::bytea[], $5::jsonb[], $6::integer[]) AS 
 ON CONFLICT (tenant_id, provider, address) DO NOTHING
 RETURNING id, provider, address
 """
+
+
+@dataclass(frozen=True, slots=True)
+class NewTenant:
+    """A tenant of a bulk onboarding, with its mailboxes."""
+
+    name: str
+    sync_interval_s: int | None
+    mailboxes: Sequence[NewMailbox]
+
+
+_TENANTS = """
+INSERT INTO tenants (name, sync_interval_s)
+SELECT n, i FROM unnest($1::text[], $2::integer[]) AS u(n, i)
+RETURNING id, name
+"""
+
+_BULK_MANY = """
+INSERT INTO mailboxes (tenant_id, provider, address, credentials, config, sync_interval_s,
+                       next_sync_at)
+SELECT t, p, a, c, cfg, i, $7::timestamptz
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[], $6::integer[])
+     AS u(t, p, a, c, cfg, i)
+RETURNING id, tenant_id, address
+"""
+
+
+async def onboard(
+    pool: asyncpg.Pool, tenants: Sequence[NewTenant], now: float
+) -> list[dict[str, Any]]:
+    """Create tenants with their mailboxes in one transaction, every mailbox due at ``now``.
+
+    Returns ``{id, name, mailboxes: [{id, address}]}`` per tenant, in the given order;
+    ``Conflict`` (and nothing created) when a tenant name exists or repeats.
+    """
+    names = [t.name for t in tenants]
+    if len(set(names)) != len(names):
+        raise Conflict("a tenant name appears twice in the request")
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            rows = await conn.fetch(_TENANTS, names, [t.sync_interval_s for t in tenants])
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict("a tenant of that name already exists") from exc
+        ids = {r["name"]: int(r["id"]) for r in rows}
+        boxes = [(ids[t.name], m) for t in tenants for m in t.mailboxes]
+        created = await _insert_boxes(conn, boxes, now)
+    by_tenant: dict[int, list[dict[str, Any]]] = {}
+    for r in created:
+        by_tenant.setdefault(int(r["tenant_id"]), []).append(
+            {"id": int(r["id"]), "address": r["address"]}
+        )
+    return [{"id": ids[n], "name": n, "mailboxes": by_tenant.get(ids[n], [])} for n in names]
+
+
+async def _insert_boxes(
+    conn: asyncpg.Connection, boxes: Sequence[tuple[int, NewMailbox]], now: float
+) -> list[asyncpg.Record]:
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(
+            _BULK_MANY,
+            [tid for tid, _ in boxes],
+            [m.provider for _, m in boxes],
+            [m.address for _, m in boxes],
+            [m.credentials_blob for _, m in boxes],
+            [m.config for _, m in boxes],
+            [m.sync_interval_s for _, m in boxes],
+            ts(now),
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise Conflict("a mailbox appears twice under one tenant") from exc
+    return rows
 
 
 async def _require_tenant(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: int) -> None:

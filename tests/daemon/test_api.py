@@ -233,3 +233,63 @@ def _sample(text: str, name: str, provider: str, method: str) -> float:
         if line.startswith(f'{name}{{method="{method}",provider="{provider}"}}'):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+async def test_onboarding_many_tenants_in_one_request(
+    db: asyncpg.Pool, mock_server: MockServer, pg_dsn: str, redis_url: str, redis_prefix: str
+) -> None:
+    settings = daemon_settings(
+        pg_dsn,
+        redis_url,
+        redis_prefix,
+        mock_server.url,
+        workers_enabled=False,
+        scheduler_enabled=False,
+    )
+    async with running(settings):
+        base = f"http://127.0.0.1:{settings.api_port}"
+        async with httpx.AsyncClient(base_url=base, timeout=30, headers=AUTH) as api:
+
+            def box(i: int) -> dict[str, object]:
+                return {
+                    "provider": "graph",
+                    "address": f"u{i}@x.test",
+                    "credentials": {"refresh_token": f"rt-{i}"},
+                }
+
+            body = {
+                "tenants": [
+                    {
+                        "name": f"t{i}",
+                        "sync_interval_s": 60,
+                        "mailboxes": [box(2 * i), box(2 * i + 1)],
+                    }
+                    for i in range(3)
+                ]
+                + [{"name": "empty"}]
+            }
+            r = await api.post("/tenants/bulk", json=body)
+            assert r.status_code == 201, r.text
+            made = r.json()
+            assert [t["name"] for t in made] == ["t0", "t1", "t2", "empty"]
+            assert [len(t["mailboxes"]) for t in made] == [2, 2, 2, 0]
+            rows = await db.fetch(
+                "SELECT m.address, t.name, t.sync_interval_s FROM mailboxes m"
+                " JOIN tenants t ON t.id = m.tenant_id ORDER BY m.id"
+            )
+            assert [(r["address"], r["name"]) for r in rows][:2] == [
+                ("u0@x.test", "t0"),
+                ("u1@x.test", "t0"),
+            ]
+            assert {r["sync_interval_s"] for r in rows} == {60}
+            # A name that exists, a repeated name, a repeated mailbox: 409 and nothing created.
+            for bad in (
+                {"tenants": [{"name": "new"}, {"name": "t1"}]},
+                {"tenants": [{"name": "a"}, {"name": "a"}]},
+                {"tenants": [{"name": "b", "mailboxes": [box(9), box(9)]}]},
+            ):
+                r = await api.post("/tenants/bulk", json=bad)
+                assert r.status_code == 409, r.text
+            assert await db.fetchval("SELECT count(*) FROM tenants") == 4
+            r = await api.post("/tenants/bulk", json={"tenants": []})
+            assert r.status_code == 422

@@ -1,0 +1,218 @@
+"""A calibration file (``simulator.calibration.Calibration``) derived from what a run measured.
+
+* Latency per provider and method: the daemons' ``mailsync_provider_request_seconds``
+  histograms over the measured windows, turned into samples by their inverse CDF (log
+  interpolation inside a bucket) and rescaled to the exact mean (``_sum / _count``).
+* CPU: non-negative least squares over 20-second chunks of the whole run (warm-up full
+  syncs, idle, every level) of the daemons' CPU seconds against requests' calls, stored
+  messages, jobs and process-seconds (the idle cost of a process).
+* Memory: the idle processes' RSS is the base; per job in flight, per mailbox and per
+  pooled IMAP connection come from each process's peak in each level (least squares).
+* PostgreSQL: its CPU against commits, stored messages and time (least squares).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+from scipy.optimize import nnls
+
+from daemon.metrics import REQUEST_BUCKETS
+from loadtest.run.measure import Counters, RunData, Window, process_cpu
+from loadtest.run.sampler import Samples
+from simulator.calibration import Calibration
+from simulator.scenario import Scenario
+
+QUANTILES = 400
+CHUNK_S = 20.0
+
+
+def histogram_samples(
+    bounds: Sequence[float], cumulative: Sequence[float], total_sum: float, n: int = QUANTILES
+) -> list[float]:
+    """Samples standing for a Prometheus histogram: its inverse CDF at ``n`` quantiles,
+    log-interpolated inside each bucket, scaled to the histogram's exact mean."""
+    cum = np.asarray(cumulative, dtype=float)
+    count = cum[-1] if cum.size else 0.0
+    if count <= 0:
+        return []
+    edges = np.asarray(bounds, dtype=float)
+    out = []
+    for q in (np.arange(n) + 0.5) / n:
+        target = q * count
+        i = int(np.searchsorted(cum, target, side="left"))
+        i = min(i, edges.size - 1)
+        lo = edges[i - 1] if i > 0 else edges[0] / 1.32
+        hi = edges[i]
+        prev = cum[i - 1] if i > 0 else 0.0
+        frac = (target - prev) / max(cum[i] - prev, 1e-12)
+        out.append(float(lo * (hi / lo) ** min(max(frac, 0.0), 1.0)))
+    mean = total_sum / count
+    scale = mean / float(np.mean(out)) if np.mean(out) > 0 else 1.0
+    return [round(x * scale, 6) for x in out]
+
+
+def latency(
+    counters: Counters, windows: Sequence[Window], connect_round_trips: int
+) -> dict[str, dict[str, list[float]]]:
+    """Per provider and method: latency samples from the daemons' histograms."""
+    keys = {
+        (lab["provider"], lab["method"])
+        for lab in counters.labels("mailsync_provider_request_seconds_count")
+    }
+    out: dict[str, dict[str, list[float]]] = {}
+    for provider, method in sorted(keys):
+        cum = []
+        for le in REQUEST_BUCKETS:
+            cum.append(
+                sum(
+                    counters.delta(
+                        w,
+                        "mailsync_provider_request_seconds_bucket",
+                        provider=provider,
+                        method=method,
+                        le=_le(le),
+                    )
+                    for w in windows
+                )
+            )
+        total = sum(
+            counters.delta(
+                w, "mailsync_provider_request_seconds_sum", provider=provider, method=method
+            )
+            for w in windows
+        )
+        got = histogram_samples(REQUEST_BUCKETS, cum, total, min(QUANTILES, max(20, int(cum[-1]))))
+        if not got:
+            continue
+        if method == "imap.connect" and connect_round_trips > 0:
+            # The model draws one handshake per round trip; the daemon times the whole connect.
+            got = [x / connect_round_trips for x in got]
+        out.setdefault(provider, {})[method] = got
+    return out
+
+
+def _le(bound: float) -> str:
+    # prometheus_client renders bucket bounds with repr-like floats ("0.001", "1.32").
+    return str(float(bound))
+
+
+def chunks(start: float, end: float, size: float = CHUNK_S) -> list[Window]:
+    """Consecutive windows of ``size`` seconds."""
+    out = []
+    t = start
+    while t + size <= end:
+        out.append(Window("chunk", t, t + size))
+        t += size
+    return out
+
+
+def cpu_fit(
+    samples: Samples, data: RunData, spans: Sequence[Window], processes: int
+) -> tuple[dict[str, float], float]:
+    """CPU ms per call, per stored message, per job and per process-second; and the fit's
+    relative error (RMS residual over mean)."""
+    rows, y = [], []
+    for span in spans:
+        for w in chunks(span.start, span.end):
+            cores = sum(process_cpu(samples, f"daemon-{i}", w)[0] for i in range(processes))
+            fin = (data.finished >= w.start) & (data.finished < w.end)
+            calls = float(data.calls[fin].sum())
+            stored = float(np.nansum(data.stored[fin & data.ok]))
+            jobs = float(fin.sum())
+            rows.append([calls, stored, jobs, processes * w.seconds])
+            y.append(cores * w.seconds * 1000)
+    if len(rows) < 4:
+        return {}, math.nan
+    a, b = np.asarray(rows), np.asarray(y)
+    coef, _ = nnls(a, b)
+    resid = a @ coef - b
+    err = float(np.sqrt(np.mean(resid**2)) / max(np.mean(b), 1e-9))
+    return {
+        "cpu_ms_per_call": float(coef[0]),
+        "cpu_ms_per_message": float(coef[1]),
+        "cpu_ms_per_job": float(coef[2]),
+        "cpu_ms_per_s_process": float(coef[3]),
+    }, err
+
+
+def db_fit(samples: Samples, data: RunData, spans: Sequence[Window]) -> dict[str, float]:
+    """PostgreSQL ms per commit and per stored message (time-proportional load apart)."""
+    rows, y = [], []
+    for span in spans:
+        for w in chunks(span.start, span.end):
+            cores, _ = process_cpu(samples, "postgres", w)
+            fin = (data.finished >= w.start) & (data.finished < w.end)
+            rows.append([float(fin.sum()), float(np.nansum(data.stored[fin & data.ok])), w.seconds])
+            y.append(cores * w.seconds * 1000)
+    if len(rows) < 4:
+        return {}
+    coef, _ = nnls(np.asarray(rows), np.asarray(y))
+    return {"db_commit_ms": float(coef[0]), "db_ms_per_message": float(coef[1])}
+
+
+def rss_fit(
+    base_mb: float, points: Sequence[tuple[float, float, float, float]]
+) -> dict[str, float]:
+    """Per job, per mailbox and per IMAP connection from (rss, jobs, mailboxes, conns)."""
+    if not points:
+        return {}
+    a = np.array([[j, m / 1024, c / 1024] for _r, j, m, c in points])
+    b = np.array([max(0.0, r - base_mb) for r, _j, _m, _c in points])
+    coef, _ = nnls(a, b)
+    return {
+        "rss_per_job_mb": float(coef[0]),
+        "rss_per_mailbox_kb": float(coef[1]),
+        "rss_per_imap_connection_kb": float(coef[2]),
+    }
+
+
+def provenance(s: Scenario, source: str) -> str:
+    """Scenario, date, machine and commit: what the report shows instead of the warning."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    when = datetime.now(UTC).strftime("%Y-%m-%d")
+    machine = f"{platform.machine()} {os.cpu_count()} cores"
+    return (
+        f"load test of {source} ({s.daemon.profile}, {s.daemon.processes} process"
+        f"{'es' if s.daemon.processes != 1 else ''}) on {machine}, {when}"
+        + (f", commit {commit}" if commit else "")
+    )
+
+
+def derive(
+    s: Scenario,
+    source: str,
+    samples: Samples,
+    data: RunData,
+    levels: Sequence[Window],
+    cpu_spans: Sequence[Window],
+    idle: Window | None,
+    rss_points: Sequence[tuple[float, float, float, float]],
+) -> tuple[Calibration, dict[str, float]]:
+    """The calibration and the quality of its fits."""
+    k = s.daemon.processes
+    fields: dict[str, object] = {"source": provenance(s, source)}
+    counters = Counters(samples)
+    fields["latency_s"] = latency(counters, levels, s.providers.imap.connect_round_trips)
+    cpu, cpu_err = cpu_fit(samples, data, cpu_spans, k)
+    fields.update(cpu)
+    fields.update(db_fit(samples, data, cpu_spans))
+    quality = {"cpu_fit_rel_rms": cpu_err}
+    if idle is not None:
+        base = [process_cpu(samples, f"daemon-{i}", idle)[1] for i in range(k)]
+        if all(b > 0 for b in base):
+            fields["rss_base_mb"] = float(np.mean(base))
+            fields.update(rss_fit(float(np.mean(base)), rss_points))
+    fields["cpu_ms_per_cycle"] = 0.0  # folded into the per-process idle cost
+    return Calibration.model_validate(fields), quality

@@ -1,0 +1,372 @@
+"""From a scenario file to a concrete load test: tenants, mailboxes and three load levels.
+
+Pure: no service is touched. The population is the simulator's own
+(``simulator.population.build``), so the tenants the load test registers have the sizes,
+activity classes, providers and intervals the model draws for the same scenario and seed.
+
+Levels are shares of the capacity the model predicts for the scenario (the fast path's
+maximum sustainable throughput): ``light`` 30 %, ``saturation`` 90 %, ``overload`` 130 %.
+A level's tenants are the first tenants of the population whose syncs per minute add up to
+that share; each level adds tenants to the previous one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from daemon.errors import ConfigError
+from simulator import analytic, population
+from simulator.distributions import (
+    Constant,
+    Distribution,
+    Empirical,
+    Exponential,
+    Lognormal,
+    Uniform,
+)
+from simulator.scenario import PROVIDERS, Scenario
+
+DEFAULT_SHARES: tuple[float, ...] = (0.3, 0.9, 1.3)
+DEFAULT_NAMES: tuple[str, ...] = ("light", "saturation", "overload")
+# Mailbox sizes are scaled down so the warm-up (a full sync of every mailbox) stays short;
+# incremental syncs of Gmail, Graph and QRESYNC IMAP do not depend on a mailbox's size.
+DEFAULT_SIZE_SCALE = 0.01
+DEFAULT_MAX_MAILBOXES = 40_000
+
+
+@dataclass(frozen=True)
+class Level:
+    """One step of the load: ``tenants`` active from ``start_s`` for ``duration_s``; the
+    first ``settle_s`` are not measured."""
+
+    name: str
+    share: float
+    tenants: int
+    start_s: float
+    duration_s: float
+    settle_s: float
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """The measured part, in seconds from the start of the load."""
+        return self.start_s + self.settle_s, self.start_s + self.duration_s
+
+
+@dataclass(frozen=True)
+class MailboxPlan:
+    """One mailbox to create at its provider and register with the daemon."""
+
+    index: int
+    tenant: int
+    provider: str
+    address: str
+    username: str
+    password: str
+    arrivals_per_s: float
+    size: int
+    interval_s: int
+
+
+@dataclass(frozen=True)
+class TenantPlan:
+    """One tenant: a Locust user while its level runs."""
+
+    index: int
+    name: str
+    provider: str
+    interval_s: int
+    mailboxes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """Everything the run needs to know before it starts anything."""
+
+    scenario: Scenario
+    source: str
+    seed: int
+    capacity_per_min: float
+    tenants: tuple[TenantPlan, ...]
+    mailboxes: tuple[MailboxPlan, ...]
+    levels: tuple[Level, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def interval_s(self) -> float:
+        """The mean sync interval of the mailboxes."""
+        return float(np.mean([m.interval_s for m in self.mailboxes]))
+
+    @property
+    def total_s(self) -> float:
+        """Length of the load, all levels."""
+        last = self.levels[-1]
+        return last.start_s + last.duration_s
+
+    def providers(self) -> list[str]:
+        """Providers with at least one mailbox, in the simulator's order."""
+        used = {m.provider for m in self.mailboxes}
+        return [p for p in PROVIDERS if p in used]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data (the scenario as its own JSON form)."""
+        return {
+            "scenario": self.scenario.model_dump(mode="json"),
+            "source": self.source,
+            "seed": self.seed,
+            "capacity_per_min": self.capacity_per_min,
+            "tenants": [asdict(t) for t in self.tenants],
+            "mailboxes": [asdict(m) for m in self.mailboxes],
+            "levels": [asdict(lv) for lv in self.levels],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LoadPlan:
+        """The inverse of ``to_json``."""
+        return cls(
+            scenario=Scenario.model_validate(data["scenario"]),
+            source=data["source"],
+            seed=int(data["seed"]),
+            capacity_per_min=float(data["capacity_per_min"]),
+            tenants=tuple(
+                TenantPlan(**{**t, "mailboxes": tuple(t["mailboxes"])}) for t in data["tenants"]
+            ),
+            mailboxes=tuple(MailboxPlan(**m) for m in data["mailboxes"]),
+            levels=tuple(Level(**lv) for lv in data["levels"]),
+            notes=tuple(data["notes"]),
+        )
+
+
+def scaled(d: Distribution, factor: float) -> Distribution:
+    """``d`` with every value multiplied by ``factor`` (a mailbox size scaled down)."""
+    if isinstance(d, Constant):
+        return Constant(value=d.value * factor)
+    if isinstance(d, Exponential):
+        return Exponential(mean=d.mean * factor)
+    if isinstance(d, Lognormal):
+        return Lognormal(mean=d.mean * factor, sigma=d.sigma)
+    if isinstance(d, Uniform):
+        return Uniform(low=d.low * factor, high=d.high * factor)
+    assert isinstance(d, Empirical)
+    return Empirical(samples=[x * factor for x in d.samples])
+
+
+def prepare(
+    s: Scenario,
+    *,
+    processes: int | None = None,
+    size_scale: float = DEFAULT_SIZE_SCALE,
+    catalogue: str | None = None,
+    instance: str | None = None,
+) -> tuple[Scenario, list[str]]:
+    """The scenario as the load test runs it, and what had to change (for the report).
+
+    One host (this machine), mailbox sizes scaled, no random provider faults (the load
+    test injects none, so the prediction assumes none), steady mailboxes at the start.
+    """
+    notes: list[str] = []
+    imap = s.providers.imap
+    if s.population.providers.get("imap", 0) > 0 and imap.mode != "qresync":
+        raise ConfigError(
+            f"{s.name}: providers.imap.mode {imap.mode!r}: the load test's IMAP server is "
+            "Dovecot, which offers QRESYNC; only mode qresync can be reproduced"
+        )
+    if not 0 < size_scale <= 1:
+        raise ConfigError(f"--size-scale {size_scale}: must be within (0, 1]")
+    pop = s.population
+    changes: dict[str, Any] = {
+        "daemon.hosts": 1,
+        "population.initial": "steady",
+        "population.never_synced_share": 0.0,
+        "population.mailbox_size": scaled(pop.mailbox_size, size_scale),
+        "population.mailbox_size_cap": max(1, int(pop.mailbox_size_cap * size_scale)),
+    }
+    if processes is not None:
+        changes["daemon.processes"] = processes
+    if catalogue is not None:
+        changes["costs.catalogue"] = catalogue
+    if instance is not None:
+        changes["daemon.instance"] = instance
+    if size_scale < 1:
+        notes.append(
+            f"Mailbox sizes scaled by {size_scale:g} on both sides (mean "
+            f"{_mean_size(s):,.0f} → {_mean_size(s) * size_scale:,.0f} messages) so the "
+            "warm-up full syncs stay short; incremental syncs do not depend on size, full "
+            "syncs after an expired cursor are correspondingly shorter."
+        )
+    if pop.initial != "steady" or pop.never_synced_share:
+        notes.append(
+            f"population.initial {pop.initial!r} replaced by 'steady': every mailbox is "
+            "synced once during the warm-up before the levels run."
+        )
+    for p in PROVIDERS:
+        model = s.providers[p]
+        e = model.errors
+        if e.transient or e.auth_revoked or e.permanent:
+            changes[f"providers.{p}.errors"] = {"transient": 0, "auth_revoked": 0, "permanent": 0}
+        if p != "imap" and model.rate_429:
+            changes[f"providers.{p}.rate_429"] = 0.0
+            notes.append(
+                f"providers.{p}.rate_429 ({model.rate_429:g}) not reproduced: the mock answers "
+                "429 only when a quota is exceeded; set to 0 for the prediction too."
+            )
+    if any(s.providers[p].errors.transient for p in PROVIDERS):
+        notes.append(
+            "Random provider failures (providers.*.errors) are not injected by the load "
+            "test; the prediction assumes none either."
+        )
+    if pop.providers.get("imap", 0) > 0:
+        notes.append(
+            "IMAP latency is added by a TCP delay proxy, one delay per server answer: "
+            "per-command differences (providers.imap.latency_by_method) come from Dovecot "
+            "itself, and calibration measures them."
+        )
+        if s.daemon.cursor_expiry_per_sync:
+            notes.append(
+                "Expired cursors (daemon.cursor_expiry_per_sync) are reproduced for Gmail and "
+                "Graph (the mock's expire-cursor); an IMAP UIDVALIDITY change is not."
+            )
+    return s.updated(changes), notes
+
+
+def _mean_size(s: Scenario) -> float:
+    from simulator.distributions import mean
+
+    return min(mean(s.population.mailbox_size), float(s.population.mailbox_size_cap))
+
+
+def predicted_capacity(s: Scenario) -> float:
+    """The model's maximum sustainable syncs per minute for the scenario (fast path)."""
+    prof = analytic.job_profile(s)
+    out = analytic.evaluate(
+        s, prof, np.array([float(s.population.tenants)]), np.array([float(s.daemon.processes)])
+    )
+    return float(np.asarray(out["x_max_per_min"]).ravel()[0])
+
+
+def _demand_per_tenant(pop: population.PopulationArrays, tenants: int) -> np.ndarray:
+    """Syncs per minute each tenant asks for (its mailboxes over their intervals)."""
+    per = np.zeros(tenants)
+    np.add.at(per, pop.tenant, 60.0 / pop.interval_s)
+    return per
+
+
+def build_plan(
+    s: Scenario,
+    source: str,
+    capacity_per_min: float,
+    *,
+    shares: Sequence[float] = DEFAULT_SHARES,
+    names: Sequence[str] | None = None,
+    duration_s: float | None = None,
+    settle_s: float | None = None,
+    seed: int = 1,
+    max_mailboxes: int = DEFAULT_MAX_MAILBOXES,
+    notes: Sequence[str] = (),
+) -> LoadPlan:
+    """The plan of a prepared scenario (see ``prepare``) at the given capacity."""
+    if not shares or any(x <= 0 for x in shares) or list(shares) != sorted(shares):
+        raise ConfigError(f"levels {list(shares)}: need increasing shares of capacity > 0")
+    if names is None:
+        names = DEFAULT_NAMES if tuple(shares) == DEFAULT_SHARES else [f"{x:.0%}" for x in shares]
+    if not math.isfinite(capacity_per_min) or capacity_per_min <= 0:
+        raise ConfigError(f"{s.name}: the model predicts no capacity ({capacity_per_min})")
+    per_tenant = _mean_demand(s)
+    guess = math.ceil(max(shares) * capacity_per_min / per_tenant * 1.3) + 20
+    for _ in range(6):
+        pop = population.build(
+            s.updated({"population.tenants": guess}), np.random.default_rng(seed)
+        )
+        cum = np.cumsum(_demand_per_tenant(pop, guess))
+        if cum[-1] >= max(shares) * capacity_per_min:
+            break
+        guess *= 2
+    else:  # pragma: no cover - the guess doubles until the demand is reached
+        raise ConfigError(f"{s.name}: could not draw enough tenants for the levels")
+    counts = [max(1, int(np.searchsorted(cum, x * capacity_per_min)) + 1) for x in shares]
+    t_max = counts[-1]
+    keep = pop.tenant < t_max
+    n = int(keep.sum())
+    if n > max_mailboxes:
+        raise ConfigError(
+            f"{s.name}: the overload level needs {n:,} mailboxes (capacity "
+            f"{capacity_per_min:,.0f} syncs/min at a {float(np.mean(pop.interval_s)):.0f} s "
+            f"interval), more than --max-mailboxes {max_mailboxes:,}; use a shorter sync "
+            "interval (--set population.sync_interval_s=...), fewer workers, or raise the limit"
+        )
+    interval = float(np.mean(pop.interval_s[keep]))
+    duration = duration_s if duration_s is not None else 3 * interval + 30
+    settle = settle_s if settle_s is not None else min(duration / 2, interval + 30)
+    if settle >= duration:
+        raise ConfigError(f"--settle {settle:g} s must be shorter than --duration {duration:g} s")
+    levels = tuple(
+        Level(str(nm), float(x), int(c), i * duration, float(duration), float(settle))
+        for i, (nm, x, c) in enumerate(zip(names, shares, counts, strict=True))
+    )
+    mailboxes = []
+    for i in np.flatnonzero(keep).tolist():
+        provider = PROVIDERS[int(pop.provider[i])]
+        name = f"lt{i:06d}"
+        domain = {"gmail": "gmail.load.test", "graph": "outlook.load.test"}.get(
+            provider, "imap.load.test"
+        )
+        mailboxes.append(
+            MailboxPlan(
+                index=i,
+                tenant=int(pop.tenant[i]),
+                provider=provider,
+                address=f"{name}@{domain}",
+                username=name,
+                password=f"pw-{seed}-{i:06d}",
+                arrivals_per_s=float(pop.arrivals_per_s[i]),
+                size=int(pop.size[i]),
+                interval_s=max(1, round(float(pop.interval_s[i]))),
+            )
+        )
+    by_tenant: dict[int, list[MailboxPlan]] = {}
+    for m in mailboxes:
+        by_tenant.setdefault(m.tenant, []).append(m)
+    tenants = tuple(
+        TenantPlan(
+            index=t,
+            name=f"lt-tenant-{t:05d}",
+            provider=by_tenant[t][0].provider,
+            interval_s=by_tenant[t][0].interval_s,
+            mailboxes=tuple(m.index for m in by_tenant[t]),
+        )
+        for t in range(t_max)
+    )
+    return LoadPlan(
+        scenario=s.updated({"population.tenants": t_max}),
+        source=source,
+        seed=seed,
+        capacity_per_min=capacity_per_min,
+        tenants=tenants,
+        mailboxes=tuple(mailboxes),
+        levels=levels,
+        notes=tuple(notes),
+    )
+
+
+def _mean_demand(s: Scenario) -> float:
+    """Expected syncs per minute of one tenant."""
+    from simulator.distributions import mean
+
+    per = max(1.0, mean(s.population.mailboxes_per_tenant))
+    return per * 60.0 * analytic_inv_interval(s)
+
+
+def analytic_inv_interval(s: Scenario) -> float:
+    """E[1 / interval] of the scenario's mailboxes (sampled)."""
+    d = s.population.sync_interval_s
+    if d is None:
+        return 1.0 / s.profile().sync_interval_s
+    from simulator.distributions import draw
+
+    x = np.maximum(1.0, draw(d, np.random.default_rng(0), 4096))
+    return float(np.mean(1.0 / x))
