@@ -74,6 +74,7 @@ def to_record(msg: Mapping[str, Any]) -> MessageRecord:
     if size is not None and not isinstance(size, int):
         problems.append("sizeEstimate is not an integer")
         size = None
+    # Absent when the message has no label at all (Gmail omits empty repeated fields).
     labels = msg.get("labelIds") or []
     if not isinstance(labels, list):
         problems.append("labelIds is not a list")
@@ -235,9 +236,10 @@ class GmailProvider(HttpProvider):
             deleted[msg["id"]] = None
         for key in ("labelsAdded", "labelsRemoved"):
             for msg in messages(key):
-                ids = msg.get("labelIds")
-                if isinstance(ids, list):
-                    labels[msg["id"]] = tuple(sorted(str(x) for x in ids))
+                # The message's labels after the change. Gmail leaves an empty repeated
+                # field out, so no labelIds means the last label was removed: store none.
+                ids = field(msg, "labelIds", list, "gmail", f"history.list {key}", default=[])
+                labels[msg["id"]] = tuple(sorted(str(x) for x in ids))
 
     # --- batched metadata gets -------------------------------------------------------------------
 
