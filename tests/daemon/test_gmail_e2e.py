@@ -6,9 +6,11 @@ import time
 
 import asyncpg
 
+from daemon.store.mailboxes import MailboxStore
 from tests.daemon.harness import (
     MockServer,
     daemon_settings,
+    register,
     running,
     seed,
     synced_since,
@@ -59,3 +61,56 @@ async def test_labels_follow_gmail_when_a_message_loses_its_last_one(
     # Every stored message carries exactly the provider's labels.
     provider = {m["id"]: sorted(m["labelIds"]) for m in await mock.messages(address)}
     assert stored == provider
+
+
+async def test_a_long_retry_after_inside_a_batch_fails_the_sync_at_once(
+    db: asyncpg.Pool, mock_server: MockServer, pg_dsn: str, redis_url: str, redis_prefix: str
+) -> None:
+    """An inner 429 of a batch whose Retry-After exceeds ``max_inline_wait_s`` is treated
+    like a top-level one: the worker does not sleep it out but fails the sync as
+    rate-limited, and the mailbox is due again no earlier than the Retry-After."""
+    mock = mock_server
+    # 56 legacy units per 90 s at the provider: profile (1) + list (5) + 10 gets (5 each);
+    # the 11th get of the batch is refused until the window's first call has left it.
+    await mock.reset(
+        {
+            "quotas": {
+                "preset": "documented-legacy",
+                "custom": {"gmail.user": {"limit": 56, "period_s": 90}},
+            }
+        }
+    )
+    creds = await mock.call(
+        "POST",
+        "/_mock/populate",
+        {"gmail": 1, "graph": 0, "seed": 32, "size": {"dist": "constant", "value": 25}},
+    )
+    store = MailboxStore(db)
+    tenant = await store.create_tenant("t")
+    [mid] = await register(store, tenant["id"], creds, time.time())
+    # The daemon's own gate (the legacy per-user budget) admits everything: only the
+    # provider refuses.
+    settings = daemon_settings(
+        pg_dsn, redis_url, redis_prefix, mock.url, policy={"quota_preset": "documented-legacy"}
+    )
+    assert settings.gmail.max_inline_wait_s == 60
+    async with running(settings):
+
+        async def failed() -> bool:
+            n = await db.fetchval("SELECT count(*) FROM sync_runs WHERE mailbox_id = $1", mid)
+            return bool(n)
+
+        await wait_until(failed, 15, "the sync to give up instead of sleeping 90 s")
+    run = await db.fetchrow("SELECT * FROM sync_runs WHERE mailbox_id = $1", mid)
+    box = await db.fetchrow("SELECT * FROM mailboxes WHERE id = $1", mid)
+    assert run["error_kind"] == "rate_limited" and "throttled" in run["error"]
+    # The worker was held for the calls only, not for the Retry-After.
+    assert (run["finished_at"] - run["started_at"]).total_seconds() < 5
+    assert (box["state"], box["status"], box["failure_count"]) == ("idle", "active", 1)
+    # Rescheduled by the Retry-After (88-90 s as the mock counts it), not by the first
+    # retry's backoff of 15-30 s.
+    delay = (box["next_sync_at"] - run["finished_at"]).total_seconds()
+    assert 85 <= delay <= 90.001
+    stats = await mock.stats()
+    assert stats["requests"]["gmail.batch"] == 1
+    assert stats["throttled"]["gmail.user"] == 15
