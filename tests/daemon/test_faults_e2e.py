@@ -114,13 +114,19 @@ async def test_burst_stays_under_the_quota_margin(
         waits = daemon.limiters.stats.waits.get("gmail", 0)
     stats = await mock.stats()
     peak = stats["quota_peaks"]["gmail.project"]
-    # The limiter held calls back and kept the provider's busiest window at the margin ...
+    # The limiter held calls back and kept the provider's busiest window at the margin,
+    # give or take a call or two: the daemon counts a call's units when it admits it, the
+    # provider when it arrives, a few milliseconds later (on a loaded machine, later still),
+    # which can move them into the next window. That slack is what the margin is for.
     assert waits > 0 and peak["limit"] == 1500
-    assert peak["peak_units"] <= expected * 1500
-    # ... which the burst, several windows long, fills.
-    assert peak["peak_ratio"] > expected - 0.1
+    assert peak["peak_units"] <= expected * 1500 + 15
     if margin is None:
+        # 90 % of the limit, never the whole of it: the provider refused nothing.
+        assert 0.8 < peak["peak_ratio"] <= 0.91
         assert stats["throttled_total"] == 0, stats["throttled"]
+    else:
+        # The burst, several windows long, fills the whole limit.
+        assert peak["peak_ratio"] > 0.95
     await assert_store_matches_mock(db, mock.messages)
 
 
