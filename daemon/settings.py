@@ -91,7 +91,8 @@ class PolicySettings(BaseModel):
     # Multiplies every quota of the preset (what-ifs, and mocks whose quotas are scaled).
     quota_scale: float = Field(default=1.0, gt=0)
     quotas: dict[str, QuotaOverride] = {}
-    # Share of each quota above (the provider's) that the daemon uses; 1.0 uses it all.
+    # Share of each provider quota (the preset, scaled and overridden as above) that the
+    # daemon enforces: headroom for clock skew and other clients; 1.0 uses whole quotas.
     quota_margin: float = Field(default=QUOTA_MARGIN_DEFAULT, gt=0, le=1)
 
     @field_validator("profile")
