@@ -117,7 +117,8 @@ def daemon_migrate(config: ConfigOpt = None) -> None:
 def daemon_config(
     config: ConfigOpt = None, profile: ProfileOpt = None, set_: SetOpt = None
 ) -> None:
-    """Print the effective settings (secrets masked) and the resolved profile."""
+    """Print the effective settings (secrets masked), the resolved profile and the quotas
+    the daemon enforces (the provider's, under ``policy.quota_margin``)."""
     try:
         settings = _settings(config, profile, set_)
     except MailsyncError as exc:
@@ -125,6 +126,13 @@ def daemon_config(
         return
     data = json.loads(settings.model_dump_json())
     data["effective_profile"] = json.loads(json.dumps(settings.profile, default=vars))
+    data["enforced_quotas"] = {
+        provider: [
+            {"name": q.name, "limit": q.limit, "period_s": q.period_s, "burst": q.burst}
+            for q in limits.quotas
+        ]
+        for provider, limits in settings.policy.build_limits().items()
+    }
     typer.echo(json.dumps(data, indent=2, default=str))
 
 

@@ -473,6 +473,30 @@ def scale_quotas(limits: ProviderLimits, factor: float) -> ProviderLimits:
     return replace(limits, quotas=tuple(scaled(q) for q in limits.quotas))
 
 
+# Share of every provider quota the daemon lets itself use. The GCRA never admits more than
+# the enforced limit in any window, so with 1.0 a busy mailbox runs at exactly the provider's
+# limit: a clock skew between our window and the provider's, or a second client of the same
+# project or mailbox, then means 429s. 0.9 leaves a tenth as headroom; 1.0 uses it all.
+QUOTA_MARGIN_DEFAULT = 0.9
+
+
+def apply_quota_margin(limits: ProviderLimits, margin: float) -> ProviderLimits:
+    """The limits the daemon enforces under the provider's: every ``limit`` times ``margin``
+    (rounded down). Bursts are kept (capped below the new limit), so batch sizes
+    (``batch_fits``) stay as they are and only the sustained rate drops."""
+    if not 0 < margin <= 1:
+        raise ValueError(f"quota_margin must be within (0, 1], got {margin!r}")
+    if margin == 1:
+        return limits
+
+    def margined(q: Quota) -> Quota:
+        # The epsilon keeps a product such as 0.29 * 100 = 28.999... from losing a unit.
+        limit = max(2, math.floor(q.limit * margin + 1e-9))
+        return replace(q, limit=limit, burst=min(q.burst, limit - 1))
+
+    return replace(limits, quotas=tuple(margined(q) for q in limits.quotas))
+
+
 def quota_table(preset: str) -> Sequence[tuple[str, str, str, int, int, int]]:
     """Rows (provider, quota, scope, limit, period_s, burst) for reports and docs."""
     rows = []

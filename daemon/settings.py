@@ -31,8 +31,10 @@ from daemon.policy import (
     DEFAULT_PROFILE,
     DEFAULT_QUOTA_PRESET,
     PROFILES,
+    QUOTA_MARGIN_DEFAULT,
     Profile,
     ProviderLimits,
+    apply_quota_margin,
     get_profile,
     get_quota_preset,
     scale_quotas,
@@ -86,9 +88,12 @@ class PolicySettings(BaseModel):
     concurrency: ConcurrencyOverrides = ConcurrencyOverrides()
     retry: RetryOverrides = RetryOverrides()
     quota_preset: str = DEFAULT_QUOTA_PRESET
-    # Multiplies every quota; below 1 leaves headroom for other apps sharing the project.
+    # Multiplies every quota of the preset (what-ifs, and mocks whose quotas are scaled).
     quota_scale: float = Field(default=1.0, gt=0)
     quotas: dict[str, QuotaOverride] = {}
+    # Share of each provider quota (the preset, scaled and overridden as above) that the
+    # daemon enforces: headroom for clock skew and other clients; 1.0 uses whole quotas.
+    quota_margin: float = Field(default=QUOTA_MARGIN_DEFAULT, gt=0, le=1)
 
     @field_validator("profile")
     @classmethod
@@ -109,7 +114,8 @@ class PolicySettings(BaseModel):
     def build_profile(self) -> Profile:
         """The named profile with every override applied."""
         overrides = self.model_dump(
-            exclude={"profile", "quota_preset", "quota_scale", "quotas"}, exclude_none=True
+            exclude={"profile", "quota_preset", "quota_scale", "quotas", "quota_margin"},
+            exclude_none=True,
         )
         base = get_profile(self.profile)
         try:
@@ -118,7 +124,8 @@ class PolicySettings(BaseModel):
             raise ConfigError(f"policy: {exc}") from exc
 
     def build_limits(self) -> dict[str, ProviderLimits]:
-        """Provider limits of the preset, scaled, with per-quota overrides applied."""
+        """The limits the daemon enforces: the provider's (preset, scaled, with per-quota
+        overrides), then the quota margin, which leaves headroom under them."""
         out: dict[str, ProviderLimits] = {}
         known = set()
         for provider, limits in get_quota_preset(self.quota_preset).items():
@@ -134,7 +141,9 @@ class PolicySettings(BaseModel):
                     except ValueError as exc:
                         raise ConfigError(f"policy.quotas.{q.name}: {exc}") from exc
                 quotas.append(q)
-            out[provider] = replace(limits, quotas=tuple(quotas))
+            out[provider] = apply_quota_margin(
+                replace(limits, quotas=tuple(quotas)), self.quota_margin
+            )
         for name in self.quotas:
             if name not in known:
                 raise ConfigError(

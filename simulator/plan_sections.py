@@ -124,7 +124,8 @@ def sweep_html(s: Scenario, label: str, table: Sequence[dict[str, Any]], n: int)
         f"{s.criteria.fresh_within_s:.0f} s), from {n:,} configurations of tenants × "
         f"concurrency × processes × hosts × instance × interval evaluated by the fast path; "
         f"each choice then re-run with the event simulation. Base: {h.esc(s.name)}, "
-        f"quotas <code>{h.esc(s.daemon.quota_preset)}</code>.</p>"
+        f"quotas <code>{h.esc(s.daemon.quota_preset)}</code> enforced at "
+        f"{s.daemon.quota_margin:.0%} (the daemon's quota margin).</p>"
         + h.table(header, rows, 1, cls)
         + h.figure(figures.cost_per_tenant(table), f"Cost per tenant ({label})")
     )
@@ -177,8 +178,12 @@ def quota_html() -> str:
         for preset in ("as-planned", "documented-legacy", "documented-2026")
         for row in policy.quota_table(preset)
     ]
-    return "<h2>Quota presets (from the daemon's policy)</h2>" + h.table(
-        ["preset", "provider", "quota", "scope", "limit", "period s", "burst"], rows, 4
+    return (
+        "<h2>Quota presets (from the daemon's policy)</h2><p>The providers' limits. The "
+        f"daemon enforces {policy.QUOTA_MARGIN_DEFAULT:.0%} of each by default "
+        "(<code>policy.quota_margin</code>; scenarios: <code>daemon.quota_margin</code>), "
+        "leaving headroom for clock skew and other clients.</p>"
+        + h.table(["preset", "provider", "quota", "scope", "limit", "period s", "burst"], rows, 4)
     )
 
 

@@ -1,8 +1,9 @@
 """The scenario: what is simulated (population, daemon, providers, resources, costs, run).
 
 Policy values are not repeated here: a scenario names a profile of ``daemon.policy`` plus
-overrides and a quota preset, and ``Scenario.profile()`` / ``Scenario.limits()`` resolve them.
-Every other figure has a documented default; the shipped ``base.yaml`` states their sources.
+overrides, a quota preset and a quota margin, and ``Scenario.profile()`` /
+``Scenario.limits()`` resolve them. Every other figure has a documented default; the shipped
+``base.yaml`` states their sources.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ class Daemon(_Model):
     hosts: int = Field(default=1, ge=1)
     instance: str = "gp-4"
     quota_preset: str = policy.DEFAULT_QUOTA_PRESET
+    # Share of each provider quota the daemon enforces (its ``policy.quota_margin``).
+    quota_margin: float = Field(default=policy.QUOTA_MARGIN_DEFAULT, gt=0, le=1)
     # Share of mail arrivals that produce a push notification (Gmail watch / Graph webhook).
     push_share: float = Field(default=0.0, ge=0, le=1)
     # Probability that an incremental cursor has expired (Gmail 404 / Graph 410).
@@ -326,8 +329,14 @@ class Scenario(_Model):
         return policy.with_overrides(policy.get_profile(self.daemon.profile), self.daemon.overrides)
 
     def limits(self) -> Mapping[str, policy.ProviderLimits]:
-        """The quotas the daemon enforces, per provider (IMAP has none)."""
-        return policy.get_quota_preset(self.daemon.quota_preset)
+        """The quotas the daemon enforces, per provider (IMAP has none): the preset's under
+        the quota margin, as the daemon's settings build them. The real provider's limits
+        stay the preset's (``providers.<p>.actual_quotas`` when they differ)."""
+        margin = self.daemon.quota_margin
+        return {
+            provider: policy.apply_quota_margin(limits, margin)
+            for provider, limits in policy.get_quota_preset(self.daemon.quota_preset).items()
+        }
 
     def enforced(self, provider: str) -> policy.ProviderLimits | None:
         """What the daemon enforces for ``provider``; None when it gates nothing (IMAP)."""

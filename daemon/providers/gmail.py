@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import httpx
@@ -14,7 +14,15 @@ from daemon.errors import BadResponse, CursorExpired, RateLimited, TransientErro
 from daemon.policy import SyncKind
 from daemon.providers import gmail_batch
 from daemon.providers.base import ALL_FOLDERS, MailboxContext, MessageRecord, SyncResult
-from daemon.providers.http import HttpProvider, backoff_s, field, json_object, retry_after_s
+from daemon.providers.http import (
+    HttpProvider,
+    backoff_s,
+    field,
+    json_object,
+    parse_retry_after,
+    retry_after_s,
+    throttle_gives_up,
+)
 
 _RATE_REASONS = {
     "ratelimitexceeded",
@@ -26,6 +34,15 @@ _HEADERS = ("From", "Subject", "Message-ID", "Date")
 _WHAT_GET = "messages.get"
 # The authenticated user: the access token says whose mailbox it is.
 _USER = "/gmail/v1/users/me"
+
+
+class _Retry(NamedTuple):
+    """Items of a batch to send again, the longest Retry-After among them, and whether any
+    was throttled (429 or 403 usageLimits) rather than failed otherwise."""
+
+    ids: list[str]
+    wait: float | None
+    throttled: bool
 
 
 def _rate_reason(body: Any) -> bool:
@@ -74,6 +91,7 @@ def to_record(msg: Mapping[str, Any]) -> MessageRecord:
     if size is not None and not isinstance(size, int):
         problems.append("sizeEstimate is not an integer")
         size = None
+    # Absent when the message has no label at all (Gmail omits empty repeated fields).
     labels = msg.get("labelIds") or []
     if not isinstance(labels, list):
         problems.append("labelIds is not a list")
@@ -235,9 +253,10 @@ class GmailProvider(HttpProvider):
             deleted[msg["id"]] = None
         for key in ("labelsAdded", "labelsRemoved"):
             for msg in messages(key):
-                ids = msg.get("labelIds")
-                if isinstance(ids, list):
-                    labels[msg["id"]] = tuple(sorted(str(x) for x in ids))
+                # The message's labels after the change. Gmail leaves an empty repeated
+                # field out, so no labelIds means the last label was removed: store none.
+                ids = field(msg, "labelIds", list, "gmail", f"history.list {key}", default=[])
+                labels[msg["id"]] = tuple(sorted(str(x) for x in ids))
 
     # --- batched metadata gets -------------------------------------------------------------------
 
@@ -254,19 +273,23 @@ class GmailProvider(HttpProvider):
             attempt = 0
             while chunk:
                 attempt += 1
-                retry, wait = await self._batch(mailbox, chunk, records, missing, skipped)
-                if not retry:
+                retry = await self._batch(mailbox, chunk, records, missing, skipped)
+                if not retry.ids:
                     break
-                if attempt > self._api.settings.max_call_retries:
-                    if wait is not None:
-                        raise RateLimited(
-                            "messages.get: batch items kept being throttled",
-                            provider="gmail",
-                            retry_after=wait,
-                        )
+                # Throttled parts follow the rule of a throttled call: a Retry-After beyond
+                # max_inline_wait_s fails the sync at once instead of holding the worker.
+                settings = self._api.settings
+                if retry.throttled and throttle_gives_up(attempt, retry.wait, settings):
+                    raise RateLimited(
+                        "messages.get: batch items throttled",
+                        provider="gmail",
+                        retry_after=retry.wait,
+                    )
+                if attempt > settings.max_call_retries:
                     raise TransientError("messages.get: batch items kept failing", provider="gmail")
+                wait = retry.wait
                 await self._sleep(wait if wait is not None else backoff_s(attempt, self._rng))
-                chunk = retry
+                chunk = retry.ids
         return records, missing, skipped
 
     async def _batch(
@@ -276,7 +299,7 @@ class GmailProvider(HttpProvider):
         records: list[MessageRecord],
         missing: list[str],
         skipped: list[tuple[str, str]],
-    ) -> tuple[list[str], float | None]:
+    ) -> _Retry:
         query = "format=metadata&" + "&".join(f"metadataHeaders={h}" for h in _HEADERS)
         paths = [f"{_USER}/messages/{quote(mid, safe='')}?{query}" for mid in chunk]
         boundary = f"batch_{uuid.uuid4().hex}"
@@ -295,7 +318,7 @@ class GmailProvider(HttpProvider):
         answered: set[int] = set()
         retry: list[str] = []
         wait: float | None = None
-        refresh = False
+        throttled = refresh = False
         for part in parts:
             idx = gmail_batch.item_index(part.content_id)
             if idx is None or idx >= len(chunk):
@@ -312,9 +335,10 @@ class GmailProvider(HttpProvider):
             elif part.status == 404:
                 missing.append(mid)
             elif part.status == 429 or (part.status == 403 and _rate_reason(part.body)):
-                mailbox.gate.throttled(None)
-                ra = _inner_retry_after(part.headers)
+                ra = parse_retry_after(part.headers.get("retry-after"), self._clock())
+                mailbox.gate.throttled(ra)
                 wait = max(wait or 0.0, ra) if ra is not None else wait
+                throttled = True
                 retry.append(mid)
             elif part.status == 401:
                 refresh = True
@@ -328,17 +352,7 @@ class GmailProvider(HttpProvider):
         retry += [mid for i, mid in enumerate(chunk) if i not in answered]
         if refresh:
             await mailbox.tokens.get(force_refresh=True)
-        return retry, wait
-
-
-def _inner_retry_after(headers: Mapping[str, str]) -> float | None:
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return None
+        return _Retry(retry, wait, throttled)
 
 
 __all__ = ["GmailProvider", "is_throttle", "retry_after_s", "to_record"]

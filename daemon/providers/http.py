@@ -29,7 +29,11 @@ ThrottleTest = Callable[[httpx.Response], bool]
 
 def retry_after_s(resp: httpx.Response, now: float) -> float | None:
     """Seconds the provider asks us to wait (Retry-After as seconds or HTTP date), if any."""
-    raw = resp.headers.get("retry-after")
+    return parse_retry_after(resp.headers.get("retry-after"), now)
+
+
+def parse_retry_after(raw: str | None, now: float) -> float | None:
+    """Seconds of a Retry-After value (seconds or an HTTP date); None when absent or garbage."""
     if raw is None:
         return None
     raw = raw.strip()
@@ -41,6 +45,16 @@ def retry_after_s(resp: httpx.Response, now: float) -> float | None:
         return max(0.0, float(parsedate_to_datetime(raw).timestamp()) - now)
     except (TypeError, ValueError):
         return None
+
+
+def throttle_gives_up(attempt: int, wait: float | None, settings: OAuthProviderSettings) -> bool:
+    """Whether a throttled call stops retrying in-sync: after ``max_call_retries`` retries,
+    or at once when the provider asks for a wait beyond ``max_inline_wait_s`` (a worker is
+    not held that long; the sync fails as rate-limited and is rescheduled after the wait).
+    The same rule for a whole call and for the parts of a Gmail batch."""
+    return attempt > settings.max_call_retries or (
+        wait is not None and wait > settings.max_inline_wait_s
+    )
 
 
 def backoff_s(attempt: int, rng: random.Random, base: float = 0.5, cap: float = 8.0) -> float:
@@ -108,6 +122,7 @@ class HttpProvider:
         self._shape = shape
         self._sleep = sleep
         self._rng = rng
+        self._clock = clock
         self._api = ApiClient(
             self.name,
             http,
@@ -203,9 +218,7 @@ class ApiClient:
             if self._is_throttle(resp):
                 wait = retry_after_s(resp, self._clock())
                 mailbox.gate.throttled(wait)
-                if attempt > self.settings.max_call_retries or (
-                    wait is not None and wait > self.settings.max_inline_wait_s
-                ):
+                if throttle_gives_up(attempt, wait, self.settings):
                     raise RateLimited(
                         f"{method}: throttled",
                         provider=self.provider,

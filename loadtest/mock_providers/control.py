@@ -17,7 +17,7 @@ from starlette.routing import Route
 from daemon.errors import ConfigError
 from loadtest.mock_providers import synth
 from loadtest.mock_providers.config import PopulateSpec, describe_errors, errors_text
-from loadtest.mock_providers.gmail_state import GmailMailbox
+from loadtest.mock_providers.gmail_state import ChangeableLabel, GmailMailbox
 from loadtest.mock_providers.graph_state import GraphMailbox
 from loadtest.mock_providers.registry import DuplicateMailbox
 from loadtest.mock_providers.service import MockService
@@ -73,6 +73,23 @@ class Flags(Selection):
     """``POST /_mock/mailboxes/{address}/flags``."""
 
     read: bool
+
+
+class Labels(Selection):
+    """``POST /_mock/mailboxes/{address}/labels`` (Gmail): a ``messages.modify`` of the
+    labels the mock can change."""
+
+    add: list[ChangeableLabel] = []
+    remove: list[ChangeableLabel] = []
+
+    @model_validator(mode="after")
+    def _sensible(self) -> Labels:
+        if not self.add and not self.remove:
+            raise ValueError("give labels to add or to remove")
+        both = sorted(set(self.add) & set(self.remove))
+        if both:
+            raise ValueError(f"{', '.join(both)} both added and removed")
+        return self
 
 
 class Invalid(Exception):
@@ -255,6 +272,31 @@ def routes(svc: MockService) -> list[Route]:
         svc.after_change(mbx)
         return _change_reply(mbx, changed)
 
+    async def labels(request: Request) -> Any:
+        mbx = _mailbox(svc, request)
+        if not isinstance(mbx, GmailMailbox):
+            raise Invalid(
+                422, [{"field": "address", "message": "labels are Gmail's; use flags on Graph"}]
+            )
+        body = _validate(Labels, await _json_body(request))
+
+        def eligible(i: int) -> bool:
+            fits = all(mbx.can_take(i, label) for label in body.add)
+            return fits and mbx.would_relabel(i, body.add, body.remove)
+
+        idxs = _select(svc, mbx, body, eligible)
+        bad = [
+            {"field": f"ids.{n}", "message": f"{label} goes on inbox or archived mail only"}
+            for n, idx in enumerate(idxs)
+            for label in body.add
+            if not mbx.can_take(idx, label)
+        ]
+        if bad:
+            raise Invalid(422, bad)
+        changed = mbx.relabel(idxs, body.add, body.remove, svc.now_ms())
+        svc.after_change(mbx)
+        return _change_reply(mbx, changed)
+
     async def delete(request: Request) -> Any:
         mbx = _mailbox(svc, request)
         body = _validate(Selection, await _json_body(request))
@@ -308,6 +350,7 @@ def routes(svc: MockService) -> list[Route]:
         ("/_mock/mailboxes/{address}/messages", messages, "GET"),
         ("/_mock/mailboxes/{address}/deliver", deliver, "POST"),
         ("/_mock/mailboxes/{address}/flags", flags, "POST"),
+        ("/_mock/mailboxes/{address}/labels", labels, "POST"),
         ("/_mock/mailboxes/{address}/delete", delete, "POST"),
         ("/_mock/mailboxes/{address}/expire-cursor", expire, "POST"),
         ("/_mock/mailboxes/{address}/revoke", revoke, "POST"),

@@ -94,6 +94,14 @@ def _ref(mbx: GmailMailbox, idx: int) -> dict[str, Any]:
     return {"id": mbx.message_id(idx), "threadId": mbx.thread_id(idx)}
 
 
+def _labelled(msg: dict[str, Any], labels: Sequence[str]) -> dict[str, Any]:
+    """``msg`` with its ``labelIds``, left out when there are none: Gmail's JSON omits an
+    empty repeated field, so a message without labels has no ``labelIds`` at all."""
+    if labels:
+        msg["labelIds"] = list(labels)
+    return msg
+
+
 # --- endpoints -------------------------------------------------------------------------------
 
 
@@ -174,15 +182,13 @@ def get_message(svc: MockService, mbx: GmailMailbox, args: tuple[str, ...], q: Q
         return _not_found()
     st = mbx.view(idx)
     c = synth.content(mbx.seed, idx, mbx.address, st.folder)
-    body: dict[str, Any] = {
-        "id": mbx.message_id(idx),
-        "threadId": mbx.thread_id(idx),
-        "labelIds": list(mbx.labels_of(idx, st.folder, st.unread)),
-        "snippet": c.preview[:200],
-        "sizeEstimate": c.size,
-        "historyId": str(st.hid),
-        "internalDate": str(st.created_ms),
-    }
+    body = _labelled(_ref(mbx, idx), mbx.labels_of(idx, st.folder, st.unread))
+    body.update(
+        snippet=c.preview[:200],
+        sizeEstimate=c.size,
+        historyId=str(st.hid),
+        internalDate=str(st.created_ms),
+    )
     if fmt == "minimal":
         return 200, body
     headers = _headers(mbx, idx, st.folder, st.created_ms)
@@ -262,7 +268,7 @@ def list_history(svc: MockService, mbx: GmailMailbox, args: tuple[str, ...], q: 
             next_token = out[-1]["id"]
             break
         ref = _ref(mbx, rec.idx)
-        entry: dict[str, Any] = {"message": {**ref, "labelIds": list(rec.labels)}}
+        entry: dict[str, Any] = {"message": _labelled(dict(ref), rec.labels)}
         if rec.kind in (LABEL_ADDED, LABEL_REMOVED):
             entry["labelIds"] = list(rec.changed)
         out.append({"id": str(hid), "messages": [ref], _HISTORY_KEY[rec.kind]: [entry]})

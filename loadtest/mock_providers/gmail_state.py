@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Collection, Iterable, Iterator
+from typing import Literal, NamedTuple, get_args
 
 from loadtest.mock_providers import synth
 from loadtest.mock_providers.state import (
@@ -29,7 +29,12 @@ HISTORY_TYPES = {
     "labelAdded": LABEL_ADDED,
     "labelRemoved": LABEL_REMOVED,
 }
-_UNREAD = ("UNREAD",)
+# Labels the mock can add or remove (``relabel``): read state, and archive <-> inbox.
+ChangeableLabel = Literal["INBOX", "UNREAD"]
+CHANGEABLE_LABELS: tuple[str, ...] = get_args(ChangeableLabel)
+# Flag bits of a label record: which of those labels the change touched.
+_UNREAD_BIT, _INBOX_BIT = 1 << 6, 1 << 7
+_IDX_SHIFT = 8
 
 
 class HistoryRecord(NamedTuple):
@@ -48,7 +53,8 @@ class GmailMailbox(Mailbox):
     __slots__ = ("changes", "floor", "history_id", "rec_ids", "rec_ms", "records", "start_hid")
 
     # Records are packed into three int64 arrays (24 bytes each): id, time and
-    # ``idx << 6 | folder << 3 | unread << 2 | kind``; labels are derived again on reading.
+    # ``idx << 8 | inbox changed << 7 | unread changed << 6 | folder << 3 | unread << 2 |
+    # kind``; labels are derived again on reading.
 
     def __init__(self, num: int, address: str, seed: int, size: int) -> None:
         super().__init__(num, "gmail", address, seed, size)
@@ -87,7 +93,10 @@ class GmailMailbox(Mailbox):
         if unread:
             out.append("UNREAD")
         if idx < self.n_initial:
-            out.extend(synth.gmail_extra_labels(self.seed, idx, folder))
+            # Categories belong to the message, not its folder: archiving keeps them, as
+            # Gmail's does.
+            first = synth.initial_folder(synth.message_hash(self.seed, idx))
+            out.extend(synth.gmail_extra_labels(self.seed, idx, first))
         label = synth.GMAIL_FOLDER_LABEL[folder]
         if label:
             out.append(label)
@@ -104,29 +113,85 @@ class GmailMailbox(Mailbox):
         self.history_id += 1 + synth.mix64(self.seed ^ (self.changes * 0x9E3779B1)) % 5
         return self.history_id
 
-    def _append(self, kind: int, idx: int, st: MsgState, now_ms: int) -> None:
+    def _append(self, kind: int, idx: int, st: MsgState, now_ms: int, touched: int = 0) -> None:
         hid = self._bump()
         if kind != MESSAGE_DELETED:
             st.hid = hid
         self.rec_ids.append(hid)
         self.rec_ms.append(now_ms)
-        self.records.append(idx << 6 | st.folder << 3 | int(st.unread) << 2 | kind)
+        self.records.append(
+            idx << _IDX_SHIFT | touched | st.folder << 3 | int(st.unread) << 2 | kind
+        )
 
     def _record_add(self, idx: int, st: MsgState, now_ms: int) -> None:
         self._append(MESSAGE_ADDED, idx, st, now_ms)
 
     def _record_read(self, idx: int, st: MsgState, read: bool, now_ms: int) -> None:
-        self._append(LABEL_REMOVED if read else LABEL_ADDED, idx, st, now_ms)
+        self._append(LABEL_REMOVED if read else LABEL_ADDED, idx, st, now_ms, _UNREAD_BIT)
 
     def _record_delete(self, idx: int, st: MsgState, now_ms: int) -> None:
         self._append(MESSAGE_DELETED, idx, st, now_ms)
 
     def _unpack(self, packed: int) -> HistoryRecord:
         kind = packed & 3
-        idx = packed >> 6
+        idx = packed >> _IDX_SHIFT
         labels = self.labels_of(idx, (packed >> 3) & 7, bool(packed & 4))
-        changed = _UNREAD if kind in (LABEL_ADDED, LABEL_REMOVED) else ()
+        changed: tuple[str, ...] = ()
+        if kind in (LABEL_ADDED, LABEL_REMOVED):
+            changed = tuple(
+                name
+                for bit, name in ((_INBOX_BIT, "INBOX"), (_UNREAD_BIT, "UNREAD"))
+                if packed & bit
+            )
         return HistoryRecord(kind, idx, labels, changed)
+
+    # --- label changes (messages.modify of INBOX and UNREAD) ---------------------------
+
+    def can_take(self, idx: int, label: str) -> bool:
+        """Whether ``label`` can be added to message ``idx``: the mock moves mail only
+        between inbox and archive, so INBOX goes on archived or inbox mail alone."""
+        return label != "INBOX" or self.folder(idx) in (synth.INBOX, synth.ARCHIVE)
+
+    def _touches(self, idx: int, labels: Collection[str], adding: bool) -> int:
+        """Record bits of the labels among ``labels`` that adding (or removing) would change."""
+        touched = 0
+        if "UNREAD" in labels and self.unread(idx) != adding:
+            touched |= _UNREAD_BIT
+        if "INBOX" in labels and self.folder(idx) == (synth.ARCHIVE if adding else synth.INBOX):
+            touched |= _INBOX_BIT
+        return touched
+
+    def would_relabel(self, idx: int, add: Collection[str], remove: Collection[str]) -> bool:
+        """Whether ``relabel`` would change message ``idx``."""
+        return bool(self._touches(idx, remove, False) or self._touches(idx, add, True))
+
+    def relabel(
+        self, idxs: Iterable[int], add: Collection[str], remove: Collection[str], now_ms: int
+    ) -> list[int]:
+        """Add and remove ``CHANGEABLE_LABELS`` (removing INBOX archives, adding it moves
+        archived mail back); removals, then additions, each one history record when it
+        changed anything. Returns the messages whose labels changed."""
+        out = []
+        for idx in idxs:
+            if not self.exists(idx):
+                continue
+            changed = False
+            for labels, adding in ((remove, False), (add, True)):
+                touched = self._touches(idx, labels, adding)
+                if not touched:
+                    continue
+                st = self._mutable(idx)
+                if touched & _UNREAD_BIT:
+                    st.unread = adding
+                if touched & _INBOX_BIT:
+                    st.folder = synth.INBOX if adding else synth.ARCHIVE
+                st.version += 1
+                st.modified_ms = now_ms
+                self._append(LABEL_ADDED if adding else LABEL_REMOVED, idx, st, now_ms, touched)
+                changed = True
+            if changed:
+                out.append(idx)
+        return out
 
     def _drop(self, n: int) -> None:
         if n <= 0:

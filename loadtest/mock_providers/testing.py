@@ -111,7 +111,7 @@ class MockHarness:
         return {"Authorization": f"Bearer {await self.token(creds)}"}
 
     async def control(self, address: str, action: str, body: dict[str, Any] | None = None) -> Any:
-        """POST a mailbox control action (deliver, flags, delete, expire-cursor, revoke)."""
+        """POST a mailbox control action (deliver, flags, labels, delete, expire-cursor, revoke)."""
         r = await self.client.post(f"/_mock/mailboxes/{address}/{action}", json=body or {})
         _check(r, 200)
         return r.json()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import asyncpg
+import pytest
 
+from daemon.policy import QUOTA_MARGIN_DEFAULT
 from tests.daemon.harness import (
     MockServer,
     assert_store_matches_mock,
@@ -80,35 +83,50 @@ async def test_revoked_token_ends_as_needs_reauth(
         assert n == 2
 
 
-async def test_burst_never_exceeds_the_quota(
-    db: asyncpg.Pool, mock_server: MockServer, pg_dsn: str, redis_url: str, redis_prefix: str
+@pytest.mark.parametrize("margin", [None, 1.0], ids=["default-margin", "margin-1.0"])
+async def test_burst_stays_under_the_quota_margin(
+    db: asyncpg.Pool,
+    mock_server: MockServer,
+    pg_dsn: str,
+    redis_url: str,
+    redis_prefix: str,
+    margin: float | None,
 ) -> None:
-    """A burst of full syncs against a small project quota: the daemon paces itself so the
-    provider (which enforces the window strictly) never has to refuse a call."""
+    """A burst of full syncs against a small project quota, several windows long: the daemon
+    paces itself so the provider (which enforces the window strictly) sees at most the quota
+    margin's share of its limit in any window; with a margin of 1.0 the whole limit."""
     mock = mock_server
     quota = {"gmail.project": {"limit": 1500, "period_s": 2}}
     await mock.reset({"quotas": {"preset": "documented-legacy", "custom": quota}})
-    _, start, _ = await seed(db, mock, gmail=20, graph=0, seed=23, median=12, max_size=30)
-    settings = daemon_settings(
-        pg_dsn,
-        redis_url,
-        redis_prefix,
-        mock.url,
-        policy={
-            "quota_preset": "documented-legacy",
-            "quotas": {"gmail.project": {"limit": 1500, "period_s": 2, "burst": 150}},
-        },
-    )
+    _, start, _ = await seed(db, mock, gmail=20, graph=0, seed=23, median=40, max_size=60)
+    policy: dict[str, Any] = {
+        "quota_preset": "documented-legacy",
+        "quotas": {"gmail.project": {"limit": 1500, "period_s": 2, "burst": 150}},
+    }
+    if margin is not None:
+        policy["quota_margin"] = margin
+    settings = daemon_settings(pg_dsn, redis_url, redis_prefix, mock.url, policy=policy)
+    expected = QUOTA_MARGIN_DEFAULT if margin is None else margin
+    assert settings.policy.quota_margin == expected
     async with running(settings) as daemon:
         await wait_until(lambda: synced_since(db, start, 20), 60, "the burst to finish")
         assert daemon.limiters is not None
         waits = daemon.limiters.stats.waits.get("gmail", 0)
     stats = await mock.stats()
-    assert stats["throttled_total"] == 0, stats["throttled"]
     peak = stats["quota_peaks"]["gmail.project"]
-    assert peak["peak_units"] <= 1500
-    # The limiter did have to hold calls back, and used most of the window.
-    assert waits > 0 and peak["peak_ratio"] > 0.6
+    # The limiter held calls back and kept the provider's busiest window at the margin,
+    # give or take a call or two: the daemon counts a call's units when it admits it, the
+    # provider when it arrives, a few milliseconds later (on a loaded machine, later still),
+    # which can move them into the next window. That slack is what the margin is for.
+    assert waits > 0 and peak["limit"] == 1500
+    assert peak["peak_units"] <= expected * 1500 + 15
+    if margin is None:
+        # 90 % of the limit, never the whole of it: the provider refused nothing.
+        assert 0.8 < peak["peak_ratio"] <= 0.91
+        assert stats["throttled_total"] == 0, stats["throttled"]
+    else:
+        # The burst, several windows long, fills the whole limit.
+        assert peak["peak_ratio"] > 0.95
     await assert_store_matches_mock(db, mock.messages)
 
 

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 
 from daemon.policy import (
     ORIGINAL,
     PLAN_B,
+    QUOTA_MARGIN_DEFAULT,
     DueMailbox,
     ErrorKind,
     Outcome,
     SyncKind,
     Tier,
+    apply_quota_margin,
     backoff_delay,
+    batch_fits,
     get_profile,
     get_quota_preset,
     hours_since,
@@ -172,6 +176,28 @@ def test_quota_presets_carry_documented_limits() -> None:
         for lim in get_quota_preset(preset).values():
             for q in lim.quotas:
                 assert q.burst + q.sustained_per_s * q.period_s == pytest.approx(q.limit)
+
+
+def test_the_quota_margin_lowers_every_limit_and_keeps_the_bursts() -> None:
+    # The shipped default leaves a tenth of every quota as headroom.
+    assert QUOTA_MARGIN_DEFAULT == 0.9
+    gmail = get_quota_preset("documented")["gmail"]
+    margined = apply_quota_margin(gmail, QUOTA_MARGIN_DEFAULT)
+    assert [(q.name, q.limit, q.period_s, q.burst) for q in margined.quotas] == [
+        ("gmail.user", 5_400, 60, 100),
+        ("gmail.project", 1_080_000, 60, 20_000),
+    ]
+    # Same costs and batch sizes; only the sustained rate drops (6,000 -> 5,400 a minute).
+    assert margined.costs == gmail.costs
+    assert batch_fits(margined, "messages.get", 50) == batch_fits(gmail, "messages.get", 50) == 5
+    assert margined.quotas[0].sustained_per_s == pytest.approx((5_400 - 100) / 60)
+    assert apply_quota_margin(gmail, 1.0) == gmail
+    # Rounded down, never losing a unit to float error; a burst stays below the limit.
+    tiny = replace(gmail, quotas=(replace(gmail.quotas[0], limit=100, burst=50),))
+    assert [(q.limit, q.burst) for q in apply_quota_margin(tiny, 0.29).quotas] == [(29, 28)]
+    for bad in (0.0, -0.5, 1.01):
+        with pytest.raises(ValueError, match="quota_margin must be within"):
+            apply_quota_margin(gmail, bad)
 
 
 def test_sync_calls_count_requests_and_quota_calls() -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from daemon.cli import app
 from daemon.errors import ConfigError
 from daemon.logs import mask_secrets
+from daemon.policy import QUOTA_MARGIN_DEFAULT
 from daemon.settings import load_settings, redact_url
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "mailsync.example.toml"
@@ -67,17 +71,46 @@ def test_bad_toml_names_file_and_line(tmp_path: Path) -> None:
         load_settings(cfg, environ={})
 
 
-def test_quota_overrides_and_scale() -> None:
-    s = load_settings(
-        None,
-        {"policy": {"quota_scale": 0.5, "quotas": {"gmail.user": {"limit": 100, "burst": 10}}}},
-        environ={},
-    )
+def test_quota_overrides_and_scale_then_the_margin() -> None:
+    policy = {"quota_scale": 0.5, "quotas": {"gmail.user": {"limit": 100, "burst": 10}}}
+    s = load_settings(None, {"policy": policy}, environ={})
     limits = s.policy.build_limits()
     user = next(q for q in limits["gmail"].quotas if q.name == "gmail.user")
     project = next(q for q in limits["gmail"].quotas if q.name == "gmail.project")
-    assert (user.limit, user.burst) == (100, 10)
-    assert project.limit == 600_000
+    # Overrides and scale describe the provider; the default margin of 0.9 applies on top.
+    assert (user.limit, user.burst) == (90, 10)
+    assert project.limit == 540_000
+    whole = load_settings(None, {"policy": {**policy, "quota_margin": 1.0}}, environ={})
+    limits = whole.policy.build_limits()
+    assert [q.limit for q in limits["gmail"].quotas] == [100, 600_000]
+
+
+def test_quota_margin_from_env_and_its_bounds() -> None:
+    assert load_settings(None, environ={}).policy.quota_margin == QUOTA_MARGIN_DEFAULT
+    s = load_settings(None, environ={"MAILSYNC_POLICY__QUOTA_MARGIN": "0.75"})
+    graph = {q.name: q.limit for q in s.policy.build_limits()["graph"].quotas}
+    assert graph == {"graph.mailbox": 7_500, "graph.app": 97_500}
+    for bad in ("0", "1.2"):
+        with pytest.raises(ConfigError, match="policy.quota_margin: Input should be"):
+            load_settings(None, environ={"MAILSYNC_POLICY__QUOTA_MARGIN": bad})
+
+
+def test_daemon_config_shows_the_margin_and_the_enforced_quotas() -> None:
+    # Whatever the developer's shell exports, these settings come from the defaults.
+    unset = ("MAILSYNC_CONFIG", "MAILSYNC_POLICY__QUOTA_MARGIN", "MAILSYNC_POLICY__QUOTA_PRESET")
+    runner = CliRunner(env=dict.fromkeys(unset))
+    out = runner.invoke(app, ["daemon", "config"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output)
+    assert doc["policy"]["quota_margin"] == 0.9
+    assert doc["enforced_quotas"]["gmail"][0] == {
+        "name": "gmail.user", "limit": 5_400, "period_s": 60, "burst": 100
+    }  # fmt: skip
+    out = runner.invoke(app, ["daemon", "config", "--set", "policy.quota_margin=1.0"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["enforced_quotas"]["gmail"][0]["limit"] == 6_000
+    out = runner.invoke(app, ["daemon", "config", "--set", "policy.quota_margin=2"])
+    assert out.exit_code == 2 and "policy.quota_margin" in out.output
 
 
 def test_secrets_never_print() -> None:

@@ -56,7 +56,21 @@ def test_same_seed_same_run_other_seed_other_run(small: Scenario) -> None:
     assert a["wait_mean_high"] != c["wait_mean_high"]
 
 
-def test_a_saturated_app_quota_delivers_its_quota_and_not_one_call_more() -> None:
+def _busiest(log: list[tuple[float, float]], period_s: float) -> float:
+    """Most units in any window (t - period_s, t] of a sorted admission log."""
+    best = units = 0.0
+    left = 0
+    for t, u in log:
+        units += u
+        while log[left][0] <= t - period_s:
+            units -= log[left][1]
+            left += 1
+        best = max(best, units)
+    return best
+
+
+@pytest.mark.parametrize("margin", [policy.QUOTA_MARGIN_DEFAULT, 1.0])
+def test_a_saturated_app_quota_delivers_its_margin_and_not_one_call_more(margin: float) -> None:
     # Gmail only, the plan's app budget of 100 requests/s (burst 10): demand far above it.
     s = load_scenario("plan-b-1000").updated(
         {
@@ -64,6 +78,7 @@ def test_a_saturated_app_quota_delivers_its_quota_and_not_one_call_more() -> Non
             "population.providers": {"gmail": 1.0},
             "population.sync_interval_s": {"kind": "constant", "value": 30},
             "daemon.quota_preset": "as-planned",
+            "daemon.quota_margin": margin,
             "daemon.overrides": {"concurrency.high": 400, "batch_size": 2000},
             "run.horizon_s": 300.0,
             "run.warmup_s": 0.0,
@@ -75,7 +90,12 @@ def test_a_saturated_app_quota_delivers_its_quota_and_not_one_call_more() -> Non
     assert gmail is not None
     gmail.app_log = []
     sim.run()
-    q = policy.get_quota_preset("as-planned")["gmail"].quotas[0]
+    # The bucket the daemon enforces: the provider's 100 per second under the margin.
+    provider = policy.get_quota_preset("as-planned")["gmail"].quotas[0]
+    enforced = s.enforced("gmail")
+    assert enforced is not None
+    q = enforced.quotas[0]
+    assert (q.limit, q.burst) == (int(provider.limit * margin + 1e-9), provider.burst)
     horizon = sim.env.now
     # Every window [0, t] admits at most burst + rate x t, and the saturated gate uses it all.
     log = sorted(gmail.app_log)
@@ -88,6 +108,10 @@ def test_a_saturated_app_quota_delivers_its_quota_and_not_one_call_more() -> Non
     first = log[0][0]
     in_horizon = sum(u for t, u in log if t <= horizon)
     assert in_horizon >= q.sustained_per_s * (horizon - first) - q.burst
+    # The provider's busiest second holds the margin's share of its limit, less at most
+    # one request (a piece of at most a burst), and never more.
+    busiest = _busiest(log, provider.period_s)
+    assert q.limit - q.burst <= busiest <= margin * provider.limit
 
 
 def test_drain_of_1000_is_claim_bound_under_fast_jobs() -> None:

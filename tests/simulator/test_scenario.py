@@ -1,4 +1,5 @@
-"""The scenario model: the IMAP provider, its defaults and its errors (through the loader)."""
+"""The scenario model: the IMAP provider, the quota margin, defaults and errors (through the
+loader)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon import policy
 from daemon.errors import ConfigError
 from daemon.policy import FetchShape
 from daemon.settings import ImapSettings
@@ -72,3 +74,28 @@ def test_imap_defaults_come_from_the_daemon_and_base_yaml() -> None:
 )
 def test_imap_errors_name_the_field_and_line(tmp_path: Path, body: str, expected: str) -> None:
     assert expected in _load(tmp_path, body)
+
+
+def test_enforced_quotas_are_the_presets_under_the_daemons_margin() -> None:
+    s = load_scenario("plan-b-1000")
+    assert s.daemon.quota_margin == policy.QUOTA_MARGIN_DEFAULT
+    preset = policy.get_quota_preset(s.daemon.quota_preset)
+    assert dict(s.limits()) == {
+        p: policy.apply_quota_margin(lim, policy.QUOTA_MARGIN_DEFAULT) for p, lim in preset.items()
+    }
+    gmail = s.enforced("gmail")
+    assert gmail is not None
+    # The 2026 per-user budget of 6,000 units a minute, enforced as 5,400 (burst kept).
+    assert (gmail.quotas[0].name, gmail.quotas[0].limit, gmail.quotas[0].burst) == (
+        "gmail.user",
+        5_400,
+        100,
+    )
+    # A margin of 1.0 enforces the provider's limits as they are.
+    assert dict(s.updated({"daemon.quota_margin": 1.0}).limits()) == dict(preset)
+
+
+@pytest.mark.parametrize("value", ["0", "1.5"])
+def test_quota_margin_errors_name_the_field_and_line(tmp_path: Path, value: str) -> None:
+    message = _load(tmp_path, f"daemon:\n  quota_margin: {value}\n")
+    assert "line 5: daemon.quota_margin: Input should be" in message
