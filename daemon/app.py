@@ -71,7 +71,7 @@ def build_providers(
         providers[name] = cls(
             cfg, http, random.Random(rng.random()), clock, shape=shape, observe=observe
         )
-        oauth[name] = OAuthClient(name, http, cfg, clock)
+        oauth[name] = OAuthClient(name, http, cfg, clock, observe)
     imap = _imap_provider(settings, observe)
     if imap is not None:
         providers["imap"] = imap

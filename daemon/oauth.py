@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 import httpx
 
 from daemon.errors import AuthRevoked, BadResponse, TransientError
-from daemon.providers.base import Credentials
+from daemon.providers.base import Credentials, RequestObserver, ignore_request
 from daemon.settings import OAuthProviderSettings
 
 # Errors of the token endpoint that only the user can fix (RFC 6749 §5.2 and Microsoft's).
@@ -40,11 +41,13 @@ class OAuthClient:
         http: httpx.AsyncClient,
         settings: OAuthProviderSettings,
         clock: Callable[[], float],
+        observe: RequestObserver = ignore_request,
     ) -> None:
         self.provider = provider
         self._http = http
         self._settings = settings
         self._clock = clock
+        self._observe = observe
 
     async def refresh(self, refresh_token: str) -> Grant:
         """Trade a refresh token for an access token; ``AuthRevoked`` when it is dead."""
@@ -56,8 +59,11 @@ class OAuthClient:
         }
         if self._settings.scope:
             form["scope"] = self._settings.scope
+        sent = time.perf_counter()
         try:
             resp = await self._http.post(self._settings.token_url, data=form)
+            # Timed under the call model's name for it ("token"), as provider requests are.
+            self._observe(self.provider, "token", time.perf_counter() - sent)
         except httpx.HTTPError as exc:
             raise TransientError(
                 f"token endpoint unreachable: {type(exc).__name__}", provider=self.provider

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from daemon import policy
+from daemon.oauth import EXPIRY_MARGIN_S
 from daemon.policy import QuotaScope, SyncKind
 from simulator import closed_forms as cf
 from simulator import population
@@ -26,6 +27,7 @@ from simulator.distributions import mean as dist_mean
 from simulator.gate import LOGIN, NOOP, ProviderRuntime, Request
 from simulator.imap_pool import ImapProfile, pool_costs
 from simulator.scenario import IMAP, PROVIDERS, Scenario
+from simulator.tokens import refresh_share
 
 Arr = np.ndarray
 
@@ -48,6 +50,11 @@ class JobProfile:
     mailboxes_per_tenant: float
     inv_interval: float  # E[1 / interval] over mailboxes
     imap: ImapProfile | None = None  # None: no IMAP mailboxes
+    # OAuth mailboxes (Gmail, Graph): their share, a token request's mean latency and how
+    # long a token serves a process.
+    oauth_share: float = 0.0
+    token_s: float = 0.0
+    token_serves_s: float = 3479.0
 
 
 def _walk(pv: ProviderRuntime, idx: int, reqs: tuple[Request, ...]) -> tuple[float, int, int]:
@@ -149,6 +156,12 @@ def job_profile(
             max_idle_s=pool.max_idle_s,
             connection_limit=model.connection_limit,
         )
+    oauth = pop.provider != IMAP
+    token_s = serves = 0.0
+    if oauth.any():
+        provs = [PROVIDERS[int(x)] for x in pop.provider[oauth]]
+        token_s = float(np.mean([runtimes[p].token_request[0].mean for p in provs]))
+        serves = float(np.mean([s.providers[p].token_lifetime_s for p in provs])) - EXPIRY_MARGIN_S
     return JobProfile(
         s_inc=float(dur.mean()),
         s2_inc=float(np.mean(dur**2)),
@@ -164,6 +177,9 @@ def job_profile(
         mailboxes_per_tenant=population.expected_mailboxes(s) / s.population.tenants,
         inv_interval=float(np.mean(1 / pop.interval_s)),
         imap=imap,
+        oauth_share=float(oauth.mean()),
+        token_s=token_s,
+        token_serves_s=max(1.0, serves),
     )
 
 
@@ -254,8 +270,10 @@ def evaluate(
     for _ in range(2):
         # IMAP connection set-up depends on how far apart a mailbox's syncs are.
         pool = pool_costs(p.imap, n, mean_i + claim_mean + w_prev, k, r.cpu_ms_per_call)
-        s_inc = p.s_inc + pool.extra_s
-        s_mean = (1 - f) * s_inc + f * (p.s_full + pool.extra_s)
+        gap = mean_i + claim_mean + w_prev
+        tok_s = p.oauth_share * refresh_share(gap, k, p.token_serves_s) * p.token_s
+        s_inc = p.s_inc + pool.extra_s + tok_s
+        s_mean = (1 - f) * s_inc + f * (p.s_full + pool.extra_s + tok_s)
         cpu_s = (p.cpu_ms + pool.extra_cpu_ms) / 1000
         # Capacity: the smallest of the independent ceilings.
         caps = [c / s_mean, k * prof.batch_size / period]

@@ -25,6 +25,7 @@ from simulator.mailboxes import ACTIVE, RUNNING, MailboxTable
 from simulator.metrics import Recorder, RunMetrics
 from simulator.scenario import IMAP, PROVIDERS, Scenario
 from simulator.station import Station
+from simulator.tokens import TokenCaches
 
 Mode = Literal["steady", "drain"]
 TIER_INDEX = {t: i for i, t in enumerate(policy.TIERS)}
@@ -94,6 +95,7 @@ class Simulation(JobWalk):
             )
         k = scenario.daemon.processes
         self.pools = self._pools(scenario, pop, seed)
+        self.tokens = self._tokens(scenario, pop, seed)
         self.env = simpy.Environment()
         self.stations = [
             Station(k * self.profile.concurrency.for_tier(t), self._start) for t in policy.TIERS
@@ -133,9 +135,20 @@ class Simulation(JobWalk):
         pools = ConnectionPools(
             is_imap, s.daemon.processes, cfg.idle_keepalive_s, cfg.max_idle_s, seed ^ 0x1AA9
         )
-        if s.population.initial in ("steady", "all_due"):
+        if s.population.initial in ("steady", "all_due") and not s.daemon.fresh_start:
             pools.warm(pop.last_success_at, pop.interval_s, np.random.default_rng([seed, 0x1AA9]))
         return pools
+
+    @staticmethod
+    def _tokens(s: Scenario, pop: population.PopulationArrays, seed: int) -> TokenCaches | None:
+        oauth = pop.provider != IMAP
+        if not oauth.any():
+            return None
+        lifetime = np.array([s.providers[p].token_lifetime_s for p in PROVIDERS])[pop.provider]
+        caches = TokenCaches(oauth, s.daemon.processes, lifetime, seed ^ 0x70C3)
+        if s.population.initial in ("steady", "all_due") and not s.daemon.fresh_start:
+            caches.warm(pop.interval_s, np.random.default_rng([seed, 0x70C3]))
+        return caches
 
     # --- processes -------------------------------------------------------------------
 
@@ -192,6 +205,8 @@ class Simulation(JobWalk):
                 p.reset_counters()
         if self.pools is not None:
             self.pools.reset_counters()
+        if self.tokens is not None:
+            self.tokens.reset_counters()
         self.rec.reset(self.env.now)
 
     # --- jobs ------------------------------------------------------------------------
@@ -257,6 +272,8 @@ class Simulation(JobWalk):
             proc, how = pools.take(m, now, counting)
             if how:
                 reqs = pv.setup[how] + reqs
+        elif self.tokens is not None and self.tokens.take(m, now, counting)[1]:
+            reqs = (pv.token_request, *reqs)
         p_auth, p_perm, p_any = pv.fail_p
         u = rnd.random()
         fail: ErrorKind | None = None
@@ -367,6 +384,8 @@ class Simulation(JobWalk):
         out = self.rec.finish(end, self.stations, self.prov, self.drained_at, self.t95, self.table)
         if self.pools is not None:
             out.scalars.update(self.pools.scalars(out.scalars["window_s"]))
+        if self.tokens is not None:
+            out.scalars.update(self.tokens.scalars())
             imap = self.s.providers.imap
             out.scalars["imap_conn_limit"] = float(imap.connection_limit)
         if self.drain and self.t95 is None and end > 0:

@@ -112,6 +112,8 @@ class ProviderRuntime:
             else policy.fetch_shape_for({name: enforced} if enforced is not None else {})
         )
         self.setup = self._setup_requests()
+        # A token refresh: one more round trip at the start of the sync, no quota call.
+        self.token_request: Request = (self._sampler("token"), 0, 0, 0, 0.0)
         self.retry_after = Sampler(model.retry_after_s, rng)
         self.rate_429 = model.rate_429
         # No real-provider quotas and no random 429s: jobs take the short path.

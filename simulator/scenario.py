@@ -130,6 +130,9 @@ class Daemon(_Model):
     # Probability that an incremental cursor has expired (Gmail 404 / Graph 410).
     cursor_expiry_per_sync: float = Field(default=0.001, ge=0, le=1)
     imap: ImapPool = ImapPool()
+    # The processes have just started: no pooled IMAP connection and no cached access token
+    # (false: they have been running, their pools and caches are warm).
+    fresh_start: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> Daemon:
@@ -164,6 +167,9 @@ class ProviderModel(_Model):
     # The real provider's limits when they differ from what the daemon enforces
     # (a quota preset name); requests beyond them are answered 429.
     actual_quotas: str | None = None
+    # How long an OAuth access token lasts (Gmail and Graph); each daemon process fetches
+    # its own, so a sync on a process without a live one makes one more request ("token").
+    token_lifetime_s: float = Field(default=3599.0, ge=300)
 
     @model_validator(mode="after")
     def _check(self) -> ProviderModel:
@@ -360,6 +366,7 @@ def plan_job_time(seconds: float) -> dict[str, Any]:
     for p in PROVIDERS:
         out[f"providers.{p}.sync_overhead_s"] = Constant(value=seconds)
         out[f"providers.{p}.latency_s"] = Exponential(mean=1e-3)
-        out[f"providers.{p}.latency_by_method"] = {}
+        # "Every sync takes 10 s" includes any token refresh.
+        out[f"providers.{p}.latency_by_method"] = {"token": Constant(value=0.0)}
         out[f"providers.{p}.batch_inner_s"] = 0.0
     return out

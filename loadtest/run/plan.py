@@ -37,6 +37,7 @@ DEFAULT_NAMES: tuple[str, ...] = ("light", "saturation", "overload")
 # incremental syncs of Gmail, Graph and QRESYNC IMAP do not depend on a mailbox's size.
 DEFAULT_SIZE_SCALE = 0.01
 DEFAULT_MAX_MAILBOXES = 40_000
+MOCK_TOKEN_LIFETIME_S = 3599.0
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,11 @@ def prepare(
             f"population.initial {pop.initial!r} replaced by 'steady': every mailbox is "
             "synced once during the warm-up before the levels run."
         )
+    # The mock's access tokens last 3,599 s for both providers (its token endpoint's default).
+    changes["providers.graph.token_lifetime_s"] = MOCK_TOKEN_LIFETIME_S
+    changes["providers.gmail.token_lifetime_s"] = MOCK_TOKEN_LIFETIME_S
+    # The daemons start right before the first level: no token cached, no IMAP connection.
+    changes["daemon.fresh_start"] = True
     for p in PROVIDERS:
         model = s.providers[p]
         e = model.errors
