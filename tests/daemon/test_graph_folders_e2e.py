@@ -110,7 +110,9 @@ async def test_whole_mailbox_by_default_moves_new_folders_and_narrowing(
     assert set(fresh["ids"]) <= set(stored), "the new folder's mail is stored"
     assert not set(dropped["messages"]) & set(stored), "the deleted folder's mail is gone"
     _, narrow_names = await _mock_state(mock, narrow["address"])
-    assert await _stored(db, ids[1]) == {i: "inbox" for i, f in narrow_names.items() if f == "inbox"}
+    assert await _stored(db, ids[1]) == {
+        i: "inbox" for i, f in narrow_names.items() if f == "inbox"
+    }
     assert narrow_moved not in await _stored(db, ids[1])
 
     # Calls of the incremental syncs: the whole mailbox listed its folders (one page of the

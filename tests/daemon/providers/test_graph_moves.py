@@ -101,9 +101,7 @@ def after_round_of(
     mock.client.event_hooks["response"].append(hook)
 
 
-async def _setup(
-    mock: MockHarness, db: asyncpg.Pool
-) -> tuple[Syncer, str, dict[str, str]]:
+async def _setup(mock: MockHarness, db: asyncpg.Pool) -> tuple[Syncer, str, dict[str, str]]:
     creds = await mock.create("graph", messages=60, seed=8)
     address = creds["address"]
     store = MailboxStore(db)
