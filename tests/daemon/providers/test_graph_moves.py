@@ -161,3 +161,23 @@ async def test_move_to_a_folder_read_earlier_in_the_same_sync(
     await syncer.sync(config)
     archive = "archive" if config else folders["archive"]
     assert (await syncer.stored()).get(moved) == archive
+
+
+async def test_narrowing_and_widening_refile_the_store(mock: MockHarness, db: asyncpg.Pool) -> None:
+    syncer, address, folders = await _setup(mock, db)
+    listing = await mock.listing(address)
+    # A cursor of the old default (Inbox and Sent Items by name), then the whole mailbox:
+    # every folder starts over, which makes it a full sync that re-files the rows by id.
+    await syncer.sync({"folders": ["inbox", "sentitems"]})
+    assert set((await syncer.stored()).values()) == {"inbox", "sentitems"}
+    widened = await syncer.sync({})
+    assert widened.kind is SyncKind.FULL and not widened.fell_back_to_full
+    assert await syncer.stored() == {m["id"]: m["parentFolderId"] for m in listing}
+    # Narrowed to Inbox: the other folders' messages leave the store.
+    narrowed = await syncer.sync({"folders": ["inbox"]})
+    assert narrowed.kind is SyncKind.FULL
+    assert await syncer.stored() == {m["id"]: "inbox" for m in listing if m["folder"] == "inbox"}
+    # Unchanged selection: incremental again, nothing to fetch.
+    again = await syncer.sync({"folders": ["inbox"]})
+    assert again.kind is SyncKind.INCREMENTAL and not again.upserts
+    assert set(folders) >= {"inbox", "sentitems", "archive"}
