@@ -1,6 +1,7 @@
-"""A message moved while a Graph sync runs ends up stored in its new folder whatever order
-the folders are read in: the Graph provider against the mock, results applied to the real
-PostgreSQL store as the worker applies them."""
+"""Graph folders against the mock, results applied to the real PostgreSQL store as the worker
+applies them: a message moved while a sync runs ends up stored in its new folder whatever
+order the folders are read in; narrowing and widening re-file the store; garbage folder
+lists are named."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import asyncpg
 import httpx
 import pytest
 
+from daemon.errors import BadResponse
 from daemon.oauth import MailboxTokens, OAuthClient, TokenCache
 from daemon.policy import SyncKind
 from daemon.providers.base import Credentials, MailboxContext, SyncResult
 from daemon.providers.graph import GraphProvider
+from daemon.providers.graph_folders import SEARCH_FOLDER, parse_folder
 from daemon.ratelimit import CountingGate
 from daemon.settings import GraphSettings
 from daemon.store.mailboxes import MailboxStore
@@ -181,3 +184,48 @@ async def test_narrowing_and_widening_refile_the_store(mock: MockHarness, db: as
     again = await syncer.sync({"folders": ["inbox"]})
     assert again.kind is SyncKind.INCREMENTAL and not again.upserts
     assert set(folders) >= {"inbox", "sentitems", "archive"}
+
+
+async def test_a_garbage_folder_list_fails_the_sync_naming_the_call(
+    mock: MockHarness, db: asyncpg.Pool
+) -> None:
+    syncer, _, _ = await _setup(mock, db)
+    # Every provider call answers garbage (truncated JSON, HTML or JSON without its fields);
+    # token calls stay sound.
+    await mock.config({"faults": {"garbage_rate": 1.0}})
+    messages = set()
+    for _ in range(6):
+        with pytest.raises(BadResponse) as err:
+            await syncer.sync({})
+        assert str(err.value).startswith("graph: mailFolders.list: ")
+        messages.add(str(err.value))
+    assert any("not JSON" in m for m in messages)
+    assert any("field 'value' is missing" in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("item", "problem"),
+    [
+        ("Inbox", "a folder is not an object"),
+        ({"displayName": "Inbox", "childFolderCount": 0}, "field 'id' is missing"),
+        ({"id": "A", "displayName": "Inbox"}, "field 'childFolderCount' is missing"),
+        ({"id": "A", "childFolderCount": "2"}, "field 'childFolderCount' has type str"),
+        ({"id": "A", "childFolderCount": -1}, "folder 'A' has a bad childFolderCount"),
+        ({"id": "A", "childFolderCount": True}, "folder 'A' has a bad childFolderCount"),
+    ],
+)
+def test_malformed_folders_are_named(item: object, problem: str) -> None:
+    with pytest.raises(BadResponse, match=problem):
+        parse_folder(item, "mailFolders.list")
+
+
+def test_search_and_hidden_folders_are_not_synced() -> None:
+    assert parse_folder({"id": "A", "displayName": "x", "childFolderCount": 2}, "w") == (
+        "A",
+        "x",
+        2,
+        True,
+    )
+    search = {"@odata.type": SEARCH_FOLDER, "id": "S", "childFolderCount": 0}
+    assert parse_folder(search, "w")[3] is False
+    assert parse_folder({"id": "H", "childFolderCount": 0, "isHidden": True}, "w")[3] is False
