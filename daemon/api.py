@@ -20,6 +20,7 @@ from daemon.providers.base import Credentials
 from daemon.queues import TierQueues
 from daemon.ratelimit import QuotaLimiters
 from daemon.scheduler import Scheduler
+from daemon.settings import check_graph_folders
 from daemon.status import snapshot, status_report
 from daemon.store import tenants
 from daemon.store.mailboxes import Conflict, MailboxStore, NotFound
@@ -66,7 +67,9 @@ class MailboxIn(BaseModel):
             if not creds.get("refresh_token"):
                 raise ValueError("credentials.refresh_token is required for gmail and graph")
             folders = self.config.get("folders")
-            if folders is not None and (
+            if self.provider == "graph" and folders is not None:
+                check_graph_folders(folders, "config.folders")
+            elif folders is not None and (
                 not isinstance(folders, list) or not all(isinstance(f, str) for f in folders)
             ):
                 raise ValueError("config.folders must be a list of folder names")

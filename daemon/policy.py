@@ -517,7 +517,16 @@ class FetchShape:
     gmail_history_page: int = 500  # history.list maxResults (API maximum)
     gmail_batch: int = 50  # inner messages.get per HTTP batch (Google advises <= 50)
     graph_page: int = 100  # Prefer: odata.maxpagesize on delta rounds
-    graph_folders: tuple[str, ...] = ("inbox", "sentitems")
+    graph_folder_page: int = 100  # $top of mailFolders / childFolders lists (Graph's default: 10)
+    # The call model's Graph mailbox; the daemon syncs the folders it finds. Microsoft's "List
+    # mailFolders" example (learn.microsoft.com/graph/api/user-list-mailfolders) shows a new
+    # mailbox's 8 top-level folders (Archive, Conversation History, Deleted Items, Drafts,
+    # Inbox, Junk Email, Outbox, Sent Items); Conversation History and Inbox each have one
+    # child (Inbox's a search folder, not synced): 9 synced folders, 2 with child folders.
+    graph_folders: int = 9
+    graph_parent_folders: int = 2
+    # True: the whole mailbox, its folders listed on every sync; False: a configured list.
+    graph_list_folders: bool = True
     imap_fetch_chunk: int = 500  # UIDs per UID FETCH of new messages
     imap_flag_scan_chunk: int = 5000  # UIDs per FLAGS scan on servers without CONDSTORE
     imap_folders: int = 1
@@ -597,18 +606,45 @@ def sync_calls(
             out.append(ApiCall("messages.get", added, -(-added // shape.gmail_batch)))
         return out
     if provider == "graph":
-        folders = len(shape.graph_folders)
-        if kind is SyncKind.FULL:
-            # Messages spread over the synced folders; each folder pages separately.
-            per = -(-messages // folders) if folders else 0
-            pages = folders * _pages(per, shape.graph_page)
-        else:
-            events = added + changed + deleted
-            pages = folders - 1 + _pages(events, shape.graph_page)
-        return [ApiCall("messages.delta", pages, pages)]
+        return [
+            *graph_listing_calls(shape),
+            *_graph_delta_calls(kind, messages, added + changed + deleted, shape),
+        ]
     if provider == "imap":
         return _imap_calls(kind, messages, added, changed, deleted, shape)
     raise ValueError(f"no call model for provider {provider!r}")
+
+
+def graph_listing_calls(shape: FetchShape = DEFAULT_FETCH) -> list[ApiCall]:
+    """The folder lists one Graph sync of the whole mailbox reads before its delta rounds.
+
+    The root's folders (``mailFolders``), then the children of every folder that has some
+    (``childFolders``), one level at a time; exact while each level fits one page of
+    ``graph_folder_page``. None when a fixed list of folders is synced.
+    """
+    if not shape.graph_list_folders:
+        return []
+    top = _pages(shape.graph_folders, shape.graph_folder_page)
+    out = [ApiCall("mailFolders.list", top, top)]
+    if shape.graph_parent_folders:
+        n = shape.graph_parent_folders
+        out.append(ApiCall("mailFolders.childFolders", n, n))
+    return out
+
+
+def _graph_delta_calls(
+    kind: SyncKind, messages: int, events: int, shape: FetchShape
+) -> list[ApiCall]:
+    # One delta round per folder; each round costs at least one request.
+    folders = shape.graph_folders
+    if kind is SyncKind.FULL:
+        # Messages spread over the synced folders; each folder pages separately.
+        per = -(-messages // folders) if folders else 0
+        pages = folders * _pages(per, shape.graph_page)
+    else:
+        # An incremental sync's changes fall in one folder; the others answer one empty page.
+        pages = folders - 1 + _pages(events, shape.graph_page)
+    return [ApiCall("messages.delta", pages, pages)]
 
 
 def _imap_calls(

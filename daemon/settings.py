@@ -176,12 +176,35 @@ class GmailSettings(OAuthProviderSettings):
     token_url: str = "https://oauth2.googleapis.com/token"
 
 
+WHOLE_MAILBOX: Literal["all"] = "all"
+
+
+def check_graph_folders(value: object, where: str) -> str | list[str]:
+    """A Graph folder selection: ``"all"`` or a non-empty list of folder names or ids;
+    ``ValueError`` naming ``where`` otherwise."""
+    if value == WHOLE_MAILBOX:
+        return WHOLE_MAILBOX
+    if isinstance(value, list) and value and all(isinstance(f, str) and f.strip() for f in value):
+        return list(value)
+    raise ValueError(
+        f'{where} must be "all" or a non-empty list of folder names or ids, not {value!r}'
+    )
+
+
 class GraphSettings(OAuthProviderSettings):
     """Microsoft Graph and the Microsoft identity platform's token endpoint."""
 
     base_url: str = "https://graph.microsoft.com/v1.0"
     token_url: str = "https://login.microsoftonline.com/common/oauth2/v2.0/token"
     scope: str = "offline_access https://graph.microsoft.com/Mail.Read"
+    # Folders synced when a mailbox's config names none: "all" (every visible mail folder,
+    # child folders included, listed on every sync) or well-known names / folder ids.
+    folders: Literal["all"] | list[str] = WHOLE_MAILBOX
+
+    @field_validator("folders", mode="before")
+    @classmethod
+    def _folders(cls, v: object) -> str | list[str]:
+        return check_graph_folders(v, "graph.folders")
 
 
 class ImapSettings(BaseModel):

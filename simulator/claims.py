@@ -140,7 +140,7 @@ def _api_claims(results: dict[str, ScenarioResult]) -> list[Check]:
             "call model (policy.sync_calls)",
             f"{graph * syncs:.0f}/min if every sync is Graph",
             abs(graph * syncs - plan_req) <= 0.1 * plan_req,
-            f"{graph} requests per incremental sync (delta per folder)",
+            f"{graph} requests per incremental sync (folder lists, then delta per folder)",
         ),
     ]
     res = results.get("plan-b-1000@model")

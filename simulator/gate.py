@@ -19,7 +19,7 @@ from daemon.gcra import Gcra, split_cost
 from daemon.policy import ProviderLimits, QuotaScope, SyncKind
 from daemon.settings import OAuthProviderSettings
 from simulator.distributions import Sampler
-from simulator.scenario import ImapModel, ProviderModel
+from simulator.scenario import GraphModel, ImapModel, ProviderModel
 
 # The daemon retries a throttled request in the sync this many times, and only when the
 # Retry-After is at most this long: its settings' defaults, read rather than repeated.
@@ -111,6 +111,8 @@ class ProviderRuntime:
             if self.imap
             else policy.fetch_shape_for({name: enforced} if enforced is not None else {})
         )
+        if isinstance(model, GraphModel):
+            self.shape = model.fetch_shape(self.shape)
         self.setup = self._setup_requests()
         # A token refresh: one more round trip at the start of the sync, no quota call.
         self.token_request: Request = (self._sampler("token"), 0, 0, 0, 0.0)

@@ -178,6 +178,37 @@ class ProviderModel(_Model):
         return self
 
 
+class GraphModel(ProviderModel):
+    """Microsoft Graph: the folders of a mailbox decide the calls of every sync.
+
+    ``policy.sync_calls("graph", ...)`` counts one delta round per folder and, when the whole
+    mailbox is synced (the daemon's default), the folder lists read first: one page of the
+    top-level folders plus one per folder with child folders. Defaults are the policy's.
+    """
+
+    # Folders synced per mailbox, child folders included.
+    folders: int = Field(default=policy.DEFAULT_FETCH.graph_folders, ge=1)
+    # Synced folders that have child folders (one childFolders list each per sync).
+    parent_folders: int = Field(default=policy.DEFAULT_FETCH.graph_parent_folders, ge=0)
+    # False: the daemon syncs a configured folder list (graph.folders) and lists nothing.
+    list_folders: bool = policy.DEFAULT_FETCH.graph_list_folders
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> GraphModel:
+        if self.parent_folders > self.folders:
+            raise ValueError("parent_folders: cannot exceed folders")
+        return self
+
+    def fetch_shape(self, shape: policy.FetchShape) -> policy.FetchShape:
+        """``shape`` with this mailbox's folders."""
+        return replace(
+            shape,
+            graph_folders=self.folders,
+            graph_parent_folders=self.parent_folders,
+            graph_list_folders=self.list_folders,
+        )
+
+
 def _imap_by_method() -> dict[str, Distribution]:
     return {"imap.fetch": Lognormal(mean=0.12, sigma=0.5)}
 
@@ -232,7 +263,7 @@ class Providers(_Model):
     """Provider models by name; read like a mapping (``providers["imap"]``)."""
 
     gmail: ProviderModel = ProviderModel()
-    graph: ProviderModel = ProviderModel()
+    graph: GraphModel = GraphModel()
     imap: ImapModel = ImapModel()
 
     def __getitem__(self, name: str) -> ProviderModel:

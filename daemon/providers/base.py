@@ -80,7 +80,12 @@ class SyncResult:
     upserts: list[MessageRecord] = field(default_factory=list)
     # (provider_id, complete new flag set) for messages whose flags or labels changed.
     flag_updates: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    # Messages gone from the whole mailbox.
     deletes: list[str] = field(default_factory=list)
+    # (provider_id, folder): the message left this folder (deleted, or moved to a folder this
+    # sync may or may not have read yet). Its row goes only while it is still filed under
+    # that folder, so a removal never undoes the row a move stored under the new folder.
+    removals: list[tuple[str, str]] = field(default_factory=list)
     # Folders listed completely by this sync: stored messages of these folders that are not
     # in ``upserts`` no longer exist. ``ALL_FOLDERS`` covers the whole mailbox.
     full_scopes: list[str] = field(default_factory=list)

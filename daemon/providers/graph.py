@@ -1,5 +1,11 @@
 """Microsoft Graph provider: one delta query per synced folder, the deltaLink stored as the
-folder's cursor; an expired delta token (410 / syncStateNotFound) resyncs that folder."""
+folder's cursor; an expired delta token (410 / syncStateNotFound) resyncs that folder.
+
+By default every folder of the mailbox is synced, found by listing the folder tree on each
+sync (``graph_folders.py``); ``graph.folders`` or a mailbox's ``config.folders`` narrow it
+to named folders. Messages are stored under the folder's key (its id, or the configured
+name); a move shows as a removal in one folder and an addition in the other.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,10 @@ import httpx
 
 from daemon.errors import BadResponse, CursorExpired
 from daemon.policy import SyncKind
-from daemon.providers.base import MailboxContext, MessageRecord, SyncResult
+from daemon.providers.base import ALL_FOLDERS, MailboxContext, MessageRecord, SyncResult
+from daemon.providers.graph_folders import WHOLE_MAILBOX, list_folders, selection
 from daemon.providers.http import HttpProvider, field, json_object
+from daemon.settings import GraphSettings
 
 _SELECT = (
     "subject,from,receivedDateTime,isRead,isDraft,flag,categories,internetMessageId,"
@@ -95,38 +103,51 @@ class GraphProvider(HttpProvider):
     # Immutable ids survive moves between folders within the mailbox.
     headers: ClassVar[Mapping[str, str]] = MappingProxyType({"Prefer": 'IdType="ImmutableId"'})
 
+    async def _keys(self, mailbox: MailboxContext) -> list[str]:
+        """Keys of the folders to sync: folder ids of the listed tree, or the configured
+        names / ids as given (no listing calls)."""
+        settings = self._api.settings
+        default = settings.folders if isinstance(settings, GraphSettings) else WHOLE_MAILBOX
+        chosen = selection(mailbox.config, default)
+        if chosen == WHOLE_MAILBOX:
+            page = self._shape.graph_folder_page
+            found = await list_folders(self._api, mailbox, self._base, page)
+            return [f.key for f in found]
+        return list(dict.fromkeys(chosen))
+
     async def sync(
         self, mailbox: MailboxContext, kind: SyncKind, cursor: Mapping[str, Any] | None
     ) -> SyncResult:
         """Delta round per folder; folders without a usable deltaLink start over."""
-        folders = list(mailbox.config.get("folders") or self._shape.graph_folders)
+        keys = await self._keys(mailbox)
         links: Mapping[str, Any] = (cursor or {}).get("folders") or {}
         new_links: dict[str, str] = {}
         result = SyncResult(kind=kind, cursor={})
-        any_full = False
-        for folder in folders:
-            link = links.get(folder) if kind is SyncKind.INCREMENTAL else None
+        restarted = 0
+        for key in keys:
+            link = links.get(key) if kind is SyncKind.INCREMENTAL else None
             if isinstance(link, str) and link:
                 try:
-                    new_links[folder] = await self._round(mailbox, folder, link, result, False)
+                    new_links[key] = await self._round(mailbox, key, link, result, False)
                     continue
                 except CursorExpired:
                     result.fell_back_to_full = True
-            any_full = True
-            result.full_scopes.append(folder)
-            new_links[folder] = await self._round(mailbox, folder, None, result, True)
-        if kind is SyncKind.INCREMENTAL and any_full and not result.fell_back_to_full:
-            # A folder added to the configuration since the last sync: listed in full.
-            result.fell_back_to_full = True
+            # No link: a new folder (or a full sync); an expired one: the folder starts over.
+            restarted += 1
+            result.full_scopes.append(key)
+            new_links[key] = await self._round(mailbox, key, None, result, True)
+        if kind is SyncKind.FULL or restarted == len(keys):
+            # Every synced folder was listed whole: anything stored and not seen is gone,
+            # including folders synced before and no longer now.
+            result.kind = SyncKind.FULL
+            result.full_scopes = [ALL_FOLDERS]
+        else:
+            # Folders synced last time and not now (deleted, or no longer selected) are
+            # empty as far as this mailbox's store goes.
+            result.full_scopes += [k for k in links if k not in new_links]
         if kind is SyncKind.FULL:
             result.fell_back_to_full = False
-        elif len(result.full_scopes) == len(folders):
-            # Every folder had to start over: in effect a full sync.
-            result.kind = SyncKind.FULL
-        upserted = {r.provider_id for r in result.upserts}
-        # A message moved between synced folders shows as removed in one, added in another.
-        result.deletes = [d for d in dict.fromkeys(result.deletes) if d not in upserted]
-        result.cursor = {"folders": new_links}
+        result.cursor = {"folders": {k: v for k, v in new_links.items() if v}}
         result.api_calls = mailbox.gate.calls
         return result
 
@@ -162,7 +183,11 @@ class GraphProvider(HttpProvider):
                         status=resp.status_code,
                     )
                 if resp.status_code == 404:
+                    # Deleted since it was listed (or a configured name that does not exist):
+                    # nothing of it stays stored, and no link is kept.
                     result.skipped.append((folder, f"folder {folder!r} not found"))
+                    if folder not in result.full_scopes:
+                        result.full_scopes.append(folder)
                     return ""
                 raise BadResponse(
                     f"delta of {folder}: HTTP 400 {code}", provider="graph", status=400
@@ -172,7 +197,9 @@ class GraphProvider(HttpProvider):
                 if not isinstance(item, dict):
                     raise BadResponse("delta: an item is not an object", provider="graph")
                 if "@removed" in item:
-                    result.deletes.append(field(item, "id", str, "graph", _WHAT))
+                    # Deleted, or moved to another folder: the row goes only if it is still
+                    # filed under this one (see SyncResult.removals).
+                    result.removals.append((field(item, "id", str, "graph", _WHAT), folder))
                     continue
                 try:
                     result.upserts.append(to_record(item, folder))

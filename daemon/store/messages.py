@@ -44,6 +44,13 @@ WHERE m.mailbox_id = $1 AND m.provider_id = u.pid
 
 _DELETE = "DELETE FROM messages WHERE mailbox_id = $1 AND provider_id = ANY($2::text[])"
 
+# Scoped by folder: a removal from folder A leaves a row already filed under folder B.
+_REMOVE = """
+DELETE FROM messages AS m
+USING unnest($2::text[], $3::text[]) AS r(pid, folder)
+WHERE m.mailbox_id = $1 AND m.provider_id = r.pid AND m.folder = r.folder
+"""
+
 _DELETE_UNSEEN = """
 DELETE FROM messages
 WHERE mailbox_id = $1 AND ($2 OR folder = ANY($3::text[]))
@@ -85,7 +92,8 @@ def _rowcount(status: str) -> int:
 async def apply_result(
     conn: asyncpg.Connection, mailbox_id: int, result: SyncResult
 ) -> ApplyCounts:
-    """Upsert, update flags and delete as the result says; call inside a transaction."""
+    """Upsert, update flags, delete and remove as the result says; call inside a
+    transaction."""
     upserts = _deduplicated(result.upserts)
     added = changed = deleted = 0
     if upserts:
@@ -113,6 +121,14 @@ async def apply_result(
         changed += _rowcount(status)
     if result.deletes:
         status = await conn.execute(_DELETE, mailbox_id, list(set(result.deletes)))
+        deleted += _rowcount(status)
+    if result.removals:
+        # After the upserts: a message this sync also found in another folder is filed there
+        # by now, and its removal from the old folder matches no row.
+        gone = list(dict.fromkeys(result.removals))
+        status = await conn.execute(
+            _REMOVE, mailbox_id, [pid for pid, _ in gone], [folder for _, folder in gone]
+        )
         deleted += _rowcount(status)
     if result.full_scopes:
         everything = ALL_FOLDERS in result.full_scopes

@@ -7,7 +7,7 @@ import time
 
 from starlette.applications import Starlette
 
-from loadtest.mock_providers import control, gmail, gmail_batch, graph, oauth
+from loadtest.mock_providers import control, control_folders, gmail, gmail_batch, graph, oauth
 from loadtest.mock_providers.config import MockConfig
 from loadtest.mock_providers.service import Clock, MockService, Sleep
 
@@ -29,6 +29,7 @@ def create_app(
         *gmail_batch.routes(svc),
         *graph.routes(svc),
         *control.routes(svc),
+        *control_folders.routes(svc),
     ]
     app = Starlette(routes=routes)
     app.state.mock = svc

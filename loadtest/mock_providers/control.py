@@ -26,11 +26,13 @@ from loadtest.mock_providers.state import Mailbox
 M = TypeVar("M", bound=BaseModel)
 
 
-class _Body(BaseModel):
+class StrictBody(BaseModel):
+    """A control request body: unknown fields are an error."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class CreateMailbox(_Body):
+class CreateMailbox(StrictBody):
     """``POST /_mock/mailboxes``."""
 
     provider: Literal["gmail", "graph"]
@@ -39,20 +41,20 @@ class CreateMailbox(_Body):
     seed: int | None = None
 
 
-class CreateMany(_Body):
+class CreateMany(StrictBody):
     """``POST /_mock/mailboxes/bulk``: many mailboxes at once, all or none."""
 
     mailboxes: list[CreateMailbox] = Field(min_length=1, max_length=50_000)
 
 
-class Deliver(_Body):
+class Deliver(StrictBody):
     """``POST /_mock/mailboxes/{address}/deliver``."""
 
     count: int = Field(1, ge=1, le=100_000)
     folder: str | None = None
 
 
-class Selection(_Body):
+class Selection(StrictBody):
     """Messages named by id, or a number of randomly chosen ones."""
 
     ids: list[str] | None = Field(None, max_length=100_000)
@@ -105,7 +107,8 @@ class Invalid(Exception):
         return JSONResponse({"error": str(self), "fields": self.fields}, status_code=self.status)
 
 
-async def _json_body(request: Request, required: bool = True) -> Any:
+async def json_body(request: Request, required: bool = True) -> Any:
+    """The request's JSON body; 400 when it is not JSON (or missing and ``required``)."""
     raw = await request.body()
     if not raw.strip():
         if required:
@@ -117,14 +120,16 @@ async def _json_body(request: Request, required: bool = True) -> Any:
         raise Invalid(400, [{"field": "(body)", "message": f"not valid JSON: {exc}"}]) from exc
 
 
-def _validate(model: type[M], data: Any) -> M:
+def validated(model: type[M], data: Any) -> M:
+    """``data`` as ``model``; 422 naming each bad field."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise Invalid(422, describe_errors(exc)) from exc
 
 
-def _mailbox(svc: MockService, request: Request) -> Mailbox:
+def mailbox_of(svc: MockService, request: Request) -> Mailbox:
+    """The mailbox named by the path's ``address``; 404 when unknown."""
     address = request.path_params["address"]
     mbx = svc.registry.get(address)
     if mbx is None:
@@ -135,6 +140,13 @@ def _mailbox(svc: MockService, request: Request) -> Mailbox:
 def _folder(mbx: Mailbox, name: str | None) -> int:
     if name is None:
         return synth.INBOX
+    if isinstance(mbx, GraphMailbox):
+        code = mbx.find_folder(name)
+        if code is None:
+            raise Invalid(422, [{"field": "folder", "message": f"no folder {name!r}"}])
+        if not mbx.tree.holds_mail(code):
+            raise Invalid(422, [{"field": "folder", "message": "a search folder holds no mail"}])
+        return code
     code = synth.GMAIL_FOLDER_ALIASES.get(name.lower())
     if code is None:
         known = ", ".join(synth.FOLDER_NAMES)
@@ -144,7 +156,9 @@ def _folder(mbx: Mailbox, name: str | None) -> int:
     return code
 
 
-def _select(svc: MockService, mbx: Mailbox, sel: Selection, eligible: Any) -> list[int]:
+def select_messages(svc: MockService, mbx: Mailbox, sel: Selection, eligible: Any) -> list[int]:
+    """Indices of the messages a selection names (422 for unknown ids), or random eligible
+    ones."""
     if sel.ids is not None:
         out, bad = [], []
         for i, mid in enumerate(sel.ids):
@@ -163,7 +177,8 @@ def _select(svc: MockService, mbx: Mailbox, sel: Selection, eligible: Any) -> li
     return mbx.pick(sel.count, svc.change_rng, eligible)
 
 
-def _change_reply(mbx: Mailbox, idxs: list[int]) -> dict[str, Any]:
+def change_reply(mbx: Mailbox, idxs: list[int]) -> dict[str, Any]:
+    """The answer to a change: the ids it touched and the mailbox's new change position."""
     out: dict[str, Any] = {"ids": [mbx.message_id(i) for i in idxs], "count": len(idxs)}
     if isinstance(mbx, GmailMailbox):
         out["history_id"] = str(mbx.history_id)
@@ -188,7 +203,7 @@ def routes(svc: MockService) -> list[Route]:
         return route
 
     async def create(request: Request) -> Any:
-        body = _validate(CreateMailbox, await _json_body(request))
+        body = validated(CreateMailbox, await json_body(request))
         try:
             mbx = svc.create_mailbox(body.provider, body.address, body.messages, body.seed)
         except DuplicateMailbox:
@@ -198,7 +213,7 @@ def routes(svc: MockService) -> list[Route]:
         return JSONResponse(svc.credentials(mbx), status_code=201)
 
     async def create_many(request: Request) -> Any:
-        body = _validate(CreateMany, await _json_body(request))
+        body = validated(CreateMany, await json_body(request))
         seen: set[str] = set()
         for i, m in enumerate(body.mailboxes):
             key = m.address.lower()
@@ -214,7 +229,7 @@ def routes(svc: MockService) -> list[Route]:
         return JSONResponse([svc.credentials(m) for m in made], status_code=201)
 
     async def populate(request: Request) -> Any:
-        spec = _validate(PopulateSpec, await _json_body(request))
+        spec = validated(PopulateSpec, await json_body(request))
         try:
             created = svc.populate(spec)
         except DuplicateMailbox as exc:
@@ -245,7 +260,7 @@ def routes(svc: MockService) -> list[Route]:
         }  # fmt: skip
 
     async def show(request: Request) -> Any:
-        mbx = _mailbox(svc, request)
+        mbx = mailbox_of(svc, request)
         mbx.trim(svc.now_ms(), svc.retention)
         out = mbx.summary()
         cursor = request.query_params.get("cursor")
@@ -254,37 +269,37 @@ def routes(svc: MockService) -> list[Route]:
         return out
 
     async def messages(request: Request) -> Any:
-        mbx = _mailbox(svc, request)
+        mbx = mailbox_of(svc, request)
         return {"address": mbx.address, "messages": mbx.listing()}
 
     async def deliver(request: Request) -> Any:
-        mbx = _mailbox(svc, request)
-        body = _validate(Deliver, await _json_body(request, required=False))
+        mbx = mailbox_of(svc, request)
+        body = validated(Deliver, await json_body(request, required=False))
         idxs = mbx.deliver(body.count, _folder(mbx, body.folder), svc.now_ms())
         svc.after_change(mbx)
-        return _change_reply(mbx, idxs)
+        return change_reply(mbx, idxs)
 
     async def flags(request: Request) -> Any:
-        mbx = _mailbox(svc, request)
-        body = _validate(Flags, await _json_body(request))
-        idxs = _select(svc, mbx, body, lambda i: mbx.unread(i) == body.read)
+        mbx = mailbox_of(svc, request)
+        body = validated(Flags, await json_body(request))
+        idxs = select_messages(svc, mbx, body, lambda i: mbx.unread(i) == body.read)
         changed = mbx.set_read(idxs, body.read, svc.now_ms())
         svc.after_change(mbx)
-        return _change_reply(mbx, changed)
+        return change_reply(mbx, changed)
 
     async def labels(request: Request) -> Any:
-        mbx = _mailbox(svc, request)
+        mbx = mailbox_of(svc, request)
         if not isinstance(mbx, GmailMailbox):
             raise Invalid(
                 422, [{"field": "address", "message": "labels are Gmail's; use flags on Graph"}]
             )
-        body = _validate(Labels, await _json_body(request))
+        body = validated(Labels, await json_body(request))
 
         def eligible(i: int) -> bool:
             fits = all(mbx.can_take(i, label) for label in body.add)
             return fits and mbx.would_relabel(i, body.add, body.remove)
 
-        idxs = _select(svc, mbx, body, eligible)
+        idxs = select_messages(svc, mbx, body, eligible)
         bad = [
             {"field": f"ids.{n}", "message": f"{label} goes on inbox or archived mail only"}
             for n, idx in enumerate(idxs)
@@ -295,23 +310,23 @@ def routes(svc: MockService) -> list[Route]:
             raise Invalid(422, bad)
         changed = mbx.relabel(idxs, body.add, body.remove, svc.now_ms())
         svc.after_change(mbx)
-        return _change_reply(mbx, changed)
+        return change_reply(mbx, changed)
 
     async def delete(request: Request) -> Any:
-        mbx = _mailbox(svc, request)
-        body = _validate(Selection, await _json_body(request))
-        idxs = _select(svc, mbx, body, lambda i: True)
+        mbx = mailbox_of(svc, request)
+        body = validated(Selection, await json_body(request))
+        idxs = select_messages(svc, mbx, body, lambda i: True)
         gone = mbx.delete(idxs, svc.now_ms())
         svc.after_change(mbx)
-        return _change_reply(mbx, gone)
+        return change_reply(mbx, gone)
 
     async def expire(request: Request) -> Any:
-        mbx = _mailbox(svc, request)
+        mbx = mailbox_of(svc, request)
         mbx.expire_cursors()
         return mbx.summary()
 
     async def revoke(request: Request) -> Any:
-        mbx = _mailbox(svc, request)
+        mbx = mailbox_of(svc, request)
         svc.registry.revoke(mbx)
         return {"address": mbx.address, "revoked": True}
 
@@ -319,7 +334,7 @@ def routes(svc: MockService) -> list[Route]:
         return svc.config.model_dump()
 
     async def put_config(request: Request) -> Any:
-        patch = await _json_body(request)
+        patch = await json_body(request)
         if not isinstance(patch, dict):
             raise Invalid(422, [{"field": "(body)", "message": "must be a JSON object"}])
         try:

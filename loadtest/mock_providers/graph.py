@@ -1,9 +1,10 @@
-"""The Microsoft Graph v1.0 mail mock: mailFolders and per-folder messages/delta.
+"""The Microsoft Graph v1.0 mail mock: mailFolders, childFolders and per-folder messages/delta.
 
-Paging follows Graph: ``Prefer: odata.maxpagesize`` (or ``$top``, else 10) items per page,
-``@odata.nextLink`` while more follow and ``@odata.deltaLink`` on the last page that carries
-items (a single empty page when nothing changed). Query options of the first request
-(``$select``, ``$top``) are baked into the tokens.
+Delta paging follows Graph: ``Prefer: odata.maxpagesize`` (or ``$top``, else 10) items per
+page, ``@odata.nextLink`` while more follow and ``@odata.deltaLink`` on the last page that
+carries items (a single empty page when nothing changed). Query options of the first request
+(``$select``, ``$top``) are baked into the tokens. Folder lists page with ``$top``/``$skip``
+(``graph_folders.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from loadtest.mock_providers import synth
+from loadtest.mock_providers.graph_folders import list_page
 from loadtest.mock_providers.graph_state import DeltaToken, GraphMailbox
 from loadtest.mock_providers.replies import graph_error, graph_unauthenticated
 from loadtest.mock_providers.service import MockService
@@ -65,10 +67,11 @@ def message_json(mbx: GraphMailbox, idx: int, select: frozenset[str] | None) -> 
     def want(name: str) -> bool:
         return select is None or name in select
 
-    c = synth.content(mbx.seed, idx, mbx.address, st.folder)
+    # Content follows the folder the message was created in: a moved message says the same.
+    c = synth.content(mbx.seed, idx, mbx.address, st.origin)
     me = _address(mbx.address.split("@", 1)[0], mbx.address)
     sender = _address(c.sender_name, c.sender_address)
-    if st.folder in (synth.SENT, synth.DRAFTS):
+    if st.origin in (synth.SENT, synth.DRAFTS):
         other = synth.content(mbx.seed, idx + 1, mbx.address, synth.INBOX)
         to = [_address(other.sender_name, other.sender_address)]
     else:
@@ -90,7 +93,7 @@ def message_json(mbx: GraphMailbox, idx: int, select: frozenset[str] | None) -> 
         "isDeliveryReceiptRequested": lambda: False,
         "isReadReceiptRequested": lambda: False,
         "isRead": lambda: not st.unread,
-        "isDraft": lambda: st.folder == synth.DRAFTS,
+        "isDraft": lambda: st.origin == synth.DRAFTS,
         "webLink": lambda: f"https://outlook.example.com/owa/?ItemID={mbx.message_id(idx)}",
         "inferenceClassification": lambda: "focused",
         "body": lambda: {"contentType": "text", "content": c.preview},
@@ -154,7 +157,8 @@ def delta_page(svc: MockService, mbx: GraphMailbox, request: Request, folder_ref
             404, "ErrorItemNotFound", "The specified object was not found in the store."
         )
     base = str(request.base_url).rstrip("/")
-    link = f"{base}/v1.0/me/mailFolders/{synth.FOLDER_NAMES[folder]}/messages/delta"
+    name = mbx.tree.folders[folder].well_known or mbx.folder_id(folder)
+    link = f"{base}/v1.0/me/mailFolders/{name}/messages/delta"
     q = request.query_params
     raw = q.get("$deltatoken") or q.get("$skiptoken")
     if raw is not None:
@@ -206,28 +210,27 @@ def delta_page(svc: MockService, mbx: GraphMailbox, request: Request, folder_ref
     return JSONResponse(body)
 
 
-def mail_folders(svc: MockService, mbx: GraphMailbox, base: str) -> Response:
-    """The well-known folders with their counts."""
-    total = [0] * len(synth.FOLDER_NAMES)
-    unread = [0] * len(synth.FOLDER_NAMES)
-    for idx in mbx.indices():
-        f = mbx.folder(idx)
-        total[f] += 1
-        unread[f] += mbx.unread(idx)
-    value = [
-        {
-            "id": mbx.folder_id(code),
-            "displayName": synth.FOLDER_DISPLAY[code],
-            "parentFolderId": mbx.root_folder_id(),
-            "childFolderCount": 0,
-            "unreadItemCount": unread[code],
-            "totalItemCount": total[code],
-            "isHidden": False,
-        }
-        for code in range(len(synth.FOLDER_NAMES))
-    ]
-    context = f"{base}/v1.0/$metadata#users('{mbx.address}')/mailFolders"
-    return JSONResponse({"@odata.context": context, "value": value})
+def folder_list(mbx: GraphMailbox, request: Request, parent_ref: str | None, base: str) -> Response:
+    """One page of the root's folders (``parent_ref`` None) or of one folder's children."""
+    parent: int | None = None
+    if parent_ref is None:
+        link = f"{base}/v1.0/me/mailFolders"
+        context = f"{base}/v1.0/$metadata#users('{mbx.address}')/mailFolders"
+    else:
+        parent = mbx.resolve_folder(parent_ref)
+        if parent is None:
+            return graph_error(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
+        link = f"{base}/v1.0/me/mailFolders/{mbx.folder_id(parent)}/childFolders"
+        context = (
+            f"{base}/v1.0/$metadata#users('{mbx.address}')/mailFolders"
+            f"('{mbx.folder_id(parent)}')/childFolders"
+        )
+    body = list_page(mbx.tree, parent, link, dict(request.query_params), mbx.counts(), context)
+    if isinstance(body, str):
+        return graph_error(400, "BadRequest", body)
+    return JSONResponse(body)
 
 
 def routes(svc: MockService) -> list[Route]:
@@ -260,7 +263,17 @@ def routes(svc: MockService) -> list[Route]:
             request,
             "graph.mailFolders.list",
             "mailFolders.list",
-            lambda m: mail_folders(svc, m, base),
+            lambda m: folder_list(m, request, None, base),
+        )
+
+    async def child_folders(request: Request) -> Response:
+        base = str(request.base_url).rstrip("/")
+        ref = request.path_params["folder"]
+        return await authed(
+            request,
+            "graph.mailFolders.childFolders",
+            "mailFolders.childFolders",
+            lambda m: folder_list(m, request, ref, base),
         )
 
     async def delta(request: Request) -> Response:
@@ -275,6 +288,8 @@ def routes(svc: MockService) -> list[Route]:
     out = []
     for head in ("/v1.0/me", "/v1.0/users/{user}"):
         out.append(Route(f"{head}/mailFolders", folders, methods=["GET"]))
+        for form in ("mailFolders/{folder}", "mailFolders('{folder}')"):
+            out.append(Route(f"{head}/{form}/childFolders", child_folders, methods=["GET"]))
         out.append(Route(f"{head}/mailFolders/{{folder}}/messages/delta", delta, methods=["GET"]))
         out.append(
             Route(f"{head}/mailFolders('{{folder}}')/messages/delta", delta, methods=["GET"])

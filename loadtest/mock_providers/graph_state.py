@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from loadtest.mock_providers import synth
+from loadtest.mock_providers.graph_folders import FolderError, FolderTree, MockFolder
 from loadtest.mock_providers.state import Mailbox, MsgState, Retention, parse_hex_index
 
 _ID_HEAD, _ID_TAIL = "AAMkAD", "AAA="
@@ -104,13 +105,17 @@ def token_from_cursor(cursor: str) -> DeltaToken | None:
 class GraphMailbox(Mailbox):
     """A mailbox served by the Microsoft Graph mock."""
 
-    __slots__ = ("generation", "logs", "seq")
+    __slots__ = ("_counts", "generation", "logs", "seq", "tree")
 
     def __init__(self, num: int, address: str, seed: int, size: int) -> None:
         super().__init__(num, "graph", address, seed, size)
         self.seq = 0
         self.generation = 1
-        self.logs = [FolderLog() for _ in synth.FOLDER_NAMES]
+        self.tree = FolderTree(self.prefix)
+        self.logs = [FolderLog() for _ in self.tree.folders]
+        # Messages and unread messages per folder code, counted on first use and then kept
+        # up to date by every change (folder lists are read on every sync).
+        self._counts: tuple[list[int], list[int]] | None = None
 
     # --- ids -----------------------------------------------------------------------------
 
@@ -125,22 +130,26 @@ class GraphMailbox(Mailbox):
         return parse_hex_index(self.prefix, message_id[len(_ID_HEAD) : -len(_ID_TAIL)])
 
     def folder_id(self, folder: int) -> str:
-        """Opaque id of a well-known folder."""
-        return f"AQMkAD{self.prefix:08x}AAAEM{folder:04d}AAAA"
+        """Opaque id of a folder."""
+        return self.tree.folder_id(folder)
 
     def root_folder_id(self) -> str:
-        """Id of the invisible root (``msgfolderroot``), parent of the well-known folders."""
-        return f"AQMkAD{self.prefix:08x}AAAEMROOTAAAA"
+        """Id of the invisible root (``msgfolderroot``), parent of the top-level folders."""
+        return self.tree.root_id()
 
     def resolve_folder(self, ref: str) -> int | None:
-        """Folder code from a well-known name (any case) or a folder id."""
-        lowered = ref.lower()
-        if lowered in synth.FOLDER_NAMES:
-            return synth.FOLDER_NAMES.index(lowered)
-        for code in range(len(synth.FOLDER_NAMES)):
-            if ref == self.folder_id(code):
-                return code
-        return None
+        """Code of a live folder from a well-known name (any case) or a folder id."""
+        return self.tree.resolve(ref)
+
+    def find_folder(self, ref: str) -> int | None:
+        """Like ``resolve_folder``, also taking the Gmail aliases the control API has always
+        accepted (``sent``, ``trash``, ...) and a user folder's path (``Projects/2026``)."""
+        code = self.tree.resolve(ref)
+        if code is None:
+            code = synth.GMAIL_FOLDER_ALIASES.get(ref.lower())
+        if code is None:
+            code = next((f.code for f in self.tree.live() if self.tree.path(f.code) == ref), None)
+        return code
 
     def conversation_id(self, idx: int) -> str:
         """Shared by the messages of one thread."""
@@ -161,14 +170,79 @@ class GraphMailbox(Mailbox):
         log.times_ms.append(now_ms)
         return self.seq
 
+    def _count(self, folder: int, total: int, unread: int) -> None:
+        if self._counts is not None:
+            self._counts[0][folder] += total
+            self._counts[1][folder] += unread
+
     def _record_add(self, idx: int, st: MsgState, now_ms: int) -> None:
         st.born_seq = self._log(idx, st.folder, False, now_ms)
+        self._count(st.folder, 1, int(st.unread))
 
     def _record_read(self, idx: int, st: MsgState, read: bool, now_ms: int) -> None:
         self._log(idx, st.folder, False, now_ms)
+        self._count(st.folder, 0, -1 if read else 1)
 
     def _record_delete(self, idx: int, st: MsgState, now_ms: int) -> None:
         self._log(idx, st.folder, True, now_ms)
+        self._count(st.folder, -1, -int(st.unread))
+
+    def move(self, idxs: list[int], folder: int, now_ms: int) -> list[int]:
+        """Move messages to ``folder``; returns those that were elsewhere.
+
+        As Graph reports it: the old folder's delta removes the message, the new folder's
+        delta lists it in full; the immutable id stays the same.
+        """
+        out = []
+        for idx in idxs:
+            if not self.exists(idx) or self.folder(idx) == folder:
+                continue
+            st = self._mutable(idx)
+            self._log(idx, st.folder, True, now_ms)
+            self._count(st.folder, -1, -int(st.unread))
+            st.folder = folder
+            st.version += 1
+            st.modified_ms = now_ms
+            self._log(idx, folder, False, now_ms)
+            self._count(folder, 1, int(st.unread))
+            out.append(idx)
+        return out
+
+    # --- folders -------------------------------------------------------------------------
+
+    def counts(self) -> tuple[list[int], list[int]]:
+        """Messages and unread messages per folder code."""
+        if self._counts is None:
+            n = len(self.tree.folders)
+            total, unread = [0] * n, [0] * n
+            for idx in self.indices():
+                f = self.folder(idx)
+                total[f] += 1
+                unread[f] += self.unread(idx)
+            self._counts = (total, unread)
+        return self._counts
+
+    def create_folder(
+        self, name: str, parent: int | None, hidden: bool = False, search: bool = False
+    ) -> MockFolder:
+        """A new (empty) folder under ``parent``; None puts it directly under the root."""
+        folder = self.tree.create(name, parent, hidden, search)
+        self.logs.append(FolderLog())
+        if self._counts is not None:
+            self._counts[0].append(0)
+            self._counts[1].append(0)
+        return folder
+
+    def delete_folder(self, code: int, now_ms: int) -> tuple[list[int], list[int]]:
+        """Delete a user folder, its child folders and every message in them for good;
+        returns (folder codes, message indices)."""
+        if self.tree.folders[code].well_known is not None:
+            raise FolderError("well-known folders cannot be deleted")
+        codes = set(self.tree.subtree(code))
+        doomed = [idx for idx in self.indices() if self.folder(idx) in codes]
+        self.delete(doomed, now_ms)
+        self.tree.remove(code)
+        return sorted(codes), doomed
 
     def born_seq(self, idx: int) -> int:
         """Sequence number at which message ``idx`` was delivered (-1: initial)."""
@@ -257,19 +331,14 @@ class GraphMailbox(Mailbox):
 
     def summary(self) -> dict[str, object]:
         """Counts per folder and delta state."""
-        per_folder = [0] * len(synth.FOLDER_NAMES)
-        unread = [0] * len(synth.FOLDER_NAMES)
-        for idx in self.indices():
-            f = self.folder(idx)
-            per_folder[f] += 1
-            unread[f] += self.unread(idx)
+        total, unread = self.counts()
         return {
             "provider": "graph",
             "address": self.address,
             "messages": self.count(),
             "folders": {
-                name: {"total": per_folder[i], "unread": unread[i]}
-                for i, name in enumerate(synth.FOLDER_NAMES)
+                self.tree.label(f.code): {"total": total[f.code], "unread": unread[f.code]}
+                for f in self.tree.live()
             },
             "delta_generation": self.generation,
             "change_seq": self.seq,
@@ -285,7 +354,7 @@ class GraphMailbox(Mailbox):
             out.append(
                 {
                     "id": self.message_id(idx),
-                    "folder": synth.FOLDER_NAMES[st.folder],
+                    "folder": self.tree.label(st.folder),
                     "parentFolderId": self.folder_id(st.folder),
                     "isRead": not st.unread,
                     "changeKey": self.change_key(idx, st.version),

@@ -31,6 +31,9 @@ class MsgState:
     hid: int
     # Graph: change sequence number at delivery; -1 for initial messages.
     born_seq: int
+    # Folder the message was created in; its content (sender, draft) derives from it, so a
+    # message moved to another folder keeps what it says.
+    origin: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,7 @@ class Mailbox:
             modified_ms=date,
             hid=self.initial_hid(idx),
             born_seq=-1,
+            origin=folder,
         )
 
     def indices(self, descending: bool = False, start: int | None = None) -> Iterator[int]:
@@ -167,7 +171,7 @@ class Mailbox:
             idx = self.next_idx
             self.next_idx += 1
             st = MsgState(
-                folder, folder not in (synth.SENT, synth.DRAFTS), 1, now_ms, now_ms, 0, -1
+                folder, folder not in (synth.SENT, synth.DRAFTS), 1, now_ms, now_ms, 0, -1, folder
             )
             self.states[idx] = st
             self._record_add(idx, st, now_ms)

@@ -116,6 +116,31 @@ class MockHarness:
         _check(r, 200)
         return r.json()
 
+    async def create_folder(
+        self, address: str, name: str, parent: str | None = None, **flags: bool
+    ) -> dict[str, Any]:
+        """A new Graph folder (``hidden``, ``search`` flags); returns it as the control API
+        shows it (``id``, ``path``, ...)."""
+        body: dict[str, Any] = {"name": name, "parent": parent, **flags}
+        r = await self.client.post(f"/_mock/mailboxes/{address}/folders", json=body)
+        _check(r, 201)
+        out: dict[str, Any] = r.json()
+        return out
+
+    async def delete_folder(self, address: str, folder: str) -> dict[str, Any]:
+        """Delete a Graph user folder (id, well-known name or path) with its contents."""
+        r = await self.client.delete(f"/_mock/mailboxes/{address}/folders/{folder}")
+        _check(r, 200)
+        out: dict[str, Any] = r.json()
+        return out
+
+    async def folders(self, address: str) -> list[dict[str, Any]]:
+        """Every live folder of a Graph mailbox, parents first."""
+        r = await self.client.get(f"/_mock/mailboxes/{address}/folders")
+        _check(r, 200)
+        out: list[dict[str, Any]] = r.json()["folders"]
+        return out
+
     async def config(self, patch: dict[str, Any]) -> Any:
         """PUT a partial config."""
         r = await self.client.put("/_mock/config", json=patch)

@@ -38,6 +38,7 @@ DEFAULT_NAMES: tuple[str, ...] = ("light", "saturation", "overload")
 DEFAULT_SIZE_SCALE = 0.01
 DEFAULT_MAX_MAILBOXES = 40_000
 MOCK_TOKEN_LIFETIME_S = 3599.0
+MOCK_GRAPH_FOLDERS = 6
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,19 @@ def prepare(
     changes["providers.gmail.token_lifetime_s"] = MOCK_TOKEN_LIFETIME_S
     # The daemons start right before the first level: no token cached, no IMAP connection.
     changes["daemon.fresh_start"] = True
+    # The mock's Graph mailboxes hold the six well-known folders, none with children.
+    graph = s.providers.graph
+    if pop.providers.get("graph", 0) > 0 and (graph.folders, graph.parent_folders) != (
+        MOCK_GRAPH_FOLDERS,
+        0,
+    ):
+        changes["providers.graph.folders"] = MOCK_GRAPH_FOLDERS
+        changes["providers.graph.parent_folders"] = 0
+        notes.append(
+            f"Graph mailboxes have the mock's {MOCK_GRAPH_FOLDERS} well-known folders (no "
+            f"child folders) on both sides, not the scenario's {graph.folders} folders and "
+            f"{graph.parent_folders} parents."
+        )
     for p in PROVIDERS:
         model = s.providers[p]
         e = model.errors

@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import psycopg
 
-from daemon.policy import DEFAULT_FETCH
 from daemon.providers.imap_message import provider_id
 
 
@@ -89,10 +88,8 @@ def _provider_ids(
     if m.provider in ("gmail", "graph"):
         r = http.get(f"{mock_url}/_mock/mailboxes/{m.address}/messages")
         r.raise_for_status()
-        msgs = r.json()["messages"]
-        if m.provider == "graph":
-            msgs = [x for x in msgs if x["folder"] in DEFAULT_FETCH.graph_folders]
-        return {x["id"] for x in msgs}
+        # The daemon syncs whole mailboxes (Graph: every folder, by default).
+        return {x["id"] for x in r.json()["messages"]}
     assert imap_port is not None
     out: set[str] = set()
     c = imaplib.IMAP4_SSL("127.0.0.1", imap_port, ssl_context=ctx, timeout=30)

@@ -84,6 +84,12 @@ async def test_api_end_to_end(
                 headers=AUTH,
             )
             assert r.status_code == 422 and "host" in r.text and "port" in r.text
+            graph = {"provider": "graph", "address": "g@b.c", "credentials": {"refresh_token": "x"}}
+            for folders in ("inbox", [], ["inbox", ""], [3]):
+                r = await api.post(
+                    url, json={**graph, "config": {"folders": folders}}, headers=AUTH
+                )
+                assert r.status_code == 422 and "config.folders must be" in r.text, folders
             r = await api.post(
                 "/tenants/999/mailboxes",
                 json={

@@ -12,8 +12,10 @@ from daemon.policy import (
     ORIGINAL,
     PLAN_B,
     QUOTA_MARGIN_DEFAULT,
+    ApiCall,
     DueMailbox,
     ErrorKind,
+    FetchShape,
     Outcome,
     SyncKind,
     Tier,
@@ -212,15 +214,32 @@ def test_sync_calls_count_requests_and_quota_calls() -> None:
         ("history.list", 1, 1),
         ("messages.get", 3, 1),
     ]
-    assert sync_calls("graph", SyncKind.INCREMENTAL, 500)[0].requests == 2
-    assert sync_calls("graph", SyncKind.FULL, 1000)[0].requests == 10
+    # Graph, whole mailbox (9 folders, 2 with child folders): the folder lists, then one
+    # delta round per folder; 1,000 messages are 112 per folder, two pages of 100 each.
+    inc = sync_calls("graph", SyncKind.INCREMENTAL, 500, added=3)
+    assert [(c.method, c.count, c.requests) for c in inc] == [
+        ("mailFolders.list", 1, 1),
+        ("mailFolders.childFolders", 2, 2),
+        ("messages.delta", 9, 9),
+    ]
+    full = sync_calls("graph", SyncKind.FULL, 1000)
+    assert [(c.method, c.requests) for c in full][-1] == ("messages.delta", 18)
+    # Narrowed to two named folders: nothing listed.
+    two = FetchShape(graph_folders=2, graph_list_folders=False)
+    assert [
+        (c.method, c.requests) for c in sync_calls("graph", SyncKind.INCREMENTAL, 500, shape=two)
+    ] == [("messages.delta", 2)]
+    assert sync_calls("graph", SyncKind.FULL, 1000, shape=two)[0].requests == 10
+    # 250 folders in one level: three pages of 100.
+    wide = FetchShape(graph_folders=250, graph_parent_folders=0)
+    assert sync_calls("graph", SyncKind.INCREMENTAL, 0, shape=wide)[0] == ApiCall(
+        "mailFolders.list", 3, 3
+    )
 
 
 def test_imap_call_model_matches_measured_round_trips() -> None:
     # Round trips measured against Dovecot for a 10,000-message folder after 5 new,
     # 20 flag changes and 3 deletions (docs/imap.md): QRESYNC 2, CONDSTORE 4, plain 4.
-    from daemon.policy import FetchShape
-
     for mode, trips in (("qresync", 2), ("condstore", 4), ("plain", 4)):
         calls = sync_calls(
             "imap", SyncKind.INCREMENTAL, 10_000, 5, 20, 3, FetchShape(imap_mode=mode)

@@ -97,7 +97,9 @@ async def test_two_processes_share_the_work_without_running_a_mailbox_twice(
     mock: tuple[MockProcess, httpx.AsyncClient],
 ) -> None:
     proc, ctl = mock
-    await _setup(ctl, db, 40, 40, seed=41, latency_ms=20, interval_s=2)
+    # Every 4 s: a Graph sync reads all six folders and their list (7 requests), and the
+    # daemons must keep up for the queues to be empty when they stop.
+    await _setup(ctl, db, 40, 40, seed=41, latency_ms=20, interval_s=4)
     daemons = [
         DaemonProcess(daemon_env(pg_dsn, redis_url, redis_prefix, proc.url, f"p{i}"))
         for i in (1, 2)

@@ -57,11 +57,26 @@ def test_rollback_is_a_profile_change(tmp_path: Path) -> None:
         ({"policy": {"quotas": {"gmail.nope": {"limit": 5}}}}, {}, "unknown quota 'gmail.nope'"),
         ({"policy": {"low_after_h": 1}}, {}, "low_after_h must be greater"),
         ({"no_such_setting": 1}, {}, "no_such_setting: Extra inputs are not permitted"),
+        ({"graph": {"folders": "inbox"}}, {}, 'graph.folders: .* must be "all" or a non-empty'),
+        ({"graph": {"folders": []}}, {}, "graph.folders: .* not \\[\\]"),
     ],
 )
 def test_bad_settings_name_the_field(overrides: dict, env: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         load_settings(None, overrides, environ=env)
+
+
+def test_graph_folders_default_to_the_whole_mailbox_and_narrow_from_file_or_env(
+    tmp_path: Path,
+) -> None:
+    assert load_settings(None, environ={}).graph.folders == "all"
+    cfg = tmp_path / "g.toml"
+    cfg.write_text('[graph]\nfolders = ["inbox", "archive"]\n')
+    assert load_settings(cfg, environ={}).graph.folders == ["inbox", "archive"]
+    env = {"MAILSYNC_GRAPH__FOLDERS": "all"}
+    assert load_settings(cfg, environ=env).graph.folders == "all"
+    env = {"MAILSYNC_GRAPH__FOLDERS": '["inbox"]'}
+    assert load_settings(None, environ=env).graph.folders == ["inbox"]
 
 
 def test_bad_toml_names_file_and_line(tmp_path: Path) -> None:

@@ -131,12 +131,15 @@ async def test_200_mailboxes_sync_once_then_incrementally(
         calls = stats["calls"]
         n_gmail = sum(1 for r in changed if r["provider"] == "gmail")
         n_graph = len(changed) - n_gmail
-        # Only changes were fetched: no listing, one history page per Gmail mailbox, the
-        # three new messages' metadata, one delta call per synced Graph folder.
+        # Only changes were fetched: no message listing, one history page per Gmail mailbox,
+        # the three new messages' metadata; per Graph mailbox one page of its folder list
+        # (the six well-known folders, none with child folders) and one delta call per folder.
         assert not any("messages.list" in k for k in calls), calls
         assert sum(v for k, v in calls.items() if "history" in k) == n_gmail
         assert sum(v for k, v in calls.items() if k.endswith("messages.get")) == 3 * n_gmail
-        assert sum(v for k, v in calls.items() if "delta" in k) == 2 * n_graph
+        assert calls.get("graph.mailFolders.list") == n_graph
+        assert "graph.mailFolders.childFolders" not in calls
+        assert sum(v for k, v in calls.items() if "delta" in k) == 6 * n_graph
 
 
 async def test_a_mailbox_deleted_mid_sync_leaves_nothing_behind(

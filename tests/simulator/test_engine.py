@@ -115,7 +115,15 @@ def test_a_saturated_app_quota_delivers_its_margin_and_not_one_call_more(margin:
 
 
 def test_drain_of_1000_is_claim_bound_under_fast_jobs() -> None:
-    s = load_scenario("plan-b-1000")
+    # Fast jobs: Graph narrowed to two folders (no folder lists), two requests per sync. With
+    # the whole mailbox (12 requests per incremental sync) the high tier's workers bind.
+    s = load_scenario("plan-b-1000").updated(
+        {
+            "providers.graph.folders": 2,
+            "providers.graph.parent_folders": 0,
+            "providers.graph.list_folders": False,
+        }
+    )
     r = Simulation(s, seed=2, mode="drain").run().scalars
     prof = s.profile()
     cycles = -(-950 // prof.batch_size)  # batches needed for 95 %
@@ -152,8 +160,11 @@ def test_random_429s_retry_in_sync_then_fail_rate_limited() -> None:
     )
     r = Simulation(s, seed=1).run().scalars
     assert r["throttled_graph"] > 0
-    # Two requests per sync, each failing after 4 answers of 429 with probability 1/16.
-    assert r["rate_limited_share"] == pytest.approx(1 - (1 - 0.5**4) ** 2, abs=0.03)
+    # n requests per incremental sync (folder lists and a delta round per folder; 12 by
+    # default), each failing after 4 answers of 429 with probability 1/16.
+    n = sum(c.requests for c in policy.sync_calls("graph", policy.SyncKind.INCREMENTAL, 0))
+    assert n == 12
+    assert r["rate_limited_share"] == pytest.approx(1 - (1 - 0.5**4) ** n, abs=0.03)
 
 
 def test_a_tighter_real_quota_answers_429_and_the_sync_waits_it_out() -> None:

@@ -1,17 +1,21 @@
-"""The scenario model: the IMAP provider, the quota margin, defaults and errors (through the
-loader)."""
+"""The scenario model: the IMAP provider, the Graph folders, the quota margin, their defaults
+and errors (through the loader)."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from daemon import policy
 from daemon.errors import ConfigError
-from daemon.policy import FetchShape
+from daemon.policy import DEFAULT_FETCH, FetchShape, SyncKind
 from daemon.settings import ImapSettings
+from simulator.gate import ProviderRuntime
 from simulator.loader import load_scenario
+from simulator.scenario import Scenario
 
 
 def _load(tmp_path: Path, body: str) -> str:
@@ -63,6 +67,14 @@ def test_imap_defaults_come_from_the_daemon_and_base_yaml() -> None:
             "line 6: daemon.imap.max_idle_s: must be >= idle_keepalive_s",
         ),
         (
+            "providers:\n  graph:\n    folders: 3\n    parent_folders: 4\n",
+            "line 7: providers.graph.parent_folders: cannot exceed folders",
+        ),
+        (
+            "providers:\n  graph:\n    folders: 0\n",
+            "line 6: providers.graph.folders: Input should be",
+        ),
+        (
             "  providers: {gmail: 1.5, imap: -0.5}\n",
             "line 4: population.providers: share of gmail must be within [0, 1]",
         ),
@@ -72,7 +84,7 @@ def test_imap_defaults_come_from_the_daemon_and_base_yaml() -> None:
         ),
     ],
 )
-def test_imap_errors_name_the_field_and_line(tmp_path: Path, body: str, expected: str) -> None:
+def test_provider_errors_name_the_field_and_line(tmp_path: Path, body: str, expected: str) -> None:
     assert expected in _load(tmp_path, body)
 
 
@@ -99,3 +111,44 @@ def test_enforced_quotas_are_the_presets_under_the_daemons_margin() -> None:
 def test_quota_margin_errors_name_the_field_and_line(tmp_path: Path, value: str) -> None:
     message = _load(tmp_path, f"daemon:\n  quota_margin: {value}\n")
     assert "line 5: daemon.quota_margin: Input should be" in message
+
+
+def _graph_requests(s: Scenario, kind: SyncKind, messages: int, added: int) -> int:
+    """HTTP requests of one Graph sync as the simulator walks them."""
+    rt = ProviderRuntime(
+        "graph",
+        s.providers.graph,
+        s.enforced("graph"),
+        None,
+        1,
+        np.random.default_rng(1),
+        random.Random(1),
+    )
+    reqs = rt.requests(kind, messages, added, 0, 0)
+    assert all(r[1] == 1 for r in reqs), "Graph sends no batches"
+    return len(reqs)
+
+
+def test_graph_folders_are_a_scenario_setting_counted_as_the_daemon_counts() -> None:
+    s = load_scenario("plan-b-1000")
+    graph = s.providers.graph
+    assert (graph.folders, graph.parent_folders, graph.list_folders) == (
+        DEFAULT_FETCH.graph_folders,
+        DEFAULT_FETCH.graph_parent_folders,
+        DEFAULT_FETCH.graph_list_folders,
+    )
+    # Default: one page of top-level folders, a child list per parent, a delta per folder.
+    n = _graph_requests(s, SyncKind.INCREMENTAL, 5000, 2)
+    assert n == 1 + 2 + 9
+    bigger = s.updated({"providers.graph.folders": 40, "providers.graph.parent_folders": 6})
+    assert _graph_requests(bigger, SyncKind.INCREMENTAL, 5000, 2) == 1 + 6 + 40
+    # 40 folders, 4,000 messages: 100 per folder, one delta page each.
+    assert _graph_requests(bigger, SyncKind.FULL, 4000, 0) == 1 + 6 + 40
+    narrowed = s.updated(
+        {
+            "providers.graph.folders": 2,
+            "providers.graph.parent_folders": 0,
+            "providers.graph.list_folders": False,
+        }
+    )
+    assert _graph_requests(narrowed, SyncKind.INCREMENTAL, 5000, 2) == 2

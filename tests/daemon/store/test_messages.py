@@ -84,3 +84,26 @@ async def test_garbage_text_is_stored_not_fatal(db: asyncpg.Pool) -> None:
     row = await db.fetchrow("SELECT subject, size, flags, parse_error FROM messages")
     assert row["subject"] == "nulbyte" and row["size"] == 2**31 - 1
     assert row["flags"] == ["ab"] and row["parse_error"] == "Date header unparseable"
+
+
+async def test_removal_from_a_folder_keeps_a_row_filed_under_another(db: asyncpg.Pool) -> None:
+    mid = await _mailbox(db)
+    base = [_rec("a", "archive"), _rec("b", "archive"), _rec("c", "inbox")]
+    await _apply(db, mid, SyncResult(SyncKind.FULL, {}, upserts=base))
+    # a moved to inbox and was stored there by an earlier sync; Archive's removal of it
+    # arrives now, together with b's and a removal of c from a folder it never was in.
+    await _apply(db, mid, SyncResult(SyncKind.INCREMENTAL, {}, upserts=[_rec("a", "inbox")]))
+    r = SyncResult(
+        SyncKind.INCREMENTAL,
+        {},
+        removals=[("a", "archive"), ("b", "archive"), ("b", "archive"), ("c", "junkemail")],
+    )
+    assert await _apply(db, mid, r) == (0, 0, 1)
+    rows = await db.fetch("SELECT provider_id, folder FROM messages ORDER BY provider_id")
+    assert [(x["provider_id"], x["folder"]) for x in rows] == [("a", "inbox"), ("c", "inbox")]
+    # Moved and reported in one result: the upsert files it first, the removal then misses.
+    r = SyncResult(
+        SyncKind.INCREMENTAL, {}, upserts=[_rec("c", "archive")], removals=[("c", "inbox")]
+    )
+    assert await _apply(db, mid, r) == (0, 1, 0)
+    assert await db.fetchval("SELECT folder FROM messages WHERE provider_id = 'c'") == "archive"

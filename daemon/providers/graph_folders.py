@@ -1,0 +1,118 @@
+"""Which Graph folders one sync reads: the configured list, or every folder of the mailbox
+found by listing the folder tree (``mailFolders``, then ``childFolders`` of each folder that
+has children, one level at a time, each list paged through ``@odata.nextLink``).
+
+The tree is listed on every sync rather than tracked with ``mailFolders/delta``: a list
+costs one request per level page plus one per folder with children (about three for a
+typical mailbox, on top of one delta round per folder), and it always shows the current
+tree. ``mailFolders/delta`` would save those requests only while nothing changed; Microsoft
+documents it without saying whether it covers child folders, and its token can expire
+like any other, so a missed new folder would cost more than the requests it saves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from daemon.errors import BadResponse, PermanentError
+from daemon.providers.base import MailboxContext
+from daemon.providers.http import ApiClient, field, json_object
+from daemon.settings import WHOLE_MAILBOX, check_graph_folders
+
+SEARCH_FOLDER = "#microsoft.graph.mailSearchFolder"
+_LIST = "mailFolders.list"
+_CHILDREN = "mailFolders.childFolders"
+
+
+@dataclass(frozen=True, slots=True)
+class GraphFolder:
+    """A folder to sync: the key it is tracked and stored under, and its path for logs."""
+
+    key: str
+    path: str
+
+
+def selection(config: Mapping[str, Any], default: str | list[str]) -> str | list[str]:
+    """The mailbox's ``config.folders`` (else ``default``): ``"all"`` or folder names / ids.
+
+    A malformed value is the mailbox's configuration error, not a passing fault.
+    """
+    raw = config.get("folders")
+    if raw is None:
+        return default
+    try:
+        return check_graph_folders(raw, "config.folders")
+    except ValueError as exc:
+        raise PermanentError(str(exc), provider="graph") from None
+
+
+def parse_folder(item: Any, what: str) -> tuple[str, str, int, bool]:
+    """(id, displayName, childFolderCount, syncable) of one listed folder.
+
+    Search folders are views of messages stored in other folders: syncing them would file
+    one message under two folders. Hidden folders are only listed on request, which the
+    daemon never makes; one that comes anyway is skipped too.
+    """
+    if not isinstance(item, dict):
+        raise BadResponse(f"{what}: a folder is not an object", provider="graph")
+    fid = field(item, "id", str, "graph", what)
+    name = field(item, "displayName", str, "graph", what, default="")
+    children = field(item, "childFolderCount", int, "graph", what)
+    if isinstance(children, bool) or children < 0:
+        raise BadResponse(f"{what}: folder {fid!r} has a bad childFolderCount", provider="graph")
+    syncable = item.get("@odata.type") != SEARCH_FOLDER and item.get("isHidden") is not True
+    return fid, name, children, syncable
+
+
+async def list_folders(
+    api: ApiClient, mailbox: MailboxContext, base: str, page: int
+) -> list[GraphFolder]:
+    """Every visible, non-search mail folder of the mailbox, parents before children."""
+    out: list[GraphFolder] = []
+    seen: set[str] = set()
+    # (URL of a level's first page, quota method, path of the level's parent)
+    levels: list[tuple[str, str, str]] = [(f"{base}/me/mailFolders?$top={page}", _LIST, "")]
+    while levels:
+        url, method, parent = levels.pop(0)
+        for fid, name, children, syncable in await _level(api, mailbox, url, method):
+            if fid in seen or not syncable:
+                continue
+            seen.add(fid)
+            path = f"{parent}/{name}" if parent else name
+            out.append(GraphFolder(fid, path))
+            if children:
+                child_url = f"{base}/me/mailFolders/{quote(fid, safe='')}/childFolders?$top={page}"
+                levels.append((child_url, _CHILDREN, path))
+    return out
+
+
+async def _level(
+    api: ApiClient, mailbox: MailboxContext, url: str, method: str
+) -> list[tuple[str, str, int, bool]]:
+    """All pages of one folder list; empty when the parent vanished since it was listed."""
+    out: list[tuple[str, str, int, bool]] = []
+    visited: set[str] = set()
+    while True:
+        visited.add(url)
+        # A folder deleted after its parent's list named it: no children to sync. (The root
+        # list has no such excuse; its 404 is the mailbox's and fails the sync.)
+        gone = (404,) if method == _CHILDREN else ()
+        resp = await api.call(mailbox, method, "GET", url, pass_through=gone)
+        if resp.status_code == 404:
+            return out
+        body = json_object(resp, "graph", method)
+        out += [parse_folder(i, method) for i in field(body, "value", list, "graph", method)]
+        nxt = body.get("@odata.nextLink")
+        if nxt is None:
+            return out
+        if not isinstance(nxt, str) or not nxt:
+            raise BadResponse(f"{method}: @odata.nextLink is not a URL", provider="graph")
+        if nxt in visited:
+            raise BadResponse(f"{method}: @odata.nextLink repeats a page", provider="graph")
+        url = nxt
+
+
+__all__ = ["WHOLE_MAILBOX", "GraphFolder", "list_folders", "parse_folder", "selection"]
