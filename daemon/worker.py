@@ -130,6 +130,7 @@ class SyncRunner:
                 gate=gate,
                 save_credentials=lambda c: self._save_credentials(mailbox_id, c),
                 tokens=self._tokens(start, creds),
+                sync_interval_s=self._interval(start),
             )
             result = await provider.sync(ctx, start.kind, start.cursor)
         except ProviderError as exc:
@@ -143,6 +144,9 @@ class SyncRunner:
         finally:
             self.metrics.in_flight.dec()
         return await self._commit(start, run_seq, result, gate)
+
+    def _interval(self, start: RunStart) -> float:
+        return float(start.interval_s or self.profile.sync_interval_s)
 
     def _tokens(self, start: RunStart, creds: Credentials) -> TokenSource:
         client = self.oauth.get(start.provider)
@@ -164,7 +168,7 @@ class SyncRunner:
         self, start: RunStart, run_seq: int, result: SyncResult, gate: CallGate
     ) -> RunOutcome:
         finished = self.clock()
-        interval = float(start.interval_s or self.profile.sync_interval_s)
+        interval = self._interval(start)
         try:
             async with self.store.pool.acquire() as conn, conn.transaction():
                 counts = await apply_result(conn, start.mailbox_id, result)
