@@ -1,8 +1,9 @@
 """The IMAP provider: full and incremental sync of configured folders over aioimaplib.
 
-One ``ImapProvider`` serves a daemon process. Connections are pooled per account and
-reused across syncs (see ``imap_pool``); folder logic lives in ``imap_sync``, response
-parsing in ``imap_parse`` and ``imap_message``, the aioimaplib adapter in ``imap_client``.
+One ``ImapProvider`` serves a daemon process. Connections are pooled per login identity
+and reused across syncs for a bounded time (see ``imap_pool`` and ``imap_identity``); folder
+logic lives in ``imap_sync``, the cursor in ``imap_cursor``, response parsing in
+``imap_parse`` and ``imap_message``, the aioimaplib adapter in ``imap_client``.
 docs/imap.md describes the cursor, the capability paths and the call counts.
 """
 
@@ -22,14 +23,14 @@ from daemon.errors import AuthRevoked, ConfigError, PermanentError, RateLimited
 from daemon.policy import SyncKind, imap_reauth_after
 from daemon.providers.base import MailboxContext, SyncResult
 from daemon.providers.imap_client import PROVIDER, ImapConnection
+from daemon.providers.imap_cursor import CURSOR_VERSION, parse_cursor
 from daemon.providers.imap_identity import LoginIdentity, credential_digest
 from daemon.providers.imap_pool import ImapPool
-from daemon.providers.imap_sync import FolderState, FolderSyncer, Mode
+from daemon.providers.imap_sync import FolderSyncer, Mode
 from daemon.settings import ImapSettings as ImapConfig
 
 log = structlog.get_logger(__name__)
 
-CURSOR_VERSION = 1
 # Per-account connection caps of common servers, for choosing ``max_connections``.
 KNOWN_CONNECTION_LIMITS: Mapping[str, int] = {"gmail": 15, "dovecot": 10, "outlook": 20}
 
@@ -136,22 +137,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def parse_cursor(cursor: Mapping[str, Any] | None) -> dict[str, FolderState] | None:
-    """Folder states of a stored cursor; None if absent or unreadable (then: full sync)."""
-    if not cursor:
-        return None
-    if cursor.get("v") != CURSOR_VERSION or not isinstance(cursor.get("folders"), dict):
-        log.warning("imap.cursor_unreadable", reason="unknown version or no folders")
-        return None
-    out: dict[str, FolderState] = {}
-    for name, entry in cursor["folders"].items():
-        try:
-            out[name] = FolderState.from_json(entry)
-        except ValueError as e:
-            log.warning("imap.cursor_unreadable", folder=name, reason=str(e))
-    return out
 
 
 class ImapProvider:

@@ -21,13 +21,13 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 import structlog
 
 from daemon.errors import BadResponse, PermanentError
 from daemon.providers.base import CallGate, MessageRecord
 from daemon.providers.imap_client import PROVIDER, ImapConnection, Reply
+from daemon.providers.imap_cursor import FolderState
 from daemon.providers.imap_message import fetch_items, provider_id, record_from_fetch
 from daemon.providers.imap_parse import (
     FetchItem,
@@ -39,7 +39,7 @@ from daemon.providers.imap_parse import (
     parse_search,
     parse_select,
 )
-from daemon.providers.imap_uidset import chunks, format_uid_set, in_ranges, parse_uid_set
+from daemon.providers.imap_uidset import chunks, format_uid_set, in_ranges
 
 log = structlog.get_logger(__name__)
 
@@ -52,55 +52,6 @@ class Mode(StrEnum):
     QRESYNC = "qresync"
     CONDSTORE = "condstore"
     PLAIN = "plain"
-
-
-@dataclass(slots=True)
-class FolderState:
-    """A folder's part of the cursor."""
-
-    uidvalidity: int
-    uidnext: int
-    highestmodseq: int | None
-    uids: list[int]
-    # UID -> flags, kept only when the server lacks CONDSTORE (to diff flag scans).
-    flags: dict[int, tuple[str, ...]] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form: UIDs and the flag map as compact UID sets."""
-        out: dict[str, Any] = {
-            "uidvalidity": self.uidvalidity,
-            "uidnext": self.uidnext,
-            "highestmodseq": self.highestmodseq,
-            "uids": format_uid_set(self.uids),
-        }
-        if self.flags is not None:
-            groups: dict[str, list[int]] = {}
-            for uid, flags in self.flags.items():
-                groups.setdefault(" ".join(flags), []).append(uid)
-            out["flags"] = {k: format_uid_set(v) for k, v in sorted(groups.items())}
-        return out
-
-    @classmethod
-    def from_json(cls, data: Any) -> FolderState:
-        """Parse a cursor entry; ``ValueError`` names the bad field."""
-        if not isinstance(data, dict):
-            raise ValueError("folder entry is not an object")
-        try:
-            uv, un, hm = data["uidvalidity"], data["uidnext"], data.get("highestmodseq")
-        except KeyError as e:
-            raise ValueError(f"folder entry lacks {e.args[0]}") from None
-        if not (
-            isinstance(uv, int) and isinstance(un, int) and (hm is None or isinstance(hm, int))
-        ):
-            raise ValueError("uidvalidity/uidnext/highestmodseq must be integers")
-        uids = parse_uid_set(str(data.get("uids", "")))
-        flags = None
-        if isinstance(data.get("flags"), dict):
-            flags = {}
-            for key, uidset in data["flags"].items():
-                value = tuple(str(key).split())
-                flags.update(dict.fromkeys(parse_uid_set(str(uidset)), value))
-        return cls(uv, un, hm, uids, flags)
 
 
 @dataclass(slots=True)
