@@ -19,12 +19,13 @@ from typing import Any
 
 import structlog
 
+from daemon.crypto import secret_digest
 from daemon.errors import AuthRevoked, ConfigError, PermanentError, RateLimited
 from daemon.policy import SyncKind, imap_reauth_after
 from daemon.providers.base import MailboxContext, SyncResult
 from daemon.providers.imap_client import PROVIDER, ImapConnection
 from daemon.providers.imap_cursor import CURSOR_VERSION, parse_cursor
-from daemon.providers.imap_identity import LoginIdentity, credential_digest
+from daemon.providers.imap_identity import LoginIdentity
 from daemon.providers.imap_pool import ImapPool
 from daemon.providers.imap_sync import FolderSyncer, Mode
 from daemon.settings import ImapSettings as ImapConfig
@@ -234,7 +235,7 @@ class ImapProvider:
             return await self._open(account, mailbox)
 
         who = account.identity(
-            mailbox.mailbox_id, credential_digest(self._digest_key, mailbox.credentials)
+            mailbox.mailbox_id, secret_digest(self._digest_key, mailbox.credentials)
         )
         reauth = imap_reauth_after(s.reauth_after_s, mailbox.sync_interval_s)
         async with self.pool.connection(who, opener, mailbox.gate, reauth) as conn:

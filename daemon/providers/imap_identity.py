@@ -2,10 +2,10 @@
 
 A logged-in session proves that *its* credentials were accepted, nothing more. So a pooled
 connection is keyed by the full identity of the login: server (host, port, TLS mode), user
-name, auth kind, the mailbox it was opened for, and a keyed digest (HMAC-SHA-256 with a
-per-process random key) of the mailbox's secrets. Another mailbox with the same user name,
-or the same mailbox after its credentials changed, never gets it. The secret itself is never
-part of a key, a log line or a ``repr``.
+name, auth kind, the mailbox it was opened for, and a keyed digest of the mailbox's secrets
+(``crypto.secret_digest``: HMAC-SHA-256 with a per-process random key). Another mailbox with
+the same user name, or the same mailbox after its credentials changed, never gets it. The
+secret itself is never part of a key, a log line or a ``repr``.
 
 A login is also only trusted for a bounded time (``policy.imap_reauth_after``): a server-side
 password change or revocation does not end sessions that are already logged in.
@@ -13,21 +13,11 @@ password change or revocation does not end sessions that are already logged in.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 # Connection limits of servers count per account: (host, port, username).
 AccountKey = tuple[str, int, str]
-
-
-def credential_digest(key: bytes, credentials: Mapping[str, str]) -> bytes:
-    """HMAC-SHA-256 over every secret of a mailbox (any change gives another digest)."""
-    canonical = json.dumps(sorted(credentials.items()), separators=(",", ":"))
-    return hmac.new(key, canonical.encode(), hashlib.sha256).digest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from daemon.crypto import secret_digest
 from daemon.policy import IMAP_REAUTH_SHARE, imap_reauth_after
 from daemon.providers.base import Credentials
-from daemon.providers.imap_identity import (
-    LoginIdentity,
-    Reuse,
-    ReuseLimits,
-    credential_digest,
-    reuse_verdict,
-)
+from daemon.providers.imap_identity import LoginIdentity, Reuse, ReuseLimits, reuse_verdict
 
 KEY = bytes(range(32))
 LIMITS = ReuseLimits(keepalive_s=60, max_idle_s=600)
@@ -22,20 +17,18 @@ def identity(mailbox_id: int = 1, password: str = "pw", **server: object) -> Log
     fields: dict[str, object] = {"host": "imap.test", "port": 993, "tls": "implicit",
                                  "username": "ann", "auth": "password"}  # fmt: skip
     fields.update(server)
-    digest = credential_digest(KEY, Credentials({"password": password}))
+    digest = secret_digest(KEY, Credentials({"password": password}))
     return LoginIdentity(**fields, mailbox_id=mailbox_id, secret_digest=digest)  # type: ignore[arg-type]  # fields typed as object for the overrides
 
 
 def test_digest_tells_credentials_apart_and_hides_them() -> None:
-    a = credential_digest(KEY, {"password": "secret-1"})
-    assert a == credential_digest(KEY, {"password": "secret-1"})
-    assert a != credential_digest(KEY, {"password": "secret-2"})
-    assert a != credential_digest(bytes(32), {"password": "secret-1"})  # keyed per process
+    a = secret_digest(KEY, {"password": "secret-1"})
+    assert a == secret_digest(KEY, {"password": "secret-1"})
+    assert a != secret_digest(KEY, {"password": "secret-2"})
+    assert a != secret_digest(bytes(32), {"password": "secret-1"})  # keyed per process
     # Every secret counts, in any order.
-    assert credential_digest(KEY, {"a": "1", "b": "2"}) == credential_digest(
-        KEY, {"b": "2", "a": "1"}
-    )
-    assert credential_digest(KEY, {"a": "1", "b": "2"}) != credential_digest(KEY, {"a": "1"})
+    assert secret_digest(KEY, {"a": "1", "b": "2"}) == secret_digest(KEY, {"b": "2", "a": "1"})
+    assert secret_digest(KEY, {"a": "1", "b": "2"}) != secret_digest(KEY, {"a": "1"})
     who = identity(password="hunter2")
     assert "hunter2" not in repr(who) and "secret_digest" not in repr(who)
     assert who.secret_digest.hex() not in repr(who)
