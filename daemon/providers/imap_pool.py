@@ -104,12 +104,11 @@ class ImapPool:
         for e in acct.idle:
             bound = reauth_s if e.identity == who else e.reauth_after_s
             c = e.conn
+            verdict = reuse_verdict(now, c.created_at, c.last_used, c.broken, self.limits, bound)
             if who.supersedes(e.identity):
                 self.stats.superseded += 1
                 gone.append(e)
-            elif reuse_verdict(now, c.created_at, c.last_used, c.broken, self.limits, bound) is (
-                Reuse.DISCARD
-            ):
+            elif verdict is Reuse.DISCARD:
                 if not c.broken and now - c.created_at >= bound:
                     self.stats.reauth_expired += 1
                 gone.append(e)
@@ -133,8 +132,12 @@ class ImapPool:
                         e = acct.idle[i]
                         if e.identity == who:
                             del acct.idle[i]
-                            idle_for = self._clock() - e.conn.last_used
-                            return e.conn, idle_for > self.limits.keepalive_s
+                            c = e.conn
+                            verdict = reuse_verdict(
+                                self._clock(), c.created_at, c.last_used, c.broken,
+                                self.limits, reauth_s,
+                            )  # fmt: skip
+                            return c, verdict is Reuse.NOOP_FIRST
                     if acct.open < self.limit:
                         acct.open += 1
                         peak = self.stats.peak_open
