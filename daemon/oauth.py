@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -11,7 +9,6 @@ from typing import Any
 
 import httpx
 
-from daemon.crypto import secret_digest
 from daemon.errors import AuthRevoked, BadResponse, TransientError
 from daemon.providers.base import Credentials
 from daemon.settings import OAuthProviderSettings
@@ -125,36 +122,34 @@ def _json_object(resp: httpx.Response, provider: str) -> dict[str, Any]:
 class TokenCache:
     """Access tokens per mailbox in this process, least recently used evicted.
 
-    An entry belongs to the refresh token it was obtained with (kept as a keyed digest,
-    never the token): after a credentials update (the user reconnected, maybe another
-    account) the old access token is never handed out for the mailbox again.
+    An entry belongs to the credentials revision it was obtained under
+    (``mailboxes.credentials_rev``, raised by every user update of the credentials, not by a
+    provider's refresh-token rotation): after the user reconnected, maybe to another
+    account, the old access token is never handed out for the mailbox again, while a token
+    rotated by another process does not force a refresh here.
     """
 
-    def __init__(self, max_entries: int = 100_000, digest_key: bytes | None = None) -> None:
-        self._entries: OrderedDict[int, tuple[bytes, Grant]] = OrderedDict()
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._entries: OrderedDict[int, tuple[int, Grant]] = OrderedDict()
         self._max = max_entries
-        self._key = digest_key if digest_key is not None else secrets.token_bytes(32)
 
-    def _digest(self, refresh_token: str) -> bytes:
-        return secret_digest(self._key, {"refresh_token": refresh_token})
-
-    def get(self, mailbox_id: int, refresh_token: str, now: float) -> Grant | None:
-        """A grant of this refresh token still valid for a while, or ``None``."""
+    def get(self, mailbox_id: int, credentials_rev: int, now: float) -> Grant | None:
+        """A grant of this credentials revision still valid for a while, or ``None``."""
         entry = self._entries.get(mailbox_id)
         if entry is None:
             return None
-        digest, grant = entry
-        if not hmac.compare_digest(digest, self._digest(refresh_token)):
-            del self._entries[mailbox_id]  # made with credentials the mailbox no longer has
+        rev, grant = entry
+        if rev != credentials_rev:
+            del self._entries[mailbox_id]  # made from credentials the user has replaced
             return None
         if grant.expires_at - EXPIRY_MARGIN_S <= now:
             return None
         self._entries.move_to_end(mailbox_id)
         return grant
 
-    def put(self, mailbox_id: int, refresh_token: str, grant: Grant) -> None:
-        """Remember a grant obtained with (or rotated to) ``refresh_token``."""
-        self._entries[mailbox_id] = (self._digest(refresh_token), grant)
+    def put(self, mailbox_id: int, credentials_rev: int, grant: Grant) -> None:
+        """Remember a grant obtained under credentials revision ``credentials_rev``."""
+        self._entries[mailbox_id] = (credentials_rev, grant)
         self._entries.move_to_end(mailbox_id)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
@@ -175,10 +170,12 @@ class MailboxTokens:
         credentials: Credentials,
         save: Callable[[Credentials], Awaitable[None]],
         clock: Callable[[], float],
+        credentials_rev: int = 0,
     ) -> None:
         self._client = client
         self._cache = cache
         self._mailbox_id = mailbox_id
+        self._rev = credentials_rev
         self._credentials = credentials
         self._save = save
         self._clock = clock
@@ -190,7 +187,7 @@ class MailboxTokens:
         if not refresh_token:
             raise AuthRevoked("mailbox has no refresh_token", provider=self._client.provider)
         if not force_refresh:
-            cached = self._cache.get(self._mailbox_id, refresh_token, self._clock())
+            cached = self._cache.get(self._mailbox_id, self._rev, self._clock())
             if cached is not None:
                 return cached.access_token
         self._cache.drop(self._mailbox_id)
@@ -200,5 +197,5 @@ class MailboxTokens:
             # Microsoft rotates refresh tokens on every use: keep the newest at once.
             self._credentials = self._credentials.updated(refresh_token=grant.refresh_token)
             await self._save(self._credentials)
-        self._cache.put(self._mailbox_id, self._credentials["refresh_token"], grant)
+        self._cache.put(self._mailbox_id, self._rev, grant)
         return grant.access_token

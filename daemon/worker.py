@@ -128,7 +128,7 @@ class SyncRunner:
                 credentials=creds,
                 config=start.config or {},
                 gate=gate,
-                save_credentials=lambda c: self._save_credentials(mailbox_id, c),
+                save_credentials=lambda c: self._save_credentials(start, c),
                 tokens=self._tokens(start, creds),
                 sync_interval_s=self._interval(start),
             )
@@ -157,12 +157,18 @@ class SyncRunner:
             self.tokens,
             start.mailbox_id,
             creds,
-            lambda c: self._save_credentials(start.mailbox_id, c),
+            lambda c: self._save_credentials(start, c),
             self.clock,
+            start.credentials_rev,
         )
 
-    async def _save_credentials(self, mailbox_id: int, creds: Credentials) -> None:
-        await self.store.save_credentials_now(mailbox_id, self.cipher.encrypt(creds))
+    async def _save_credentials(self, start: RunStart, creds: Credentials) -> None:
+        saved = await self.store.save_credentials_now(
+            start.mailbox_id, self.cipher.encrypt(creds), start.credentials_rev
+        )
+        if not saved:
+            # The user replaced the credentials during this sync: theirs win.
+            log.info("rotated credentials not saved", mailbox_id=start.mailbox_id)
 
     async def _commit(
         self, start: RunStart, run_seq: int, result: SyncResult, gate: CallGate
