@@ -50,8 +50,8 @@ class CredentialCipher:
 def secret_digest(key: bytes, secrets: Mapping[str, str]) -> bytes:
     """HMAC-SHA-256 over every secret given (any change gives another digest).
 
-    Caches and pools key entries by it so that an entry made with old secrets is never
-    served for new ones; ``key`` is random per process, so a digest is useless elsewhere.
+    The IMAP pool keys logins by it, so a session made with old secrets never serves new
+    ones; ``key`` is random per process, so a digest is useless elsewhere.
     """
     canonical = json.dumps(sorted(secrets.items()), separators=(",", ":"))
     return hmac.new(key, canonical.encode(), hashlib.sha256).digest()
