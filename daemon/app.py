@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, cast
 
 import asyncpg
@@ -38,13 +39,21 @@ from daemon.worker import SyncRunner
 log = get_logger("daemon")
 
 
-def _http_client(max_connections: int, timeout_s: float) -> httpx.AsyncClient:
+def http_client(max_connections: int, timeout_s: float) -> httpx.AsyncClient:
+    """The HTTP client one provider shares across all its mailboxes and tenants.
+
+    It must carry nothing of one mailbox into another's requests: the Authorization header
+    is set per request, and cookies are refused (httpx keeps a cookie jar per client by
+    default, so a cookie a provider or its token endpoint set for one mailbox would be sent
+    with every other mailbox's requests).
+    """
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s),
         limits=httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         ),
         headers={"User-Agent": "mailsync/0.1"},
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
 
 
@@ -66,7 +75,7 @@ def build_providers(
         ("gmail", settings.gmail, GmailProvider),
         ("graph", settings.graph, GraphProvider),
     ):
-        http = _http_client(cfg.max_connections, cfg.timeout_s)
+        http = http_client(cfg.max_connections, cfg.timeout_s)
         clients.append(http)
         providers[name] = cls(
             cfg, http, random.Random(rng.random()), clock, shape=shape, observe=observe

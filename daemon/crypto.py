@@ -1,8 +1,12 @@
-"""Credentials encrypted at rest with a Fernet key from the settings."""
+"""Credentials encrypted at rest with a Fernet key from the settings, and digests that tell
+secrets apart without keeping them."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+from collections.abc import Mapping
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -41,3 +45,13 @@ class CredentialCipher:
         except InvalidToken as exc:
             raise ConfigError("credentials cannot be decrypted with this encryption_key") from exc
         return Credentials({str(k): str(v) for k, v in data.items()})
+
+
+def secret_digest(key: bytes, secrets: Mapping[str, str]) -> bytes:
+    """HMAC-SHA-256 over every secret given (any change gives another digest).
+
+    The IMAP pool keys logins by it, so a session made with old secrets never serves new
+    ones; ``key`` is random per process, so a digest is useless elsewhere.
+    """
+    canonical = json.dumps(sorted(secrets.items()), separators=(",", ":"))
+    return hmac.new(key, canonical.encode(), hashlib.sha256).digest()

@@ -126,23 +126,36 @@ def _json_object(resp: httpx.Response, provider: str) -> dict[str, Any]:
 
 
 class TokenCache:
-    """Access tokens per mailbox in this process, least recently used evicted."""
+    """Access tokens per mailbox in this process, least recently used evicted.
+
+    An entry belongs to the credentials revision it was obtained under
+    (``mailboxes.credentials_rev``, raised by every user update of the credentials, not by a
+    provider's refresh-token rotation): after the user reconnected, maybe to another
+    account, the old access token is never handed out for the mailbox again, while a token
+    rotated by another process does not force a refresh here.
+    """
 
     def __init__(self, max_entries: int = 100_000) -> None:
-        self._entries: OrderedDict[int, Grant] = OrderedDict()
+        self._entries: OrderedDict[int, tuple[int, Grant]] = OrderedDict()
         self._max = max_entries
 
-    def get(self, mailbox_id: int, now: float) -> Grant | None:
-        """A grant still valid for a while, or ``None``."""
-        grant = self._entries.get(mailbox_id)
-        if grant is None or grant.expires_at - EXPIRY_MARGIN_S <= now:
+    def get(self, mailbox_id: int, credentials_rev: int, now: float) -> Grant | None:
+        """A grant of this credentials revision still valid for a while, or ``None``."""
+        entry = self._entries.get(mailbox_id)
+        if entry is None:
+            return None
+        rev, grant = entry
+        if rev != credentials_rev:
+            del self._entries[mailbox_id]  # made from credentials the user has replaced
+            return None
+        if grant.expires_at - EXPIRY_MARGIN_S <= now:
             return None
         self._entries.move_to_end(mailbox_id)
         return grant
 
-    def put(self, mailbox_id: int, grant: Grant) -> None:
-        """Remember a grant."""
-        self._entries[mailbox_id] = grant
+    def put(self, mailbox_id: int, credentials_rev: int, grant: Grant) -> None:
+        """Remember a grant obtained under credentials revision ``credentials_rev``."""
+        self._entries[mailbox_id] = (credentials_rev, grant)
         self._entries.move_to_end(mailbox_id)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
@@ -163,10 +176,12 @@ class MailboxTokens:
         credentials: Credentials,
         save: Callable[[Credentials], Awaitable[None]],
         clock: Callable[[], float],
+        credentials_rev: int = 0,
     ) -> None:
         self._client = client
         self._cache = cache
         self._mailbox_id = mailbox_id
+        self._rev = credentials_rev
         self._credentials = credentials
         self._save = save
         self._clock = clock
@@ -174,13 +189,13 @@ class MailboxTokens:
 
     async def get(self, force_refresh: bool = False) -> str:
         """A valid access token, refreshed when expired or when ``force_refresh``."""
-        if not force_refresh:
-            cached = self._cache.get(self._mailbox_id, self._clock())
-            if cached is not None:
-                return cached.access_token
         refresh_token = self._credentials.get("refresh_token")
         if not refresh_token:
             raise AuthRevoked("mailbox has no refresh_token", provider=self._client.provider)
+        if not force_refresh:
+            cached = self._cache.get(self._mailbox_id, self._rev, self._clock())
+            if cached is not None:
+                return cached.access_token
         self._cache.drop(self._mailbox_id)
         grant = await self._client.refresh(refresh_token)
         self.refreshes += 1
@@ -188,5 +203,5 @@ class MailboxTokens:
             # Microsoft rotates refresh tokens on every use: keep the newest at once.
             self._credentials = self._credentials.updated(refresh_token=grant.refresh_token)
             await self._save(self._credentials)
-        self._cache.put(self._mailbox_id, grant)
+        self._cache.put(self._mailbox_id, self._rev, grant)
         return grant.access_token

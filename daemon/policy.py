@@ -273,6 +273,21 @@ def next_due(started_at: float, interval_s: float) -> float:
     return started_at + interval_s
 
 
+# Share of a mailbox's sync interval after which a pooled IMAP login is no longer trusted.
+# Below 1 so that a sync on schedule (one interval after the previous start, which is at or
+# after the login) always logs in again, with room for login latency.
+IMAP_REAUTH_SHARE = 0.9
+
+
+def imap_reauth_after(max_s: float, interval_s: float | None) -> float:
+    """Age (seconds since LOGIN) at which a pooled IMAP connection must be replaced by a new
+    login: the configured cap, and under the mailbox's sync interval, so that a password
+    changed or revoked on the server is noticed by the next scheduled sync."""
+    if interval_s is None or interval_s <= 0:
+        return max_s
+    return min(max_s, interval_s * IMAP_REAUTH_SHARE)
+
+
 def backoff_delay(failures: int, rng: random.Random, retry: RetryPolicy) -> float:
     """Delay before retry number ``failures`` (1-based): exponential, capped, jittered."""
     if failures < 1:

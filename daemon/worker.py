@@ -128,8 +128,9 @@ class SyncRunner:
                 credentials=creds,
                 config=start.config or {},
                 gate=gate,
-                save_credentials=lambda c: self._save_credentials(mailbox_id, c),
+                save_credentials=lambda c: self._save_credentials(start, c),
                 tokens=self._tokens(start, creds),
+                sync_interval_s=self._interval(start),
             )
             result = await provider.sync(ctx, start.kind, start.cursor)
         except ProviderError as exc:
@@ -144,6 +145,9 @@ class SyncRunner:
             self.metrics.in_flight.dec()
         return await self._commit(start, run_seq, result, gate)
 
+    def _interval(self, start: RunStart) -> float:
+        return float(start.interval_s or self.profile.sync_interval_s)
+
     def _tokens(self, start: RunStart, creds: Credentials) -> TokenSource:
         client = self.oauth.get(start.provider)
         if client is None or "refresh_token" not in creds:
@@ -153,18 +157,24 @@ class SyncRunner:
             self.tokens,
             start.mailbox_id,
             creds,
-            lambda c: self._save_credentials(start.mailbox_id, c),
+            lambda c: self._save_credentials(start, c),
             self.clock,
+            start.credentials_rev,
         )
 
-    async def _save_credentials(self, mailbox_id: int, creds: Credentials) -> None:
-        await self.store.save_credentials_now(mailbox_id, self.cipher.encrypt(creds))
+    async def _save_credentials(self, start: RunStart, creds: Credentials) -> None:
+        saved = await self.store.save_credentials_now(
+            start.mailbox_id, self.cipher.encrypt(creds), start.credentials_rev
+        )
+        if not saved:
+            # The user replaced the credentials during this sync: theirs win.
+            log.info("rotated credentials not saved", mailbox_id=start.mailbox_id)
 
     async def _commit(
         self, start: RunStart, run_seq: int, result: SyncResult, gate: CallGate
     ) -> RunOutcome:
         finished = self.clock()
-        interval = float(start.interval_s or self.profile.sync_interval_s)
+        interval = self._interval(start)
         try:
             async with self.store.pool.acquire() as conn, conn.transaction():
                 counts = await apply_result(conn, start.mailbox_id, result)

@@ -154,6 +154,7 @@ def job_profile(
             busy_s=float(api[is_imap].mean()),
             keepalive_s=pool.idle_keepalive_s,
             max_idle_s=pool.max_idle_s,
+            reauth_after_s=pool.reauth_after_s,
             connection_limit=model.connection_limit,
         )
     oauth = pop.provider != IMAP
@@ -269,8 +270,8 @@ def evaluate(
     # Two passes settle the wait and the rate it depends on.
     for _ in range(2):
         # IMAP connection set-up depends on how far apart a mailbox's syncs are.
-        pool = pool_costs(p.imap, n, mean_i + claim_mean + w_prev, k, r.cpu_ms_per_call)
         gap = mean_i + claim_mean + w_prev
+        pool = pool_costs(p.imap, n, gap, k, r.cpu_ms_per_call, interval=mean_i)
         tok_s = p.oauth_share * refresh_share(gap, k, p.token_serves_s) * p.token_s
         s_inc = p.s_inc + pool.extra_s + tok_s
         s_mean = (1 - f) * s_inc + f * (p.s_full + pool.extra_s + tok_s)

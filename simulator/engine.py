@@ -19,7 +19,7 @@ from daemon import policy
 from daemon.policy import ErrorKind, SyncKind
 from simulator import population
 from simulator.gate import ProviderRuntime
-from simulator.imap_pool import ConnectionPools
+from simulator.imap_pool import ConnectionPools, reauth_bounds
 from simulator.job import Job, JobWalk, poisson
 from simulator.mailboxes import ACTIVE, RUNNING, MailboxTable
 from simulator.metrics import Recorder, RunMetrics
@@ -133,7 +133,12 @@ class Simulation(JobWalk):
         cfg = s.daemon.imap
         # Own random streams: the other draws stay as they are without IMAP mailboxes.
         pools = ConnectionPools(
-            is_imap, s.daemon.processes, cfg.idle_keepalive_s, cfg.max_idle_s, seed ^ 0x1AA9
+            is_imap,
+            s.daemon.processes,
+            cfg.idle_keepalive_s,
+            cfg.max_idle_s,
+            seed ^ 0x1AA9,
+            reauth_bounds(cfg.reauth_after_s, pop.interval_s),
         )
         if s.population.initial in ("steady", "all_due") and not s.daemon.fresh_start:
             pools.warm(pop.last_success_at, pop.interval_s, np.random.default_rng([seed, 0x1AA9]))

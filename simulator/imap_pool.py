@@ -1,16 +1,20 @@
 """The daemon's per-process IMAP connection pools: tracked per sync, and in closed form.
 
-Each daemon process keeps logged-in connections per account (``daemon.providers.imap_pool``).
-A sync takes one: an idle connection is reused, with a NOOP first when it idled longer than
-``idle_keepalive_s``; a process with no connection younger than ``max_idle_s`` for the account
-opens one (TCP and TLS handshakes, LOGIN, ENABLE). Jobs come from queues shared by all
-processes, so which process runs a sync is modelled as a uniform draw per sync: exact for one
-process, and for K processes the even spread the rest of the model assumes (a mailbox's
-syncs do not stick to the process that holds its connection).
+Each daemon process keeps logged-in connections per mailbox login
+(``daemon.providers.imap_pool``). A sync takes one: an idle connection is reused, with a
+NOOP first when it idled longer than ``idle_keepalive_s``; a process with no connection
+younger than ``max_idle_s`` for the mailbox, or whose login is older than the
+re-authentication bound (``policy.imap_reauth_after``: under 0.9 x the mailbox's sync
+interval, so every scheduled sync logs in), opens one (TCP and TLS handshakes, LOGIN,
+ENABLE). Jobs come from queues shared by all processes, so which process runs a sync is
+modelled as a uniform draw per sync: exact for one process, and for K processes the even
+spread the rest of the model assumes (a mailbox's syncs do not stick to the process that
+holds its connection).
 
 ``ConnectionPools`` tracks, per IMAP mailbox and process, when the pool would close the
-connection, and counts logins, NOOPs and the connections held. ``pool_odds`` gives the fast
-path the same figures from the mean gap between a mailbox's syncs.
+connection and when it logged in, and counts logins, NOOPs and the connections held.
+``pool_odds`` gives the fast path the same figures from the mean gap between a mailbox's
+syncs.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from daemon import policy
 from simulator.gate import LOGIN, NOOP, REUSE
 
 Arr = np.ndarray
@@ -36,6 +41,7 @@ class ConnectionPools:
         keepalive_s: float,
         max_idle_s: float,
         seed: int,
+        reauth_s: Arr | float = math.inf,
     ) -> None:
         self.k = processes
         self.keepalive_s = keepalive_s
@@ -46,8 +52,13 @@ class ConnectionPools:
         row = np.full(is_imap.size, -1, dtype=np.int64)
         row[rows] = np.arange(self.n)
         self.row: list[int] = row.tolist()
-        # When each process's pool would close the mailbox's connection (-inf: none open).
+        # When each process's pool would close the mailbox's connection (-inf: none open) ...
         self.expire = np.full((self.n, processes), -math.inf)
+        # ... when that connection logged in, and each mailbox's re-authentication bound
+        # (``reauth_s`` per mailbox of the population, or one value for all).
+        self.born = np.full((self.n, processes), -math.inf)
+        bound = np.broadcast_to(np.asarray(reauth_s, dtype=float), is_imap.shape)[rows]
+        self.reauth: list[float] = bound.tolist()
         self._rnd = random.Random(seed)
         self.reset_counters()
 
@@ -72,6 +83,9 @@ class ConnectionPools:
             live = until > 0
             cur = self.expire[idx[live], proc[live]]
             self.expire[idx[live], proc[live]] = np.maximum(cur, until[live])
+            # Logged in at that sync: exact when syncs are at least the bound apart.
+            born = self.born[idx[live], proc[live]]
+            self.born[idx[live], proc[live]] = np.maximum(born, (last - j * every)[live])
 
     def take(self, m: int, now: float, counting: bool) -> tuple[int, int]:
         """(process, how): the process that runs mailbox ``m``'s sync and how it gets its
@@ -80,13 +94,15 @@ class ConnectionPools:
         p = int(self._rnd.random() * self.k) if self.k > 1 else 0
         expire = self.expire
         e = float(expire[r, p])
-        if e > now:
+        if e > now and now - float(self.born[r, p]) < self.reauth[r]:
             idle = now - (e - self.max_idle_s)
             how = NOOP if idle > self.keepalive_s else REUSE
         else:
             how = LOGIN
+            self.born[r, p] = now
             if counting:
-                held = int(np.count_nonzero(expire[r] > now)) + 1
+                # A login that replaces this process's expired one does not add a connection.
+                held = int(np.count_nonzero(expire[r] > now)) + (0 if e > now else 1)
                 if held > self.account_peak:
                     self.account_peak = held
         # In use: live until given back.
@@ -127,6 +143,13 @@ class ConnectionPools:
         }
 
 
+def reauth_bounds(reauth_after_s: float, interval_s: Arr | float) -> Arr:
+    """The daemon's re-authentication bound (``policy.imap_reauth_after``), element-wise
+    over the intervals of a population or a sweep."""
+    out: Arr = np.vectorize(policy.imap_reauth_after, otypes=[float])(reauth_after_s, interval_s)
+    return out
+
+
 def _recent(window: Arr | float, gap: Arr | float) -> Arr:
     # Earlier syncs of a mailbox whose connection was given back within ``window`` of a take.
     out: Arr = np.floor(np.maximum(np.asarray(window, dtype=float), 0.0) / np.asarray(gap))
@@ -139,22 +162,28 @@ def pool_odds(
     processes: Arr | float,
     keepalive_s: float,
     max_idle_s: float,
+    reauth_s: Arr | float = math.inf,
 ) -> dict[str, Arr]:
     """Closed form of the pools when a mailbox's syncs start ``gap`` seconds apart, each
     lasting ``busy``, on one of ``processes`` drawn uniformly.
 
     The process that takes the sync last ran the mailbox j syncs ago with probability
-    (1/K)(1 - 1/K)^(j-1); its connection idled j * gap - busy. Returns the shares of syncs
-    that log in and that send a NOOP, the expected connections one process holds per
-    mailbox at a random instant, and the most one account holds at once.
+    (1/K)(1 - 1/K)^(j-1); its connection idled j * gap - busy. A login also serves only
+    until ``reauth_s`` after it: of the r = ceil(reauth / gap) - 1 later syncs that fall
+    within that time, each runs on its process with probability 1/K, so a login serves
+    1 + r/K syncs on average and at least 1 / (1 + r/K) of syncs log in (exact when
+    gap >= reauth, as with the default bound under 0.9 x the interval: every sync logs in).
+    Returns the shares of syncs that log in and that send a NOOP, the expected connections
+    one process holds per mailbox at a random instant, and the most one account holds.
     """
     gap = np.maximum(np.asarray(gap, dtype=float), 1e-9)
     k = np.asarray(processes, dtype=float)
     q = 1.0 - 1.0 / k
     within_keepalive = _recent(keepalive_s + busy, gap)
     within_idle = _recent(max_idle_s + busy, gap)
-    login = q**within_idle
-    noop = q**within_keepalive - login
+    reuses = np.maximum(np.ceil(np.asarray(reauth_s, dtype=float) / gap) - 1, 0.0)
+    login = np.maximum(q**within_idle, 1 / (1 + reuses / k))
+    noop = np.maximum(q**within_keepalive - login, 0.0)
     # At a random instant the last give-backs lie at uniform phases: interpolate.
     span = (max_idle_s + busy) / gap
     lo = np.floor(span)
@@ -176,6 +205,7 @@ class ImapProfile:
     keepalive_s: float
     max_idle_s: float
     connection_limit: int
+    reauth_after_s: float = math.inf  # the setting; the bound also depends on the interval
 
 
 @dataclass(frozen=True)
@@ -201,11 +231,16 @@ def pool_costs(
     gap: Arr | float,
     processes: Arr | float,
     cpu_ms_per_call: float,
+    interval: Arr | float | None = None,
 ) -> PoolCosts:
-    """``pool_odds`` turned into time, CPU and connections for the fast path."""
+    """``pool_odds`` turned into time, CPU and connections for the fast path; ``interval``
+    (the sync interval) sets the re-authentication bound."""
     if imap is None:
         return NO_IMAP
-    odds = pool_odds(gap, imap.busy_s, processes, imap.keepalive_s, imap.max_idle_s)
+    reauth = (
+        imap.reauth_after_s if interval is None else reauth_bounds(imap.reauth_after_s, interval)
+    )
+    odds = pool_odds(gap, imap.busy_s, processes, imap.keepalive_s, imap.max_idle_s, reauth)
     login, noop, held = odds["login"], odds["noop"], odds["held"]
     n = np.asarray(mailboxes, dtype=float) * imap.share
     sd = np.sqrt(n * held * (1 - held))

@@ -106,6 +106,7 @@ class ImapPool(_Model):
     )
     idle_keepalive_s: float = Field(default=_imap_default("idle_keepalive_s"), gt=0)
     max_idle_s: float = Field(default=_imap_default("max_idle_s"), gt=0)
+    reauth_after_s: float = Field(default=_imap_default("reauth_after_s"), gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> ImapPool:

@@ -145,6 +145,8 @@ class MailboxContext:
     # Persist changed secrets at once (Microsoft rotates refresh tokens on every use).
     save_credentials: Callable[[Credentials], Awaitable[None]]
     tokens: TokenSource = field(default_factory=NoToken)
+    # The mailbox's sync interval; bounds how long a pooled login is trusted (IMAP).
+    sync_interval_s: float | None = None
 
 
 class Provider(Protocol):

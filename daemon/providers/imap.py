@@ -1,14 +1,16 @@
 """The IMAP provider: full and incremental sync of configured folders over aioimaplib.
 
-One ``ImapProvider`` serves a daemon process. Connections are pooled per account and
-reused across syncs (see ``imap_pool``); folder logic lives in ``imap_sync``, response
-parsing in ``imap_parse`` and ``imap_message``, the aioimaplib adapter in ``imap_client``.
+One ``ImapProvider`` serves a daemon process. Connections are pooled per login identity
+and reused across syncs for a bounded time (see ``imap_pool`` and ``imap_identity``); folder
+logic lives in ``imap_sync``, the cursor in ``imap_cursor``, response parsing in
+``imap_parse`` and ``imap_message``, the aioimaplib adapter in ``imap_client``.
 docs/imap.md describes the cursor, the capability paths and the call counts.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -17,17 +19,19 @@ from typing import Any
 
 import structlog
 
+from daemon.crypto import secret_digest
 from daemon.errors import AuthRevoked, ConfigError, PermanentError, RateLimited
-from daemon.policy import SyncKind
+from daemon.policy import SyncKind, imap_reauth_after
 from daemon.providers.base import MailboxContext, RequestObserver, SyncResult, ignore_request
 from daemon.providers.imap_client import PROVIDER, ImapConnection
-from daemon.providers.imap_pool import AccountKey, ImapPool
-from daemon.providers.imap_sync import FolderState, FolderSyncer, Mode
+from daemon.providers.imap_cursor import CURSOR_VERSION, parse_cursor
+from daemon.providers.imap_identity import LoginIdentity
+from daemon.providers.imap_pool import ImapPool
+from daemon.providers.imap_sync import FolderSyncer, Mode
 from daemon.settings import ImapSettings as ImapConfig
 
 log = structlog.get_logger(__name__)
 
-CURSOR_VERSION = 1
 # Per-account connection caps of common servers, for choosing ``max_connections``.
 KNOWN_CONNECTION_LIMITS: Mapping[str, int] = {"gmail": 15, "dovecot": 10, "outlook": 20}
 
@@ -47,6 +51,8 @@ class ImapSettings:
     max_connections: int = _DEFAULTS.max_connections_per_account
     keepalive_s: float = _DEFAULTS.idle_keepalive_s
     max_idle_s: float = _DEFAULTS.max_idle_s
+    # Cap on a pooled login's age; the bound used is also under 0.9 x the mailbox's interval.
+    reauth_after_s: float = _DEFAULTS.reauth_after_s
     command_timeout_s: float = _DEFAULTS.command_timeout_s
     verify_tls: bool = _DEFAULTS.verify_tls
     # Extra CA bundle (PEM) for servers with a private CA; the system store is used too.
@@ -64,6 +70,7 @@ class ImapSettings:
             "max_connections": self.max_connections >= 1,
             "keepalive_s": self.keepalive_s >= 0,
             "max_idle_s": self.max_idle_s >= self.keepalive_s,
+            "reauth_after_s": self.reauth_after_s > 0,
             "command_timeout_s": self.command_timeout_s > 0,
             "max_header_bytes": self.max_header_bytes >= 1024,
         }
@@ -86,10 +93,11 @@ class AccountConfig:
     auth: str
     folders: tuple[str, ...]
 
-    @property
-    def key(self) -> AccountKey:
-        """Pool key: one account on one server."""
-        return (self.host, self.port, self.username)
+    def identity(self, mailbox_id: int, secret_digest: bytes) -> LoginIdentity:
+        """The pool key of this mailbox's logins (see ``imap_identity``)."""
+        return LoginIdentity(
+            self.host, self.port, self.tls, self.username, self.auth, mailbox_id, secret_digest
+        )
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], default_folders: tuple[str, ...]) -> AccountConfig:
@@ -132,22 +140,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def parse_cursor(cursor: Mapping[str, Any] | None) -> dict[str, FolderState] | None:
-    """Folder states of a stored cursor; None if absent or unreadable (then: full sync)."""
-    if not cursor:
-        return None
-    if cursor.get("v") != CURSOR_VERSION or not isinstance(cursor.get("folders"), dict):
-        log.warning("imap.cursor_unreadable", reason="unknown version or no folders")
-        return None
-    out: dict[str, FolderState] = {}
-    for name, entry in cursor["folders"].items():
-        try:
-            out[name] = FolderState.from_json(entry)
-        except ValueError as e:
-            log.warning("imap.cursor_unreadable", folder=name, reason=str(e))
-    return out
-
-
 class ImapProvider:
     """Syncs IMAP mailboxes; one instance per daemon process."""
 
@@ -161,6 +153,8 @@ class ImapProvider:
         s = self.settings
         self.pool = ImapPool(s.max_connections, s.keepalive_s, s.max_idle_s, s.clock)
         self._ssl: ssl.SSLContext | None = None
+        # Keys the digests that tell logins apart; random per process, never stored.
+        self._digest_key = secrets.token_bytes(32)
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -244,7 +238,11 @@ class ImapProvider:
         async def opener() -> ImapConnection:
             return await self._open(account, mailbox)
 
-        async with self.pool.connection(account.key, opener, mailbox.gate) as conn:
+        who = account.identity(
+            mailbox.mailbox_id, secret_digest(self._digest_key, mailbox.credentials)
+        )
+        reauth = imap_reauth_after(s.reauth_after_s, mailbox.sync_interval_s)
+        async with self.pool.connection(who, opener, mailbox.gate, reauth) as conn:
             syncer = FolderSyncer(
                 conn,
                 mailbox.gate,
@@ -313,6 +311,7 @@ def build_imap_provider(cfg: ImapConfig, observe: RequestObserver = ignore_reque
             max_connections=cfg.max_connections_per_account,
             keepalive_s=keepalive,
             max_idle_s=max(keepalive, float(cfg.max_idle_s)),
+            reauth_after_s=float(cfg.reauth_after_s),
             command_timeout_s=cfg.command_timeout_s,
             verify_tls=cfg.verify_tls,
             ca_file=cfg.ca_file,

@@ -368,6 +368,10 @@ class ImapConnection:
         """UID SEARCH without a CHARSET argument (criteria are ASCII)."""
         return await self._run("UID SEARCH", self._client.uid_search(*criteria, charset=None))
 
+    async def list(self, pattern_arg: str) -> Reply:
+        """LIST with an empty reference and a pre-encoded (quoted) mailbox pattern."""
+        return await self._run("LIST", self._client.list('""', pattern_arg))
+
     async def status(self, mailbox_arg: str, items: str) -> Reply:
         """STATUS of a mailbox without selecting it."""
         return await self._run("STATUS", self._client.status(mailbox_arg, items))

@@ -66,6 +66,12 @@ def parse_capabilities(text: bytes) -> frozenset[str] | None:
 
 def encode_mailbox(name: str) -> str:
     """``name`` in IMAP's modified UTF-7 (RFC 3501 5.1.3), quoted for a command argument."""
+    encoded = mailbox_wire_name(name)
+    return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def mailbox_wire_name(name: str) -> str:
+    """``name`` in modified UTF-7, unquoted: how the server spells it in LIST answers."""
     if any(c in name for c in "\r\n\0"):
         raise ValueError(f"mailbox name {name!r} contains a line break or NUL")
     out: list[str] = []
@@ -85,8 +91,43 @@ def encode_mailbox(name: str) -> str:
         else:
             pending.append(ch)
     flush()
-    encoded = "".join(out)
-    return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    """One ``LIST`` answer line: the mailbox name as sent (modified UTF-7) and its flags."""
+
+    name: str
+    flags: frozenset[str]
+
+
+def parse_list(lines: Sequence[bytes]) -> list[ListEntry]:
+    """``LIST (flags) delimiter name`` lines (with or without the ``LIST`` name, which
+    aioimaplib strips); names may be atoms, quoted strings or literals."""
+    out: list[ListEntry] = []
+    i = 0
+    while i < len(lines):
+        group = [lines[i]]
+        while _LITERAL_END_RE.search(bytes(group[-1])) and i + 1 < len(lines):
+            i += 1
+            group.append(lines[i])
+        i += 1
+        if isinstance(group[0], bytearray):
+            continue
+        values = build_values(tokenize(group))
+        if values and isinstance(values[0], str) and values[0].upper() == "LIST":
+            values = values[1:]
+        if len(values) != 3 or not isinstance(values[0], list):
+            raise ParseError(f"LIST line {bytes(group[0])[:80]!r} is not (flags) delimiter name")
+        name = values[2]
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        if not isinstance(name, str):
+            raise ParseError(f"LIST line {bytes(group[0])[:80]!r} has no mailbox name")
+        flags = frozenset(f.upper() for f in values[0] if isinstance(f, str))
+        out.append(ListEntry(name, flags))
+    return out
 
 
 # --- generic tokenizer ----------------------------------------------------------------------

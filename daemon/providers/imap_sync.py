@@ -13,6 +13,9 @@ Three ways to find changes, chosen by what the server offers (see docs/imap.md):
 
 Every mode ends with the same check: EXISTS must equal the UIDs we now believe exist,
 otherwise a ``UID SEARCH ALL`` reconciles.
+
+A SELECT answered ``NO`` means a deleted folder only when the absence is confirmed
+(``imap_refusal``); otherwise the sync fails as transient and its session is dropped.
 """
 
 from __future__ import annotations
@@ -21,25 +24,30 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 import structlog
 
-from daemon.errors import BadResponse, PermanentError
+from daemon.errors import BadResponse, PermanentError, TransientError
 from daemon.providers.base import CallGate, MessageRecord
 from daemon.providers.imap_client import PROVIDER, ImapConnection, Reply
+from daemon.providers.imap_cursor import FolderState
 from daemon.providers.imap_message import fetch_items, provider_id, record_from_fetch
 from daemon.providers.imap_parse import (
     FetchItem,
+    ListEntry,
     ParseError,
     SelectInfo,
     encode_mailbox,
     flags_of,
+    mailbox_wire_name,
     parse_fetch,
+    parse_list,
     parse_search,
     parse_select,
+    response_code,
 )
-from daemon.providers.imap_uidset import chunks, format_uid_set, in_ranges, parse_uid_set
+from daemon.providers.imap_refusal import Refusal, needs_listing, select_refusal
+from daemon.providers.imap_uidset import chunks, format_uid_set, in_ranges
 
 log = structlog.get_logger(__name__)
 
@@ -52,55 +60,6 @@ class Mode(StrEnum):
     QRESYNC = "qresync"
     CONDSTORE = "condstore"
     PLAIN = "plain"
-
-
-@dataclass(slots=True)
-class FolderState:
-    """A folder's part of the cursor."""
-
-    uidvalidity: int
-    uidnext: int
-    highestmodseq: int | None
-    uids: list[int]
-    # UID -> flags, kept only when the server lacks CONDSTORE (to diff flag scans).
-    flags: dict[int, tuple[str, ...]] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form: UIDs and the flag map as compact UID sets."""
-        out: dict[str, Any] = {
-            "uidvalidity": self.uidvalidity,
-            "uidnext": self.uidnext,
-            "highestmodseq": self.highestmodseq,
-            "uids": format_uid_set(self.uids),
-        }
-        if self.flags is not None:
-            groups: dict[str, list[int]] = {}
-            for uid, flags in self.flags.items():
-                groups.setdefault(" ".join(flags), []).append(uid)
-            out["flags"] = {k: format_uid_set(v) for k, v in sorted(groups.items())}
-        return out
-
-    @classmethod
-    def from_json(cls, data: Any) -> FolderState:
-        """Parse a cursor entry; ``ValueError`` names the bad field."""
-        if not isinstance(data, dict):
-            raise ValueError("folder entry is not an object")
-        try:
-            uv, un, hm = data["uidvalidity"], data["uidnext"], data.get("highestmodseq")
-        except KeyError as e:
-            raise ValueError(f"folder entry lacks {e.args[0]}") from None
-        if not (
-            isinstance(uv, int) and isinstance(un, int) and (hm is None or isinstance(hm, int))
-        ):
-            raise ValueError("uidvalidity/uidnext/highestmodseq must be integers")
-        uids = parse_uid_set(str(data.get("uids", "")))
-        flags = None
-        if isinstance(data.get("flags"), dict):
-            flags = {}
-            for key, uidset in data["flags"].items():
-                value = tuple(str(key).split())
-                flags.update(dict.fromkeys(parse_uid_set(str(uidset)), value))
-        return cls(uv, un, hm, uids, flags)
 
 
 @dataclass(slots=True)
@@ -147,10 +106,22 @@ class FolderSyncer:
     # --- commands -----------------------------------------------------------------------
 
     async def _select(self, folder: str, modifier: str = "") -> SelectInfo | None:
+        """SELECT; None only when the folder is confirmed absent (see ``imap_refusal``)."""
         arg = encode_mailbox(folder) + (f" {modifier}" if modifier else "")
         reply = await self._cmd("imap.select", self.conn.select, arg)
         if reply.result == "NO":
-            return None
+            code = response_code(reply.text)
+            listing = await self._list(folder) if needs_listing(code) else None
+            if select_refusal(code, listing, mailbox_wire_name(folder)) is Refusal.GONE:
+                return None
+            # The folder exists but this session cannot open it (Dovecot keeps refusing a
+            # folder whose index was rebuilt under the session): never reuse the session.
+            self.conn.broken = True
+            raise TransientError(
+                f"SELECT {folder!r} refused although the folder exists: "
+                f"{reply.text.decode('utf-8', 'replace').strip()[:200]}",
+                provider=PROVIDER,
+            )
         if not reply.ok:
             raise PermanentError(f"SELECT {folder!r} rejected: {reply.text!r}", provider=PROVIDER)
         try:
@@ -162,6 +133,17 @@ class FolderSyncer:
         if self.mode is not Mode.PLAIN and info.nomodseq:
             info.highestmodseq = None
         return info
+
+    async def _list(self, folder: str) -> list[ListEntry] | None:
+        """LIST of exactly ``folder``; None when LIST failed (absence stays unconfirmed)."""
+        reply = await self._cmd("imap.list", self.conn.list, encode_mailbox(folder))
+        if not reply.ok:
+            return None
+        try:
+            return parse_list(reply.untagged)
+        except ParseError as e:
+            log.warning("imap.list_unparsed", folder=folder, reason=str(e))
+            return None
 
     async def _search(self, folder: str, *criteria: str) -> list[int]:
         reply = await self._cmd("imap.search", self.conn.uid_search, *criteria)

@@ -61,6 +61,8 @@ class RunStart:
     address: str
     config: dict[str, Any]
     credentials_blob: bytes
+    # Revision of the user-supplied credentials (see migration 0002).
+    credentials_rev: int
     cursor: dict[str, Any] | None
     kind: SyncKind
     tier: Tier
@@ -93,8 +95,8 @@ _START = """
 UPDATE mailboxes AS m
 SET state = 'running', run_token = $3, started_at = $4, updated_at = $4
 WHERE m.id = $1 AND m.run_seq = $2 AND m.state IN ('queued', 'running') AND m.status = 'active'
-RETURNING m.id, m.tenant_id, m.provider, m.address, m.config, m.credentials, m.cursor,
-          m.kind, m.tier, m.failure_count, m.queued_at,
+RETURNING m.id, m.tenant_id, m.provider, m.address, m.config, m.credentials,
+          m.credentials_rev, m.cursor, m.kind, m.tier, m.failure_count, m.queued_at,
           COALESCE(m.sync_interval_s, (SELECT t.sync_interval_s FROM tenants t
                                        WHERE t.id = m.tenant_id)) AS interval_s
 """
@@ -244,9 +246,11 @@ class MailboxStore:
     async def update_credentials(
         self, mailbox_id: int, blob: bytes, reactivate: bool, now: float
     ) -> None:
-        """Store new secrets; ``reactivate`` clears ``needs_reauth``/``error`` and makes it due."""
+        """Store new secrets (a new credentials revision); ``reactivate`` clears
+        ``needs_reauth``/``error`` and makes the mailbox due."""
         status = await self.pool.execute(
             """UPDATE mailboxes SET credentials = $2, updated_at = $3::timestamptz,
+                   credentials_rev = credentials_rev + 1,
                    status = CASE WHEN $4::boolean THEN 'active' ELSE status END,
                    status_reason = CASE WHEN $4::boolean THEN NULL ELSE status_reason END,
                    failure_count = CASE WHEN $4::boolean THEN 0 ELSE failure_count END,
@@ -388,6 +392,7 @@ class MailboxStore:
             address=row["address"],
             config=row["config"],
             credentials_blob=row["credentials"],
+            credentials_rev=row["credentials_rev"],
             cursor=row["cursor"],
             kind=SyncKind(row["kind"]),
             tier=Tier(row["tier"]),
@@ -398,17 +403,23 @@ class MailboxStore:
             queued_at=epoch(row["queued_at"]),
         )
 
-    async def save_credentials_now(self, mailbox_id: int, blob: bytes) -> None:
-        """Persist rotated secrets at once, outside the sync's transaction."""
-        await self.pool.execute(
-            "UPDATE mailboxes SET credentials = $2 WHERE id = $1", mailbox_id, blob
+    async def save_credentials_now(self, mailbox_id: int, blob: bytes, rev: int) -> bool:
+        """Persist rotated secrets at once, outside the sync's transaction, unless the user
+        replaced the credentials meanwhile (revision ``rev`` is no longer current)."""
+        status = await self.pool.execute(
+            "UPDATE mailboxes SET credentials = $2 WHERE id = $1 AND credentials_rev = $3",
+            mailbox_id,
+            blob,
+            rev,
         )
+        return not status.endswith(" 0")
 
 
 def public_mailbox(row: dict[str, Any]) -> dict[str, Any]:
     """A mailbox row without its secrets, fit for the API."""
     row = dict(row)
     row.pop("credentials", None)
+    row.pop("credentials_rev", None)
     row.pop("run_token", None)
     return row
 

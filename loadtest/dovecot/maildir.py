@@ -52,3 +52,22 @@ def write_maildir_message(cur: Path, msg: MaildirMessage, unique: str) -> Path:
         f.write(msg.data)
     os.utime(path, (msg.received_at, msg.received_at))
     return path
+
+
+def rebuild_index(folder: Path, uidvalidity: int, first_uid: int) -> None:
+    """Give a Maildir folder a new UIDVALIDITY and new UIDs, as an index rebuild does.
+
+    ``dovecot-uidlist`` is rewritten (version 3 format: ``3 V<uidvalidity> N<next uid> ...``
+    then ``<uid> [fields] :<file name>`` per message) with the messages renumbered from
+    ``first_uid``, and the transaction log is emptied. Sessions opened afterwards see the
+    new UIDVALIDITY; a Dovecot 2.3 session that had the folder open before keeps answering
+    SELECT of it with ``NO [SERVERBUG]`` (its cached index no longer matches the log).
+    """
+    uidlist = folder / "dovecot-uidlist"
+    header, *lines = uidlist.read_text().splitlines()
+    fields = [f for f in header.split()[1:] if f[0] not in "VN"]
+    body = [f"{first_uid + i} {line.split(' ', 1)[1]}" for i, line in enumerate(lines)]
+    head = " ".join(["3", f"V{uidvalidity}", f"N{first_uid + len(body)}", *fields])
+    uidlist.write_text("\n".join([head, *body]) + "\n")
+    with (folder / "dovecot.index.log").open("r+b") as log:
+        log.truncate(0)

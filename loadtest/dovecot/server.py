@@ -263,12 +263,26 @@ class DovecotServer:
             for d in (home, user.maildir, *(user.maildir / s for s in ("cur", "new", "tmp"))):
                 d.mkdir(parents=True, exist_ok=True)
                 self._chown(d)
-            entry = self.users_dir / name
-            entry.write_text(f"{name}:{{PLAIN}}{password}:{self.uid}:{self.gid}::{home}::\n")
-            self._chown(entry)
+            self._write_passwd(user)
             self._users[name] = user
             made.append(user)
         return made
+
+    def _write_passwd(self, u: DovecotUser) -> None:
+        entry = self.users_dir / u.name
+        entry.write_text(f"{u.name}:{{PLAIN}}{u.password}:{self.uid}:{self.gid}::{u.home}::\n")
+        self._chown(entry)
+
+    def set_password(self, user: DovecotUser, password: str) -> DovecotUser:
+        """Change a password on the server (as its owner would); returns the updated user."""
+        if ":" in password or "\n" in password:
+            raise ValueError(f"password of {user.name!r}: ':' and newlines cannot be stored")
+        changed = self._users[user.name] = DovecotUser(user.name, password, user.home)
+        self._write_passwd(changed)
+        # Dovecot re-reads a passwd-file whose mtime changed: make sure it differs.
+        stamp = (self.users_dir / user.name).stat().st_mtime - 2
+        os.utime(self.users_dir / user.name, (stamp, stamp))
+        return changed
 
     def write_messages(
         self, user: DovecotUser, folder: str, messages: Iterable[MaildirMessage]

@@ -32,10 +32,11 @@ def test_imap_defaults_come_from_the_daemon_and_base_yaml() -> None:
     imap = s.providers["imap"]
     assert s.providers.imap is imap
     daemon = ImapSettings()
-    assert (s.daemon.imap.idle_keepalive_s, s.daemon.imap.max_idle_s) == (
-        daemon.idle_keepalive_s,
-        daemon.max_idle_s,
-    )
+    assert (
+        s.daemon.imap.idle_keepalive_s,
+        s.daemon.imap.max_idle_s,
+        s.daemon.imap.reauth_after_s,
+    ) == (daemon.idle_keepalive_s, daemon.max_idle_s, daemon.reauth_after_s)
     assert s.daemon.imap.max_connections_per_account == daemon.max_connections_per_account
     assert s.providers.imap.fetch_shape() == FetchShape(imap_mode="qresync", imap_folders=1)
     # LOGIN + ENABLE QRESYNC; Dovecot's 10 connections per user and client IP.

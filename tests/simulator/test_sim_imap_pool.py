@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -104,24 +103,37 @@ def test_event_model_imap_calls_are_the_policy_calls_plus_setup(mode: str) -> No
         assert j.calls == sum(c.count for c in calls) + setup[j.setup], j
 
 
-def test_event_model_logs_in_once_per_process_while_the_connection_is_pooled() -> None:
-    # Every 60 s on two processes, starting with empty pools: each (mailbox, process) pair
-    # logs in on its first sync and never again (idling 1,500 s would take 25 syncs in a
-    # row on the other process).
+def test_event_model_logs_in_at_every_scheduled_sync() -> None:
+    # Every 60 s on two processes: a pooled login is trusted for 54 s (0.9 x the interval),
+    # so each scheduled sync logs in again, as the daemon does.
     s = _imap_only("qresync", 2, **{"population.initial": "stale", "population.stale_h": 0.0})
     s = s.updated({"population.sync_interval_s": {"kind": "constant", "value": 60}})
     jobs = _trace(s)
-    logins = Counter((j.mailbox, j.process) for j in jobs if j.setup == LOGIN)
-    used = {(j.mailbox, j.process) for j in jobs}
-    assert set(logins) == used and set(logins.values()) == {1}
-    first: dict[tuple[int, int], int] = {}
-    for j in jobs:
-        first.setdefault((j.mailbox, j.process), j.setup)
-    assert set(first.values()) == {LOGIN}
-    # A single process: one login per mailbox, and 60 s idles never need a NOOP.
+    assert len(jobs) > 300 and {j.setup for j in jobs} == {LOGIN}
     one = _trace(s.updated({"daemon.processes": 1}))
-    assert Counter(j.setup for j in one) == {
-        LOGIN: s.population.tenants,
-        REUSE: len(one) - s.population.tenants,
-    }
+    assert {j.setup for j in one} == {LOGIN}
     assert {j.kind for j in one} == {SyncKind.INCREMENTAL}
+
+
+def test_pooled_login_is_reused_only_within_its_reauth_bound() -> None:
+    pools = ConnectionPools(np.array([True]), 1, KEEPALIVE, MAX_IDLE, seed=1, reauth_s=100.0)
+    got = []
+    for start in (0.0, 40.0, 99.0, 101.0, 150.0, 400.0):
+        p, how = pools.take(0, start, counting=True)
+        got.append(how)
+        pools.give_back(0, p, start + 0.5, broken=False)
+    # Logged in at 0: reused at 40 and 99; 101 is past the bound. 150 reuses the login of
+    # 101; at 400 it is 299 s old (and idled past keepalive): a new login, not a NOOP.
+    assert got == [LOGIN, REUSE, REUSE, LOGIN, REUSE, LOGIN]
+    assert pools.account_peak == 1  # a replaced login is not a second connection
+
+
+def test_closed_form_with_a_reauth_bound() -> None:
+    # Syncs farther apart than the bound: every one logs in, whatever the pool holds.
+    on_schedule = pool_odds(300.0, 0.2, 4, KEEPALIVE, MAX_IDLE, reauth_s=270.0)
+    assert (float(on_schedule["login"]), float(on_schedule["noop"])) == (1.0, 0.0)
+    # One process, syncs every 40 s, bound 100 s: a login serves 3 syncs.
+    one = pool_odds(40.0, 0.2, 1, KEEPALIVE, MAX_IDLE, reauth_s=100.0)
+    assert float(one["login"]) == pytest.approx(1 / 3)
+    # Without a bound the closed form is the idle-only one.
+    assert float(pool_odds(310.0, 0.2, 4, KEEPALIVE, MAX_IDLE)["login"]) == pytest.approx(0.75**4)

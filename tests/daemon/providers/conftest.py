@@ -108,6 +108,8 @@ def context_for(
         port: int | None = None,
         extra: Mapping[str, Any] | None = None,
         tokens: Any = None,
+        mailbox_id: int | None = None,
+        sync_interval_s: float | None = None,
     ) -> MailboxContext:
         config: dict[str, Any] = {
             "host": dovecot.host,
@@ -120,12 +122,13 @@ def context_for(
             config["folders"] = folders
         config.update(extra or {})
         ctx = MailboxContext(
-            mailbox_id=zlib.crc32(user.name.encode()),
+            mailbox_id=zlib.crc32(user.name.encode()) if mailbox_id is None else mailbox_id,
             address=f"{user.name}@example.test",
             credentials=Credentials({"password": password or user.password}),
             config=config,
             gate=CountingGate(),
             save_credentials=_save,
+            sync_interval_s=sync_interval_s,
         )
         if tokens is not None:
             ctx.tokens = tokens

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from daemon.providers.imap_cursor import FolderState
 from daemon.providers.imap_message import parse_headers, record_from_fetch, split_fields
 from daemon.providers.imap_parse import (
     ParseError,
@@ -16,7 +17,6 @@ from daemon.providers.imap_parse import (
     parse_status,
     response_code,
 )
-from daemon.providers.imap_sync import FolderState
 from daemon.providers.imap_uidset import (
     chunks,
     format_uid_set,

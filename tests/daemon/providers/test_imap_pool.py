@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from daemon.errors import TransientError
+from daemon.errors import AuthRevoked, TransientError
 from daemon.policy import SyncKind
 from daemon.providers.base import MailboxContext
 from daemon.providers.imap import ImapProvider, ImapSettings
 from loadtest.dovecot.delay_proxy import Delay, DelayProxy
 from loadtest.dovecot.messages import generate_mailbox, malformed_messages
 from loadtest.dovecot.server import DovecotServer, DovecotUser, free_port
+from tests.daemon.providers.imap_e2e import wait_login
 
 START = 1_700_000_000.0
 MakeUser = Callable[..., DovecotUser]
@@ -180,3 +181,103 @@ async def test_cancelled_sync_never_returns_a_busy_connection(
             assert len(res.upserts) == 50 and provider.pool.stats.logins == 2
         finally:
             await provider.aclose()
+
+
+async def test_pooled_login_serves_only_its_own_mailbox_and_credentials(
+    dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
+) -> None:
+    user = new_user()
+    dovecot.write_messages(
+        user, "INBOX", generate_mailbox(random.Random(6), 7, start=START, end=START + 7)
+    )
+    provider = ImapProvider()
+    key = (dovecot.host, dovecot.port, user.name)
+    try:
+        first = await provider.sync(context_for(user, mailbox_id=1), SyncKind.FULL, None)
+        assert provider.pool.open_count(key) == 1
+        # Same user name, another mailbox (another tenant), a wrong password: it must log
+        # in itself and fail, not borrow mailbox 1's session.
+        with pytest.raises(AuthRevoked):
+            await provider.sync(
+                context_for(user, mailbox_id=2, password="guessed"), SyncKind.FULL, None
+            )
+        # The right password for mailbox 2 still means a login of its own.
+        await provider.sync(context_for(user, mailbox_id=2), SyncKind.FULL, None)
+        assert provider.pool.stats.logins == 2 and provider.pool.stats.reused == 0
+        assert provider.pool.open_count(key) == 2
+        # Mailbox 1 gets its own session back.
+        again = await provider.sync(context_for(user, mailbox_id=1), SyncKind.INCREMENTAL,
+                                    first.cursor)  # fmt: skip
+        assert again.api_calls == 1 and provider.pool.stats.reused == 1
+        assert await logins_in_log(dovecot, user.name, 2) == 2
+    finally:
+        await provider.aclose()
+
+
+async def test_login_older_than_the_reauth_bound_is_replaced(
+    dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
+) -> None:
+    user = new_user()
+    clock = ManualClock()
+    provider = ImapProvider(ImapSettings(clock=clock, reauth_after_s=100))
+    key = (dovecot.host, dovecot.port, user.name)
+    try:
+        first = await provider.sync(context_for(user), SyncKind.FULL, None)
+        clock.t += 99  # within the bound: reused as is
+        await provider.sync(context_for(user), SyncKind.INCREMENTAL, first.cursor)
+        assert provider.pool.stats.reused == 1
+        changed = dovecot.set_password(user, "changed-on-the-server")
+        await wait_login(dovecot, user.name, changed.password, accepted=True)
+        clock.t += 1  # 100 s after LOGIN: the session no longer vouches for the password
+        with pytest.raises(AuthRevoked):
+            await provider.sync(context_for(user), SyncKind.INCREMENTAL, first.cursor)
+        assert provider.pool.stats.reauth_expired == 1 and provider.pool.open_count(key) == 0
+        # A mailbox synced every 20 s trusts a login for 18 s (0.9 x its interval).
+        ctx = context_for(changed, password=changed.password, sync_interval_s=20)
+        await provider.sync(ctx, SyncKind.FULL, None)
+        clock.t += 17.9
+        await provider.sync(ctx, SyncKind.FULL, None)
+        clock.t += 0.1
+        await provider.sync(ctx, SyncKind.FULL, None)
+        assert (provider.pool.stats.logins, provider.pool.stats.reauth_expired) == (3, 2)
+    finally:
+        await provider.aclose()
+
+
+async def test_new_credentials_close_the_old_login(
+    dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
+) -> None:
+    user, other = new_user("a"), new_user("b")
+    provider = ImapProvider()
+    key = (dovecot.host, dovecot.port, user.name)
+    try:
+        await provider.sync(context_for(user, mailbox_id=5), SyncKind.FULL, None)
+        changed = dovecot.set_password(user, "rotated-password")
+        await wait_login(dovecot, user.name, changed.password, accepted=True)
+        await provider.sync(
+            context_for(changed, mailbox_id=5, password=changed.password), SyncKind.FULL, None
+        )
+        stats = provider.pool.stats
+        assert (stats.logins, stats.superseded, stats.reused) == (2, 1, 0)
+        assert provider.pool.open_count(key) == 1
+        # The mailbox now points at another account: its old session goes too.
+        await provider.sync(context_for(other, mailbox_id=5), SyncKind.FULL, None)
+        assert stats.superseded == 2 and provider.pool.open_count(key) == 0
+    finally:
+        await provider.aclose()
+
+
+async def test_account_limit_makes_room_by_closing_another_logins_idle_session(
+    dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
+) -> None:
+    user = new_user()
+    provider = ImapProvider(ImapSettings(max_connections=1))
+    key = (dovecot.host, dovecot.port, user.name)
+    try:
+        await provider.sync(context_for(user, mailbox_id=11), SyncKind.FULL, None)
+        await provider.sync(context_for(user, mailbox_id=12), SyncKind.FULL, None)
+        assert provider.pool.stats.evicted == 1 and provider.pool.stats.waits == 0
+        assert provider.pool.open_count(key) == 1
+        assert provider.pool.stats.peak_open[key] == 1
+    finally:
+        await provider.aclose()

@@ -148,3 +148,18 @@ async def test_lost_runs_and_stale_queued_are_found(db: asyncpg.Pool) -> None:
     assert await store.release_lost_runs(NOW + 10, NOW + 20) == 1
     fresh = await store.renumber_queued(claimed[1])
     assert fresh is not None and fresh.run_seq == claimed[1].run_seq + 1
+
+
+async def test_rotated_credentials_never_overwrite_a_user_update(db: asyncpg.Pool) -> None:
+    store = MailboxStore(db)
+    tenant = await store.create_tenant("rev")
+    mbx = await store.create_mailbox(tenant["id"], "graph", "rev@x.test", b"registered")
+    mid = mbx["id"]
+    assert "credentials_rev" not in mbx
+    assert await store.save_credentials_now(mid, b"rotated-1", 0)
+    await store.update_credentials(mid, b"user-update", reactivate=True, now=NOW)
+    # A sync that started before the update rotates its (old) token: not saved.
+    assert not await store.save_credentials_now(mid, b"rotated-2", 0)
+    row = await db.fetchrow("SELECT credentials, credentials_rev FROM mailboxes WHERE id = $1", mid)
+    assert (bytes(row["credentials"]), row["credentials_rev"]) == (b"user-update", 1)
+    assert await store.save_credentials_now(mid, b"rotated-3", 1)
