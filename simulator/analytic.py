@@ -226,6 +226,24 @@ def overlapping_batches(b: Arr, c: Arr, svc: Arr | float, k: Arr, period: float)
     return mean, worst
 
 
+def claim_wait(period: float, k: Arr, interval: Arr, dispatch: Arr, wait: Arr | float) -> Arr:
+    """Mean time from a mailbox falling due to a scheduler claiming it.
+
+    A mailbox is due one interval after its sync started, and the sync starts a dispatch
+    delay (plus any queue wait) after the cycle that claimed it. When the interval is a
+    whole number of scheduler periods the due instant therefore lands just after a cycle
+    every time: the next claim is by the next of the K schedulers in phase order, a mean
+    ``period / K`` after that cycle. Otherwise due instants fall anywhere in the cycle and
+    the wait to the next of K randomly phased cycles is ``period / (K + 1)`` on average.
+    """
+    k_arr = np.asarray(k, dtype=float)
+    frac = np.mod(np.asarray(interval, dtype=float), period) / period
+    locked = (frac < 1e-6) | (frac > 1 - 1e-6)
+    after = np.maximum(period / k_arr - dispatch - wait, 0.0)
+    out: Arr = np.where(locked, after, period / (k_arr + 1))
+    return out
+
+
 def evaluate(
     s: Scenario,
     p: JobProfile,
@@ -262,9 +280,11 @@ def evaluate(
     period = prof.scheduler_interval_s
     f = p.full_share
     r = s.resources
-    claim_mean = period / (k + 1)
     demand = lam
     w_prev: Arr | float = 0.0
+    b_prev = np.minimum(lam * period / k, prof.batch_size)
+    dispatch = (r.dispatch_ms + r.enqueue_ms_per_job * b_prev) / 1000
+    claim_mean = claim_wait(period, k, mean_i, dispatch, w_prev)
     # A mailbox is due one interval after its sync *started*, so each cycle lasts the
     # interval plus the claim wait and the queue wait: the rate is N / (I + claim + wait).
     # Two passes settle the wait and the rate it depends on.
@@ -296,12 +316,14 @@ def evaluate(
         w_mean = np.where(stable, w_mean, np.inf)
         w_max = np.where(stable, w_max, np.inf)
         w_prev = np.where(stable, w_mean, 0.0)
-        cycle = mean_i + claim_mean + w_prev
+        dispatch = (r.dispatch_ms + r.enqueue_ms_per_job * b) / 1000
+        claim_mean = claim_wait(period, k, mean_i, dispatch, w_prev)
+        cycle = mean_i + claim_mean + dispatch + w_prev
         lam = np.where(stable, n / cycle / (1 - p.error_rate), demand)
     thr = np.minimum(lam, x_max)
     claim_max = period * cf.harmonic(k) / k
-    lag_mean = claim_mean + w_mean + s_inc
-    gap = mean_i + claim_mean + w_mean
+    lag_mean = claim_mean + dispatch + w_mean + s_inc
+    gap = mean_i + claim_mean + dispatch + w_mean
     st_mean = gap / 2
     st_p95 = 0.95 * (mean_i + claim_max + w_max)
     # The longest staleness: a full cycle plus the worst waits, or a full-sync straggler.

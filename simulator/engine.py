@@ -114,6 +114,8 @@ class Simulation(JobWalk):
         self.t95: float | None = None
         self._done = self.env.event()
         self._res = scenario.resources
+        self._dispatch_ms = scenario.resources.dispatch_ms
+        self._enqueue_ms = scenario.resources.enqueue_ms_per_job
         ce = scenario.population.changes_per_arrival
         de = scenario.population.deletes_per_arrival
         # Arrivals, flag changes and deletions as one Poisson stream split by share.
@@ -166,9 +168,11 @@ class Simulation(JobWalk):
             plan = table.claim(now, profile)
             self.rec.cycle(now, len(plan))
             nsa = table.next_sync_at
+            # The whole batch is enqueued at once (one bulk add) after the claim.
+            ready = now + (self._dispatch_ms + self._enqueue_ms * len(plan)) / 1000.0
             for a in plan:
                 ti = TIER_INDEX[a.tier]
-                st[ti].arrive(Job(a.mailbox_id, ti, a.kind, nsa[a.mailbox_id], now), now)
+                st[ti].arrive(Job(a.mailbox_id, ti, a.kind, nsa[a.mailbox_id], now, ready), now)
             yield env.timeout(period)
 
     def _pushes(self) -> Generator[simpy.Event, Any, None]:
@@ -189,7 +193,8 @@ class Simulation(JobWalk):
                 a = table.push(m, env.now, self.profile)
                 if a is not None:
                     self.rec.push(env.now)
-                    high.arrive(Job(m, 0, a.kind, env.now, env.now), env.now)
+                    ready = env.now + (self._dispatch_ms + self._enqueue_ms) / 1000.0
+                    high.arrive(Job(m, 0, a.kind, env.now, env.now, ready), env.now)
 
     def _sampler(self) -> Generator[simpy.Event, Any, None]:
         env, every = self.env, self.s.run.sample_interval_s
@@ -219,6 +224,12 @@ class Simulation(JobWalk):
     def _start(self, job: Job, now: float, wait: float, cls: int) -> None:
         m = job.m
         self.table.state[m] = RUNNING
+        env_now = now
+        queued = wait  # in the station's queue (Little's law), without the dispatch
+        if job.ready > now:
+            # A free worker takes the job once it is in the queue: the sync starts then.
+            now = job.ready
+            wait = now - job.enq
         job.started = now
         rnd = self.prng
         pv = self.prov[self.provider_of[m]]
@@ -294,6 +305,7 @@ class Simulation(JobWalk):
         rec = self.rec
         if counting:
             rec.waits[job.tier].append(wait)
+            rec.queued_s[job.tier] += queued
         if pv.simple:
             plan = self._virtual_simple(m, pv, reqs, n, now, counting)
         else:
@@ -321,7 +333,7 @@ class Simulation(JobWalk):
             rec.cpu_ms += cpu
             rec.db_ms += db
             rec.stored += stored
-        ev = self.env.timeout(t_end - now + (cpu + db) / 1000.0, (job, kind, fail, ra))
+        ev = self.env.timeout(t_end - env_now + (cpu + db) / 1000.0, (job, kind, fail, ra))
         ev.callbacks.append(self._finish_event)
 
     def _finish_event(self, ev: simpy.Event) -> None:

@@ -24,10 +24,14 @@ from simulator.scenario import Resources
 class Job:
     """One sync job on a tier queue."""
 
-    __slots__ = ("due", "enq", "kind", "m", "started", "tier")
+    __slots__ = ("due", "enq", "kind", "m", "ready", "started", "tier")
 
-    def __init__(self, m: int, tier: int, kind: SyncKind, due: float, enq: float) -> None:
+    def __init__(
+        self, m: int, tier: int, kind: SyncKind, due: float, enq: float, ready: float = 0.0
+    ) -> None:
         self.m, self.tier, self.kind, self.due, self.enq = m, tier, kind, due, enq
+        # When a free worker can have it: the claim's enqueue and the worker's pickup.
+        self.ready = ready
         self.started = 0.0
 
 
@@ -219,7 +223,10 @@ class JobWalk:
         kind: SyncKind,
         stored: int,
     ) -> Generator[simpy.Event, Any, None]:
-        env, m, t0 = self.env, job.m, self.env.now
+        env, m = self.env, job.m
+        if job.started > env.now:
+            yield env.timeout(job.started - env.now)
+        t0 = env.now
         mb = pv.mailbox_buckets(m) if pv.mb_quotas else []
         real = (pv.real_mailbox_buckets(m) if pv.real_mb_quotas else []) + pv.real_app
         oh = pv.overhead()

@@ -72,6 +72,8 @@ class Recorder:
 
     def _zero(self) -> None:
         self.waits = [array("d") for _ in range(3)]
+        # Time in the station's queue (waits less the dispatch), for Little's law.
+        self.queued_s = [0.0, 0.0, 0.0]
         self.durations = {SyncKind.FULL: array("d"), SyncKind.INCREMENTAL: array("d")}
         self.lag = array("d")
         self.lag_tier = [array("d") for _ in range(3)]
@@ -215,7 +217,7 @@ class Recorder:
             s[f"util_{name}"] = st.area_busy / (st.servers * w) if st.servers else float("nan")
             lq = st.area_queue / w
             lam = st.arrivals / w
-            wq = _mean(self.waits[i]) if len(self.waits[i]) else 0.0
+            wq = self.queued_s[i] / len(self.waits[i]) if len(self.waits[i]) else 0.0
             s[f"queue_mean_{name}"] = lq
             s[f"little_err_{name}"] = abs(lq - lam * wq) / lq if lq > 1e-3 else 0.0
             s[f"jobs_{name}"] = float(len(self.waits[i]))

@@ -290,6 +290,11 @@ class Resources(_Model):
     cpu_ms_per_cycle: float = Field(default=2.0, ge=0)
     # CPU each daemon process spends per second with nothing to sync.
     cpu_ms_per_s_process: float = Field(default=0.0, ge=0)
+    # From a claim to a free worker starting the job: the claim's transaction, the bulk
+    # enqueue (per job of the batch) and the worker's pickup. A job due one interval after
+    # it started is then due just after a scheduler cycle, not on it.
+    dispatch_ms: float = Field(default=5.0, ge=0)
+    enqueue_ms_per_job: float = Field(default=0.2, ge=0)
     rss_base_mb: float = Field(default=80.0, ge=0)
     rss_per_job_mb: float = Field(default=0.5, ge=0)
     rss_per_mailbox_kb: float = Field(default=2.0, ge=0)

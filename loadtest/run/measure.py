@@ -71,8 +71,13 @@ class RunData:
     deliveries: list[tuple[float, str, int, str]]
 
     @classmethod
-    def load(cls, database_url: str, loadgen_out: Path) -> RunData:
-        """Read everything from the run's database and the load generator's files."""
+    def load(cls, database_url: str, loadgen_out: Path, since: float = 0.0) -> RunData:
+        """Read everything from the run's database and the load generator's files.
+
+        A run's due instant is known only when the mailbox's previous successful sync
+        started after ``since`` (the load's start): the first sync after a tenant is resumed
+        was due when it was resumed, which the log does not hold.
+        """
         with psycopg.connect(database_url) as db:
             runs = db.execute(_RUNS).fetchall()
             boxes = db.execute(_MAILBOXES).fetchall()
@@ -89,7 +94,7 @@ class RunData:
         last_ok: dict[int, float] = {}
         for j, m in enumerate(mailbox.tolist()):
             prev = last_ok.get(m)
-            if prev is not None:
+            if prev is not None and prev >= since:
                 due[j] = prev + interval[m]
             if ok[j]:
                 last_ok[m] = float(started[j])

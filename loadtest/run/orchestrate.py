@@ -109,7 +109,10 @@ def _clean(x: Any) -> Any:
 def _groups(
     stack: Stack, loadgen: Sequence[Child]
 ) -> Callable[[], dict[str, list[psutil.Process]]]:
-    pg, rd = postgres_processes(), redis_processes()
+    rd = redis_processes()
+    # PostgreSQL starts a process per connection: look again every few seconds.
+    pg: list[psutil.Process] = []
+    seen = [0.0]
 
     def children(c: Child | None) -> list[psutil.Process]:
         if c is None or (p := c.psutil()) is None:
@@ -120,7 +123,10 @@ def _groups(
             return [p]
 
     def groups() -> dict[str, list[psutil.Process]]:
-        out = {"postgres": pg, "redis": rd, "mock": children(stack.mock)}
+        if time.monotonic() - seen[0] > 5:
+            seen[0] = time.monotonic()
+            pg[:] = postgres_processes()
+        out = {"postgres": list(pg), "redis": rd, "mock": children(stack.mock)}
         if stack.dovecot is not None and stack.dovecot.pid is not None:
             with_proxy = children(stack.proxy)
             try:
@@ -409,7 +415,7 @@ def run_load_test(opts: RunOptions, say: Say) -> RunResult:
         )
         stack.stop_daemons()
         samples = sampler.stop()
-        data = RunData.load(stack.database_url, out / "loadgen")
+        data = RunData.load(stack.database_url, out / "loadgen", since=t0)
         record = archive.RunRecord(
             t0, idle, Window("warm-up", warm_start, warm_end), clean, integrity, synced, behind,
             str(opts.calibration) if opts.calibration else None,

@@ -14,6 +14,9 @@ NO_CPU = {
     "resources.cpu_ms_per_job": 0.0,
     "resources.db_commit_ms": 0.0,
     "resources.db_ms_per_message": 0.0,
+    # Jobs start at the claim instant: the textbook's batch arrivals.
+    "resources.dispatch_ms": 0.0,
+    "resources.enqueue_ms_per_job": 0.0,
 }
 
 

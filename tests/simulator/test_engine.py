@@ -37,8 +37,9 @@ def test_batch_release_waits_as_the_drain_formula_not_as_mmc() -> None:
     [
         {},
         {"daemon.processes": 3, "daemon.hosts": 3},
-        # Stable: with 12-request Graph syncs 2,000 tenants overload the five high workers.
-        {"population.tenants": 1000, "daemon.profile": "original"},
+        # Stable: with 12-request Graph syncs 1,000 tenants saturate the five high workers,
+        # and a queue still settling breaks Little's law over a finite window.
+        {"population.tenants": 600, "daemon.profile": "original"},
         {"population.initial": "stale", "population.stale_h": 8.0},
     ],
 )
@@ -81,6 +82,9 @@ def test_a_saturated_app_quota_delivers_its_margin_and_not_one_call_more(margin:
             "daemon.quota_preset": "as-planned",
             "daemon.quota_margin": margin,
             "daemon.overrides": {"concurrency.high": 400, "batch_size": 2000},
+            # Jobs start at the claim, so the gate's arithmetic is all there is.
+            "resources.dispatch_ms": 0.0,
+            "resources.enqueue_ms_per_job": 0.0,
             "run.horizon_s": 300.0,
             "run.warmup_s": 0.0,
             "run.drain": False,
