@@ -291,7 +291,10 @@ def evaluate(
     for _ in range(2):
         # IMAP connection set-up depends on how far apart a mailbox's syncs are.
         gap = mean_i + claim_mean + w_prev
-        pool = pool_costs(p.imap, n, gap, k, r.cpu_ms_per_call, interval=mean_i)
+        pool = pool_costs(
+            p.imap, n, gap, k, r.cpu_ms_per_call, interval=mean_i,
+            cpu_ms_per_connect=r.cpu_ms_per_connect,
+        )  # fmt: skip
         tok_s = p.oauth_share * refresh_share(gap, k, p.token_serves_s) * p.token_s
         s_inc = p.s_inc + pool.extra_s + tok_s
         s_mean = (1 - f) * s_inc + f * (p.s_full + pool.extra_s + tok_s)

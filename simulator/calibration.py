@@ -42,6 +42,7 @@ class Calibration(BaseModel):
     cpu_ms_per_job: float | None = Field(default=None, ge=0)
     cpu_ms_per_s_process: float | None = Field(default=None, ge=0)
     cpu_ms_per_cycle: float | None = Field(default=None, ge=0)
+    cpu_ms_per_connect: float | None = Field(default=None, ge=0)
     dispatch_ms: float | None = Field(default=None, ge=0)
     enqueue_ms_per_job: float | None = Field(default=None, ge=0)
     rss_base_mb: float | None = Field(default=None, ge=0)
@@ -84,6 +85,7 @@ def apply(s: Scenario, cal: Calibration, source: str) -> Scenario:
         "cpu_ms_per_job",
         "cpu_ms_per_s_process",
         "cpu_ms_per_cycle",
+        "cpu_ms_per_connect",
         "dispatch_ms",
         "enqueue_ms_per_job",
         "rss_base_mb",

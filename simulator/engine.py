@@ -18,7 +18,7 @@ import simpy
 from daemon import policy
 from daemon.policy import ErrorKind, SyncKind
 from simulator import population
-from simulator.gate import ProviderRuntime
+from simulator.gate import LOGIN, ProviderRuntime
 from simulator.imap_pool import ConnectionPools, reauth_bounds
 from simulator.job import Job, JobWalk, poisson
 from simulator.mailboxes import ACTIVE, RUNNING, MailboxTable
@@ -57,7 +57,13 @@ class JobTrace(NamedTuple):
 class Simulation(JobWalk):
     """One replication of a scenario; ``mode='drain'`` makes every mailbox due at t=0."""
 
-    def __init__(self, scenario: Scenario, seed: int, mode: Mode = "steady") -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        mode: Mode = "steady",
+        mailboxes: population.Mailboxes | None = None,
+    ) -> None:
         if mode == "drain" and scenario.population.initial == "steady":
             scenario = scenario.updated({"population.initial": "all_due"})
         self.s = scenario
@@ -65,7 +71,7 @@ class Simulation(JobWalk):
         self.profile = scenario.profile()
         rng = np.random.default_rng(seed)
         self.prng = random.Random(int(rng.integers(2**62)))
-        pop = population.build(scenario, rng)
+        pop = population.build(scenario, rng, mailboxes)
         self.pop = pop
         self.n = pop.n
         last = [None if math.isnan(x) else float(x) for x in pop.last_success_at.tolist()]
@@ -328,6 +334,8 @@ class Simulation(JobWalk):
             self.trace.append(JobTrace(m, pv.name, kind, self.size[m], *pe, proc, how, calls, fail))
         r = self._res
         cpu = r.cpu_ms_per_call * calls + r.cpu_ms_per_message * stored + r.cpu_ms_per_job
+        if how == LOGIN:
+            cpu += r.cpu_ms_per_connect
         db = r.db_commit_ms + r.db_ms_per_message * stored
         if counting:
             rec.cpu_ms += cpu

@@ -232,6 +232,7 @@ def pool_costs(
     processes: Arr | float,
     cpu_ms_per_call: float,
     interval: Arr | float | None = None,
+    cpu_ms_per_connect: float = 0.0,
 ) -> PoolCosts:
     """``pool_odds`` turned into time, CPU and connections for the fast path; ``interval``
     (the sync interval) sets the re-authentication bound."""
@@ -246,7 +247,8 @@ def pool_costs(
     sd = np.sqrt(n * held * (1 - held))
     return PoolCosts(
         extra_s=imap.share * (login * imap.login_s + noop * imap.noop_s),
-        extra_cpu_ms=imap.share * (login * imap.login_calls + noop) * cpu_ms_per_call,
+        extra_cpu_ms=imap.share
+        * ((login * imap.login_calls + noop) * cpu_ms_per_call + login * cpu_ms_per_connect),
         login_share=login,
         noop_share=noop,
         held_mean=n * held,

@@ -43,8 +43,34 @@ def expected_mailboxes(s: Scenario) -> float:
     return s.population.tenants * max(1.0, mean(s.population.mailboxes_per_tenant))
 
 
-def build(s: Scenario, rng: np.random.Generator) -> PopulationArrays:
-    """A seeded population for one replication."""
+@dataclass(frozen=True)
+class Mailboxes:
+    """Who the mailboxes are, before their start state: one row per mailbox."""
+
+    tenant: np.ndarray
+    provider: np.ndarray
+    arrivals_per_s: np.ndarray
+    size: np.ndarray
+    interval_s: np.ndarray
+
+    def to_lists(self) -> dict[str, list[float]]:
+        """Plain lists (to hand to another process)."""
+        return {k: getattr(self, k).tolist() for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_lists(cls, d: dict[str, list[float]]) -> Mailboxes:
+        """The inverse of ``to_lists``."""
+        return cls(
+            np.asarray(d["tenant"], dtype=np.int64),
+            np.asarray(d["provider"], dtype=np.int64),
+            np.asarray(d["arrivals_per_s"], dtype=float),
+            np.asarray(d["size"], dtype=float),
+            np.asarray(d["interval_s"], dtype=float),
+        )
+
+
+def draw_mailboxes(s: Scenario, rng: np.random.Generator) -> Mailboxes:
+    """Tenants' providers, mailboxes' activity, sizes and intervals."""
     pop = s.population
     per_tenant = mailboxes_per_tenant(s, rng)
     n = int(per_tenant.sum())
@@ -65,6 +91,20 @@ def build(s: Scenario, rng: np.random.Generator) -> PopulationArrays:
     else:
         t_int = np.maximum(1.0, draw(pop.sync_interval_s, rng, pop.tenants))
         interval = t_int[tenant]
+    return Mailboxes(tenant, provider, rate, size, interval)
+
+
+def build(
+    s: Scenario, rng: np.random.Generator, mailboxes: Mailboxes | None = None
+) -> PopulationArrays:
+    """A seeded population for one replication; ``mailboxes`` fixes who they are (a load
+    test's very tenants), the start state is still drawn."""
+    pop = s.population
+    m = draw_mailboxes(s, rng) if mailboxes is None else mailboxes
+    tenant, provider, rate, size, interval = (
+        m.tenant, m.provider, m.arrivals_per_s, m.size, m.interval_s
+    )  # fmt: skip
+    n = int(provider.size)
     # Initial state.
     if pop.initial == "steady":
         nxt = rng.uniform(0, 1, n) * interval

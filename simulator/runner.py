@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from simulator.engine import Mode, Simulation
 from simulator.metrics import RunMetrics
+from simulator.population import Mailboxes
 from simulator.results import ScenarioResult, combine
 from simulator.scenario import Scenario
 
@@ -24,9 +25,13 @@ def seeds(base: int, n: int) -> list[int]:
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(base).spawn(n)]
 
 
-def _one(task: tuple[dict[str, Any], int, Mode]) -> RunMetrics:
-    data, seed, mode = task
-    return Simulation(Scenario.model_validate(data), seed, mode).run()
+Task = tuple[dict[str, Any], int, Mode, dict[str, list[float]] | None]
+
+
+def _one(task: Task) -> RunMetrics:
+    data, seed, mode, boxes = task
+    fixed = Mailboxes.from_lists(boxes) if boxes is not None else None
+    return Simulation(Scenario.model_validate(data), seed, mode, fixed).run()
 
 
 def default_jobs() -> int:
@@ -39,18 +44,22 @@ def run_many(
     jobs: int | None = None,
     progress: bool = True,
     desc: str = "simulating",
+    mailboxes: Sequence[Mailboxes | None] | None = None,
 ) -> list[ScenarioResult]:
-    """Every replication (steady and drain) of every scenario, spread over processes."""
-    tasks: list[tuple[dict[str, Any], int, Mode]] = []
+    """Every replication (steady and drain) of every scenario, spread over processes;
+    ``mailboxes`` (one per scenario) fixes who a scenario's mailboxes are."""
+    tasks: list[Task] = []
     owner: list[tuple[int, str]] = []
     for i, s in enumerate(scenarios):
         data = s.model_dump(mode="json")
+        fixed = mailboxes[i] if mailboxes is not None else None
+        boxes = fixed.to_lists() if fixed is not None else None
         for seed in seeds(s.run.seed, s.run.replications):
             if s.run.steady:
-                tasks.append((data, seed, "steady"))
+                tasks.append((data, seed, "steady", boxes))
                 owner.append((i, "steady"))
             if s.run.drain:
-                tasks.append((data, seed, "drain"))
+                tasks.append((data, seed, "drain", boxes))
                 owner.append((i, "drain"))
     jobs = min(jobs or default_jobs(), len(tasks)) or 1
     log.info("simulate", scenarios=len(scenarios), runs=len(tasks), processes=jobs)

@@ -290,6 +290,8 @@ class Resources(_Model):
     cpu_ms_per_cycle: float = Field(default=2.0, ge=0)
     # CPU each daemon process spends per second with nothing to sync.
     cpu_ms_per_s_process: float = Field(default=0.0, ge=0)
+    # CPU of opening an IMAP connection (TCP and TLS handshakes) before its LOGIN.
+    cpu_ms_per_connect: float = Field(default=3.0, ge=0)
     # From a claim to a free worker starting the job: the claim's transaction, the bulk
     # enqueue (per job of the batch) and the worker's pickup. A job due one interval after
     # it started is then due just after a scheduler cycle, not on it.

@@ -27,7 +27,7 @@ class RunRecord:
 
     t0: float
     idle: Window
-    warm: Window
+    warm: list[Window]
     started_clean: bool
     integrity: Integrity
     synced: bool
@@ -50,7 +50,7 @@ def save(out: Path, data: RunData, samples: Samples, rec: RunRecord) -> None:
         "record": {
             **asdict(rec),
             "idle": asdict(rec.idle),
-            "warm": asdict(rec.warm),
+            "warm": [asdict(w) for w in rec.warm],
             "integrity": asdict(rec.integrity),
         },
     }
@@ -131,7 +131,9 @@ def load(out: Path) -> tuple[RunData, Samples, RunRecord]:
     rec = RunRecord(
         t0=r["t0"],
         idle=Window(**r["idle"]),
-        warm=Window(**r["warm"]),
+        warm=[Window(**w) for w in r["warm"]]
+        if isinstance(r["warm"], list)
+        else [Window(**r["warm"])],
         started_clean=r["started_clean"],
         integrity=Integrity(**r["integrity"]),
         synced=r["synced"],

@@ -104,7 +104,8 @@ def _le(bound: float) -> str:
 
 
 def chunks(start: float, end: float, size: float = CHUNK_S) -> list[Window]:
-    """Consecutive windows of ``size`` seconds."""
+    """Consecutive windows of ``size`` seconds (at least four per span, at least 4 s)."""
+    size = max(4.0, min(size, (end - start) / 4))
     out = []
     t = start
     while t + size <= end:
@@ -114,10 +115,10 @@ def chunks(start: float, end: float, size: float = CHUNK_S) -> list[Window]:
 
 
 def cpu_fit(
-    samples: Samples, data: RunData, spans: Sequence[Window], processes: int
+    samples: Samples, data: RunData, spans: Sequence[Window], processes: int, counters: Counters
 ) -> tuple[dict[str, float], float]:
-    """CPU ms per call, per stored message, per job and per process-second; and the fit's
-    relative error (RMS residual over mean)."""
+    """CPU ms per call, per stored message, per job, per IMAP connection opened and per
+    process-second; and the fit's relative error (RMS residual over mean)."""
     rows, y = [], []
     for span in spans:
         for w in chunks(span.start, span.end):
@@ -126,7 +127,10 @@ def cpu_fit(
             calls = float(data.calls[fin].sum())
             stored = float(np.nansum(data.stored[fin & data.ok]))
             jobs = float(fin.sum())
-            rows.append([calls, stored, jobs, processes * w.seconds])
+            connects = counters.delta(
+                w, "mailsync_provider_request_seconds_count", provider="imap", method="imap.connect"
+            )
+            rows.append([calls, stored, jobs, connects, processes * w.seconds])
             y.append(cores * w.seconds * 1000)
     if len(rows) < 4:
         return {}, math.nan
@@ -138,7 +142,8 @@ def cpu_fit(
         "cpu_ms_per_call": float(coef[0]),
         "cpu_ms_per_message": float(coef[1]),
         "cpu_ms_per_job": float(coef[2]),
-        "cpu_ms_per_s_process": float(coef[3]),
+        "cpu_ms_per_connect": float(coef[3]),
+        "cpu_ms_per_s_process": float(coef[4]),
     }, err
 
 
@@ -158,19 +163,42 @@ def db_fit(samples: Samples, data: RunData, spans: Sequence[Window]) -> dict[str
 
 
 def rss_fit(
-    base_mb: float, points: Sequence[tuple[float, float, float, float]]
+    base_mb: float, points: Sequence[tuple[float, float, float, float]], per_connection_kb: float
 ) -> dict[str, float]:
-    """Per job, per mailbox and per IMAP connection from (rss, jobs, mailboxes, conns)."""
+    """Per job and per mailbox from (rss, jobs, mailboxes, IMAP connections) points.
+
+    A pooled IMAP connection's memory is a measured constant of its own (asyncio's TLS read
+    buffer, see docs/simulator.md); connections grow with mailboxes in a load test, so a fit
+    could not tell the two apart, and it is taken as it is.
+    """
     if not points:
         return {}
-    a = np.array([[j, m / 1024, c / 1024] for _r, j, m, c in points])
-    b = np.array([max(0.0, r - base_mb) for r, _j, _m, _c in points])
+    a = np.array([[j, m / 1024] for _r, j, m, _c in points])
+    b = np.array([max(0.0, r - base_mb - c * per_connection_kb / 1024) for r, _j, _m, c in points])
     coef, _ = nnls(a, b)
-    return {
-        "rss_per_job_mb": float(coef[0]),
-        "rss_per_mailbox_kb": float(coef[1]),
-        "rss_per_imap_connection_kb": float(coef[2]),
-    }
+    return {"rss_per_job_mb": float(coef[0]), "rss_per_mailbox_kb": float(coef[1])}
+
+
+def dispatch_fit(
+    data: RunData, windows: Sequence[Window], enqueue_ms_per_job: float
+) -> dict[str, float]:
+    """Claim-to-start delay with a free worker. The runs claimed in one cycle share
+    ``queued_at``; a batch's first ``started - queued_at`` is the dispatch when a worker was
+    free, longer when all were busy: the 10th percentile over batches, less the batch's bulk
+    enqueue (the scenario's per-job figure), stands for a free worker."""
+    sel = np.zeros(data.queued.size, dtype=bool)
+    for w in windows:
+        sel |= (data.queued >= w.start) & (data.queued < w.end)
+    q, st = data.queued[sel], data.started[sel]
+    ok = np.isfinite(q) & np.isfinite(st)
+    q, st = q[ok], st[ok]
+    if q.size < 20:
+        return {}
+    keys, inverse, counts = np.unique(np.round(q, 6), return_inverse=True, return_counts=True)
+    first = np.full(keys.size, np.inf)
+    np.minimum.at(first, inverse, st - q)
+    d = first * 1000 - enqueue_ms_per_job * counts
+    return {"dispatch_ms": float(max(0.0, np.percentile(d, 10)))}
 
 
 def provenance(s: Scenario, source: str) -> str:
@@ -205,14 +233,17 @@ def derive(
     fields: dict[str, object] = {"source": provenance(s, source)}
     counters = Counters(samples)
     fields["latency_s"] = latency(counters, levels, s.providers.imap.connect_round_trips)
-    cpu, cpu_err = cpu_fit(samples, data, cpu_spans, k)
+    cpu, cpu_err = cpu_fit(samples, data, cpu_spans, k, counters)
     fields.update(cpu)
     fields.update(db_fit(samples, data, cpu_spans))
+    fields.update(dispatch_fit(data, levels, s.resources.enqueue_ms_per_job))
     quality = {"cpu_fit_rel_rms": cpu_err}
     if idle is not None:
         base = [process_cpu(samples, f"daemon-{i}", idle)[1] for i in range(k)]
         if all(b > 0 for b in base):
             fields["rss_base_mb"] = float(np.mean(base))
-            fields.update(rss_fit(float(np.mean(base)), rss_points))
+            fields.update(
+                rss_fit(float(np.mean(base)), rss_points, s.resources.rss_per_imap_connection_kb)
+            )
     fields["cpu_ms_per_cycle"] = 0.0  # folded into the per-process idle cost
     return Calibration.model_validate(fields), quality

@@ -8,15 +8,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import psutil
 import yaml
 
 from loadtest.run.plan import Level, LoadPlan
 from simulator.calibration import Calibration, apply
 from simulator.catalogue import load_catalogue
+from simulator.population import Mailboxes
 from simulator.results import ScenarioResult
 from simulator.runner import run_many
-from simulator.scenario import Scenario
+from simulator.scenario import PROVIDERS, Scenario
 
 MACHINE = "this-machine"
 
@@ -46,6 +48,19 @@ def replications_for(plan: LoadPlan, level: Level, floor: int, target: float = 4
     if per_run <= 0:
         return floor
     return int(min(20, max(floor, math.ceil(target / per_run))))
+
+
+def level_mailboxes(plan: LoadPlan, level: Level) -> Mailboxes:
+    """The very mailboxes the load test activated at this level (the model draws only their
+    start state)."""
+    rows = [m for m in plan.mailboxes if m.tenant < level.tenants]
+    return Mailboxes(
+        np.array([m.tenant for m in rows], dtype=np.int64),
+        np.array([PROVIDERS.index(m.provider) for m in rows], dtype=np.int64),
+        np.array([m.arrivals_per_s for m in rows]),
+        np.array([float(m.size) for m in rows]),
+        np.array([float(m.interval_s) for m in rows]),
+    )
 
 
 def level_scenario(plan: LoadPlan, level: Level, replications: int) -> Scenario:
@@ -92,7 +107,8 @@ def predict(
     ]
     if calibration is not None:
         scenarios = [apply(s, calibration, source) for s in scenarios]
-    results = run_many(scenarios, jobs=jobs, progress=progress, desc="predicting")
+    boxes = [level_mailboxes(plan, lv) for lv in plan.levels]
+    results = run_many(scenarios, jobs=jobs, progress=progress, desc="predicting", mailboxes=boxes)
     return Prediction(
         {lv.name: r for lv, r in zip(plan.levels, results, strict=True)},
         calibration.source or source if calibration is not None else None,

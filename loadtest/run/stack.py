@@ -282,10 +282,12 @@ class Stack:
             },
         }
 
-    def register(self) -> None:
-        """Create the mock's mailboxes and register every tenant and mailbox with the daemon."""
+    def register(self, provider: str | None = None) -> None:
+        """Create the mock's mailboxes and register the tenants (of one provider, or all)
+        and their mailboxes with the daemon."""
         creds: dict[str, str] = {}
-        http_boxes = [m for m in self.plan.mailboxes if m.provider != "imap"]
+        chosen = {t.index for t in self.plan.tenants if provider is None or t.provider == provider}
+        http_boxes = [m for m in self.plan.mailboxes if m.provider != "imap" and m.tenant in chosen]
         for i in range(0, len(http_boxes), 5000):
             chunk = http_boxes[i : i + 5000]
             body = {
@@ -304,7 +306,7 @@ class Stack:
                 raise ServiceError(f"creating mock mailboxes failed: {r.text[:300]}")
             creds.update({c["address"]: c["refresh_token"] for c in r.json()})
         by_index = {m.index: m for m in self.plan.mailboxes}
-        tenants = self.plan.tenants
+        tenants = [t for t in self.plan.tenants if t.index in chosen]
         batch = 200
         with (
             self.api() as api,
@@ -335,8 +337,8 @@ class Stack:
                 bar.update(len(chunk))
 
     def warm_up(self) -> float:
-        """Wait until every mailbox has synced once; returns the seconds it took."""
-        n = len(self.plan.mailboxes)
+        """Wait until every registered mailbox has synced once; returns the seconds it took."""
+        n = len(self.roster.mailbox_ids)
         start = time.monotonic()
         with (
             self.db() as db,
