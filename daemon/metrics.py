@@ -156,6 +156,11 @@ class Metrics:
             ["provider"],
             registry=self.registry,
         )
+        self.scheduler_cycles = Counter(
+            "mailsync_scheduler_cycles",
+            "Scheduler cycles of this process (their pace is the cycle period)",
+            registry=self.registry,
+        )
         self.scheduler_claimed = Counter(
             "mailsync_scheduler_claimed",
             "Mailboxes claimed by this process's scheduler",

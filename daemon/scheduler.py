@@ -69,6 +69,7 @@ class Scheduler:
             for c in claimed:
                 self.metrics.scheduler_claimed.labels(str(c.tier)).inc()
         self.cycles += 1
+        self.metrics.scheduler_cycles.inc()
         return claimed
 
     async def sync_now(self, mailbox_id: int) -> Claimed | None:

@@ -226,21 +226,36 @@ def overlapping_batches(b: Arr, c: Arr, svc: Arr | float, k: Arr, period: float)
     return mean, worst
 
 
-def claim_wait(period: float, k: Arr, interval: Arr, dispatch: Arr, wait: Arr | float) -> Arr:
+def claim_wait(
+    period: float, k: Arr, interval: Arr, dispatch: Arr, wait: Arr | float, overshoot: float = 0.0
+) -> Arr:
     """Mean time from a mailbox falling due to a scheduler claiming it.
 
-    A mailbox is due one interval after its sync started, and the sync starts a dispatch
-    delay (plus any queue wait) after the cycle that claimed it. When the interval is a
-    whole number of scheduler periods the due instant therefore lands just after a cycle
-    every time: the next claim is by the next of the K schedulers in phase order, a mean
-    ``period / K`` after that cycle. Otherwise due instants fall anywhere in the cycle and
-    the wait to the next of K randomly phased cycles is ``period / (K + 1)`` on average.
+    A mailbox is due one interval after its sync started, a dispatch delay (plus any queue
+    wait) ``c`` after the cycle that claimed it. When the interval is a whole number ``n``
+    of scheduler periods, the cycle ``n`` periods later is late by the sum ``X`` of ``n``
+    cycles' overshoots (each the event loop's lateness, exponential with mean
+    ``overshoot``): if ``X >= c`` the mailbox is due before that cycle and waits ``X - c``;
+    otherwise it just missed it and waits almost a whole cycle. So the mean wait is
+    ``E[X] - c + P(X < c) × cycle``, a K-th of the cycle with K schedulers taken in phase
+    order. Otherwise due instants fall anywhere in the cycle and the wait to the next of K
+    randomly phased cycles is ``period / (K + 1)`` on average.
     """
+    from scipy.special import gammainc
+
     k_arr = np.asarray(k, dtype=float)
-    frac = np.mod(np.asarray(interval, dtype=float), period) / period
+    i = np.asarray(interval, dtype=float)
+    frac = np.mod(i, period) / period
     locked = (frac < 1e-6) | (frac > 1 - 1e-6)
-    after = np.maximum(period / k_arr - dispatch - wait, 0.0)
-    out: Arr = np.where(locked, after, period / (k_arr + 1))
+    cycle = (period + overshoot) / k_arr
+    n = np.maximum(np.rint(i / period), 1.0)
+    c = np.asarray(dispatch, dtype=float) + np.asarray(wait, dtype=float)
+    if overshoot > 0:
+        missed = gammainc(n, np.maximum(c, 0.0) / overshoot)
+    else:
+        missed = np.where(c > 0, 1.0, 0.0)
+    after = n * overshoot - c + missed * cycle
+    out: Arr = np.where(locked, np.clip(after, 0.0, cycle), period / (k_arr + 1))
     return out
 
 
@@ -284,7 +299,8 @@ def evaluate(
     w_prev: Arr | float = 0.0
     b_prev = np.minimum(lam * period / k, prof.batch_size)
     dispatch = (r.dispatch_ms + r.enqueue_ms_per_job * b_prev) / 1000
-    claim_mean = claim_wait(period, k, mean_i, dispatch, w_prev)
+    over = r.scheduler_overshoot_ms / 1000
+    claim_mean = claim_wait(period, k, mean_i, dispatch, w_prev, over)
     # A mailbox is due one interval after its sync *started*, so each cycle lasts the
     # interval plus the claim wait and the queue wait: the rate is N / (I + claim + wait).
     # Two passes settle the wait and the rate it depends on.
@@ -320,7 +336,7 @@ def evaluate(
         w_max = np.where(stable, w_max, np.inf)
         w_prev = np.where(stable, w_mean, 0.0)
         dispatch = (r.dispatch_ms + r.enqueue_ms_per_job * b) / 1000
-        claim_mean = claim_wait(period, k, mean_i, dispatch, w_prev)
+        claim_mean = claim_wait(period, k, mean_i, dispatch, w_prev, over)
         cycle = mean_i + claim_mean + dispatch + w_prev
         lam = np.where(stable, n / cycle / (1 - p.error_rate), demand)
     thr = np.minimum(lam, x_max)

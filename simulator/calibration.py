@@ -45,6 +45,7 @@ class Calibration(BaseModel):
     cpu_ms_per_connect: float | None = Field(default=None, ge=0)
     dispatch_ms: float | None = Field(default=None, ge=0)
     enqueue_ms_per_job: float | None = Field(default=None, ge=0)
+    scheduler_overshoot_ms: float | None = Field(default=None, ge=0)
     rss_base_mb: float | None = Field(default=None, ge=0)
     rss_per_job_mb: float | None = Field(default=None, ge=0)
     rss_per_mailbox_kb: float | None = Field(default=None, ge=0)
@@ -88,6 +89,7 @@ def apply(s: Scenario, cal: Calibration, source: str) -> Scenario:
         "cpu_ms_per_connect",
         "dispatch_ms",
         "enqueue_ms_per_job",
+        "scheduler_overshoot_ms",
         "rss_base_mb",
         "rss_per_job_mb",
         "rss_per_mailbox_kb",

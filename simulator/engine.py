@@ -121,6 +121,8 @@ class Simulation(JobWalk):
         self._done = self.env.event()
         self._res = scenario.resources
         self._dispatch_ms = scenario.resources.dispatch_ms
+        self._overshoot = scenario.resources.scheduler_overshoot_ms / 1000.0
+        self._late_rng = random.Random(seed ^ 0x1A7E)
         self._enqueue_ms = scenario.resources.enqueue_ms_per_job
         ce = scenario.population.changes_per_arrival
         de = scenario.population.deletes_per_arrival
@@ -179,7 +181,9 @@ class Simulation(JobWalk):
             for a in plan:
                 ti = TIER_INDEX[a.tier]
                 st[ti].arrive(Job(a.mailbox_id, ti, a.kind, nsa[a.mailbox_id], now, ready), now)
-            yield env.timeout(period)
+            # The event loop wakes the scheduler a little late, by a random amount.
+            late = self._late_rng.expovariate(1 / self._overshoot) if self._overshoot else 0.0
+            yield env.timeout(period + late)
 
     def _pushes(self) -> Generator[simpy.Event, Any, None]:
         share = self.s.daemon.push_share

@@ -297,6 +297,10 @@ class Resources(_Model):
     # it started is then due just after a scheduler cycle, not on it.
     dispatch_ms: float = Field(default=5.0, ge=0)
     enqueue_ms_per_job: float = Field(default=0.2, ge=0)
+    # A scheduler cycle lasts its period plus a random lateness of this mean (the event loop
+    # wakes its timer late): over an interval's cycles the drift decides whether a mailbox
+    # falls due just before a cycle or just after one.
+    scheduler_overshoot_ms: float = Field(default=1.0, ge=0)
     rss_base_mb: float = Field(default=80.0, ge=0)
     rss_per_job_mb: float = Field(default=0.5, ge=0)
     rss_per_mailbox_kb: float = Field(default=2.0, ge=0)

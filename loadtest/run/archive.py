@@ -33,6 +33,7 @@ class RunRecord:
     synced: bool
     behind: int
     calibration: str | None
+    prefix: str = ""
 
 
 def save(out: Path, data: RunData, samples: Samples, rec: RunRecord) -> None:
@@ -139,5 +140,6 @@ def load(out: Path) -> tuple[RunData, Samples, RunRecord]:
         synced=r["synced"],
         behind=r["behind"],
         calibration=r["calibration"],
+        prefix=r.get("prefix", ""),
     )
     return data, samples, rec

@@ -201,6 +201,34 @@ def dispatch_fit(
     return {"dispatch_ms": float(max(0.0, np.percentile(d, 10)))}
 
 
+def overshoot_fit(
+    data: RunData, counters: Counters, windows: Sequence[Window], period_s: float, processes: int
+) -> dict[str, float]:
+    """How much longer than its period a scheduler cycle lasts on average. With one
+    process the claims' ``queued_at`` are its cycles' instants; with several, each
+    process's cycles counter against the clock over the measured windows."""
+    if processes == 1:
+        sel = np.zeros(data.queued.size, dtype=bool)
+        for w in windows:
+            sel |= (data.queued >= w.start) & (data.queued < w.end)
+        q = np.unique(np.round(data.queued[sel & np.isfinite(data.queued)], 6))
+        d = np.diff(q)
+        k = np.rint(d / period_s)
+        ok = (k >= 1) & (k <= 5)
+        if ok.sum() >= 20:
+            late = (d[ok] - k[ok] * period_s) / k[ok]
+            return {"scheduler_overshoot_ms": max(0.0, float(np.mean(late)) * 1000)}
+    seconds = cycles = 0.0
+    for w in windows:
+        n = counters.delta(w, "mailsync_scheduler_cycles_total")
+        if n > 0:
+            cycles += n
+            seconds += w.seconds * processes
+    if cycles < 20:
+        return {}
+    return {"scheduler_overshoot_ms": max(0.0, (seconds / cycles - period_s) * 1000)}
+
+
 def provenance(s: Scenario, source: str) -> str:
     """Scenario, date, machine and commit: what the report shows instead of the warning."""
     try:
@@ -237,6 +265,7 @@ def derive(
     fields.update(cpu)
     fields.update(db_fit(samples, data, cpu_spans))
     fields.update(dispatch_fit(data, levels, s.resources.enqueue_ms_per_job))
+    fields.update(overshoot_fit(data, counters, levels, s.profile().scheduler_interval_s, k))
     quality = {"cpu_fit_rel_rms": cpu_err}
     if idle is not None:
         base = [process_cpu(samples, f"daemon-{i}", idle)[1] for i in range(k)]

@@ -28,6 +28,14 @@ def _duration(text: str | None, name: str) -> float | None:
     return value * {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600}[unit]
 
 
+def _durations(text: str | None) -> float | tuple[float, ...] | None:
+    if text is None:
+        return None
+    parts = [_duration(x, "--duration") for x in text.split(",") if x.strip()]
+    values = tuple(x for x in parts if x is not None)
+    return values[0] if len(values) == 1 else values
+
+
 def _levels(text: str) -> tuple[float, ...]:
     try:
         shares = tuple(
@@ -69,7 +77,9 @@ def run(
     scenario: Annotated[str, typer.Argument(help="Scenario file or shipped scenario name.")],
     processes: Annotated[int | None, typer.Option(min=1, help="Daemon processes.")] = None,
     levels: Annotated[str, typer.Option(help="Shares of the predicted capacity.")] = "0.3,0.9,1.3",
-    duration: Annotated[str | None, typer.Option(help="Length of each level (5m, 300s).")] = None,
+    duration: Annotated[
+        str | None, typer.Option(help="Length of each level (5m), or one per level (2m,1m,1m).")
+    ] = None,
     settle: Annotated[str | None, typer.Option(help="Unmeasured start of each level.")] = None,
     out: Annotated[Path, typer.Option(help="Parent folder of the report.")] = Path("reports"),
     name: Annotated[str | None, typer.Option(help="Report folder name.")] = None,
@@ -103,7 +113,7 @@ def run(
         overrides=_sets(set_),
         processes=processes,
         shares=_levels(levels),
-        duration_s=_duration(duration, "--duration"),
+        duration_s=_durations(duration),
         settle_s=_duration(settle, "--settle"),
         out=out,
         name=name,
@@ -117,7 +127,7 @@ def run(
         max_mailboxes=max_mailboxes,
     )
     try:
-        result = run_load_test(opts, lambda msg: typer.echo(msg, err=True))
+        result = run_load_test(opts, _say())
     except (ConfigError, ServiceError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
@@ -143,11 +153,24 @@ def report(
     from loadtest.run.orchestrate import reanalyse
 
     try:
-        result = reanalyse(folder, replications, lambda msg: typer.echo(msg, err=True))
+        result = reanalyse(folder, replications, _say())
     except (ConfigError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
     _print_errors(result)
+
+
+def _say() -> Any:
+    """Progress lines on stderr, each with the minutes and seconds since the start."""
+    import time
+
+    start = time.monotonic()
+
+    def say(msg: str) -> None:
+        m, s = divmod(int(time.monotonic() - start), 60)
+        typer.echo(f"{m:3d}:{s:02d}  {msg}", err=True)
+
+    return say
 
 
 def _print_errors(result: Any) -> None:

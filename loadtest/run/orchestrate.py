@@ -47,6 +47,8 @@ from simulator.calibration import Calibration, apply, load_calibration
 from simulator.loader import load_scenario
 
 Say = Callable[[str], None]
+# A warm-up expected to take longer than this on the scenario's own settings is boosted.
+WARMUP_BOOST_AFTER_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class RunOptions:
     overrides: dict[str, Any] = field(default_factory=dict)
     processes: int | None = None
     shares: tuple[float, ...] = DEFAULT_SHARES
-    duration_s: float | None = None
+    duration_s: float | tuple[float, ...] | None = None
     settle_s: float | None = None
     out: Path = Path("reports")
     name: str | None = None
@@ -196,7 +198,7 @@ def _loadgen_config(
         imap_ca_file=str(stack.dovecot.cert_path) if stack.dovecot is not None else None,
         imap_folder=folders[0],
         lag_timeout_s=max(600.0, 4 * interval),
-        drain_s=min(interval + 30, 330),
+        drain_s=min(interval, 300),
         workers=workers,
         master_port=free_port() if workers else 0,
     )
@@ -267,7 +269,8 @@ def _load(
 ) -> tuple[float, list[Child]]:
     """Run the levels under Locust; returns the load's start (epoch) and the load children."""
     out = stack.out
-    t0 = time.time() + 8
+    # Locust starts in about two seconds; the first level begins at a set instant.
+    t0 = time.time() + 4
     cfg = _loadgen_config(plan, stack, out, opts.workers, t0)
     cfg_path = out / "loadgen.json"
     cfg.save(cfg_path)
@@ -363,7 +366,21 @@ def run_load_test(opts: RunOptions, say: Say) -> RunResult:
         stack.start_infrastructure()
         stack.start_mock()
         stack.start_imap()
-        stack.start_daemons(settings.warmup_env(prepared, stack.opts.warmup_quota_scale), "warmup")
+        # A long warm-up runs on wider pools and relaxed quotas, then the daemons restart on
+        # the scenario's settings; a short one runs on those settings from the start.
+        boost = (
+            settings.warmup_estimate_s(
+                prepared, len(plan.mailboxes), sum(m.size for m in plan.mailboxes)
+            )
+            > WARMUP_BOOST_AFTER_S
+        )
+        if boost:
+            stack.start_daemons(
+                settings.warmup_env(prepared, stack.opts.warmup_quota_scale), "warmup"
+            )
+        else:
+            stack.mock_config(settings.mock_config(prepared, plan.seed, latency=False))
+            stack.start_daemons(settings.policy_env(prepared), "run")
         sampler = Sampler(
             _groups(stack, []),
             lambda: [
@@ -386,12 +403,14 @@ def run_load_test(opts: RunOptions, say: Say) -> RunResult:
             warm.append(Window(f"warm-up {provider}", start, time.time()))
             say(f"warm-up: {provider} mailboxes synced once in {warm_s:.0f} s")
         stack.set_tenants("pause")
-        stack.stop_daemons()
+        if boost:
+            stack.stop_daemons()
         stack.mock_config(settings.mock_config(prepared, plan.seed))
-        stack.start_daemons(settings.policy_env(prepared), "run")
+        if boost:
+            stack.start_daemons(settings.policy_env(prepared), "run")
         idle_start = time.time()
-        time.sleep(opts.idle_s)
-        idle = Window("idle", idle_start + 2, time.time())
+        time.sleep(max(opts.idle_s, 3.0))
+        idle = Window("idle", idle_start + 1, time.time())
         clean = _started_clean(stack.logs)
         t0, load_children = _load(stack, plan, opts, sampler, say)
         end = t0 + plan.total_s
@@ -416,12 +435,16 @@ def run_load_test(opts: RunOptions, say: Say) -> RunResult:
             stack.dovecot.port if stack.dovecot else None,
             str(stack.dovecot.cert_path) if stack.dovecot else None,
         )
+        say(
+            f"store compared with the providers: {integrity.stored:,} messages, "
+            f"{integrity.missing + integrity.extra:,} differences; stopping the daemons"
+        )
         stack.stop_daemons()
         samples = sampler.stop()
         data = RunData.load(stack.database_url, out / "loadgen", since=t0)
         record = archive.RunRecord(
             t0, idle, warm, clean, integrity, synced, behind,
-            str(opts.calibration) if opts.calibration else None,
+            str(opts.calibration) if opts.calibration else None, stack.prefix,
         )  # fmt: skip
         archive.save(out, data, samples, record)
     except KeyboardInterrupt:

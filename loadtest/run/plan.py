@@ -283,7 +283,7 @@ def build_plan(
     *,
     shares: Sequence[float] = DEFAULT_SHARES,
     names: Sequence[str] | None = None,
-    duration_s: float | None = None,
+    duration_s: float | Sequence[float] | None = None,
     settle_s: float | None = None,
     seed: int = 1,
     max_mailboxes: int = DEFAULT_MAX_MAILBOXES,
@@ -320,13 +320,26 @@ def build_plan(
             "interval (--set population.sync_interval_s=...), fewer workers, or raise the limit"
         )
     interval = float(np.mean(pop.interval_s[keep]))
-    duration = duration_s if duration_s is not None else 3 * interval + 30
-    settle = settle_s if settle_s is not None else min(duration / 2, interval + 30)
-    if settle >= duration:
-        raise ConfigError(f"--settle {settle:g} s must be shorter than --duration {duration:g} s")
+    if duration_s is None:
+        durations = [3 * interval + 30] * len(shares)
+    elif isinstance(duration_s, int | float):
+        durations = [float(duration_s)] * len(shares)
+    else:
+        durations = [float(x) for x in duration_s]
+        if len(durations) != len(shares):
+            raise ConfigError(
+                f"--duration: {len(durations)} lengths for {len(shares)} levels; give one, "
+                "or one per level"
+            )
+    settle = settle_s if settle_s is not None else min(min(durations) / 2, interval + 30)
+    if settle >= min(durations):
+        raise ConfigError(
+            f"--settle {settle:g} s must be shorter than every level ({min(durations):g} s)"
+        )
+    starts = np.concatenate([[0.0], np.cumsum(durations)[:-1]]).tolist()
     levels = tuple(
-        Level(str(nm), float(x), int(c), i * duration, float(duration), float(settle))
-        for i, (nm, x, c) in enumerate(zip(names, shares, counts, strict=True))
+        Level(str(nm), float(x), int(c), float(st), d, float(settle))
+        for nm, x, c, st, d in zip(names, shares, counts, starts, durations, strict=True)
     )
     mailboxes = []
     for i in np.flatnonzero(keep).tolist():

@@ -101,6 +101,31 @@ def warmup_env(s: Scenario, quota_scale: float) -> dict[str, str]:
     return out
 
 
+def warmup_estimate_s(s: Scenario, mailboxes: int, messages: int) -> float:
+    """About how long the first full sync of every mailbox takes on the scenario's own
+    settings with no provider latency: its low-tier workers at a few milliseconds of CPU
+    per request and per message, or the Gmail project quota, whichever is slower."""
+    from daemon.policy import apply_quota_margin, get_quota_preset
+
+    prof = s.profile()
+    workers = max(1, prof.concurrency.low) * s.daemon.processes
+    cpu = (mailboxes * 0.02 + messages * 0.001) / workers
+    gmail = s.population.providers.get("gmail", 0.0)
+    quota = 0.0
+    lim = get_quota_preset(s.daemon.quota_preset).get("gmail")
+    if gmail and lim is not None:
+        lim = apply_quota_margin(lim, s.daemon.quota_margin)
+        units = gmail * messages * lim.cost("messages.get")
+        for q in lim.quotas:
+            if q.scope.value == "app":
+                quota = max(quota, units / q.sustained_per_s)
+            else:
+                # Each mailbox waits for its own budget beyond the burst, a worker held.
+                per = max(0.0, units / max(1.0, gmail * mailboxes) - q.burst)
+                quota = max(quota, gmail * mailboxes * per / q.sustained_per_s / workers)
+    return max(cpu, quota)
+
+
 def latency_dist(d: Distribution, samples: int = 500) -> dict[str, Any]:
     """A scenario distribution (seconds) as the mock's latency distribution (milliseconds)."""
     if isinstance(d, Constant):
@@ -113,8 +138,9 @@ def latency_dist(d: Distribution, samples: int = 500) -> dict[str, Any]:
     return {"dist": "empirical", "samples_ms": [round(float(v), 3) for v in values]}
 
 
-def mock_config(s: Scenario, seed: int) -> dict[str, Any]:
-    """The mock's config: the scenario's latencies and the provider's real quotas."""
+def mock_config(s: Scenario, seed: int, latency: bool = True) -> dict[str, Any]:
+    """The mock's config: the scenario's latencies (none with ``latency=False``, for a
+    warm-up) and the provider's real quotas."""
     providers: dict[str, Any] = {}
     methods: dict[str, Any] = {}
     inner_ms = 0.0
@@ -126,6 +152,8 @@ def mock_config(s: Scenario, seed: int) -> dict[str, Any]:
         if p == "gmail":
             inner_ms = model.batch_inner_s * 1000
     real = s.providers.gmail.actual_quotas or s.daemon.quota_preset
+    if not latency:
+        providers, methods, inner_ms = {}, {}, 0.0
     return {
         "seed": seed,
         "latency": {

@@ -58,16 +58,16 @@ def wait_synced_after(
     database_url: str, since: float, timeout_s: float, check: Callable[[], None]
 ) -> tuple[bool, int]:
     """Wait until every active mailbox finished a successful sync that started after
-    ``since``; returns (all done, how many were still behind)."""
+    ``since`` (the last delivery); returns (all done, how many were still behind)."""
     deadline = time.monotonic() + timeout_s
     behind = -1
     with psycopg.connect(database_url, autocommit=True) as db:
         while time.monotonic() < deadline:
             check()
             row = db.execute(
-                "SELECT count(*) FROM mailboxes WHERE status = 'active' AND"
-                " (last_success_at IS NULL OR last_success_at < to_timestamp(%s)"
-                "  OR state <> 'idle')",
+                "SELECT count(*) FROM mailboxes m WHERE m.status = 'active' AND NOT EXISTS"
+                " (SELECT 1 FROM sync_runs r WHERE r.mailbox_id = m.id AND r.error_kind IS NULL"
+                "  AND r.started_at > to_timestamp(%s))",
                 (since,),
             ).fetchone()
             assert row is not None

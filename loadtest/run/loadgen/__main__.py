@@ -82,7 +82,10 @@ def _write_reports(env: Environment, out: Path) -> None:
 
 
 def _run_master(cfg: LoadgenConfig, env: Environment, runner: Runner, out: Path) -> None:
-    writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, str(out / "locust"), full_history=True)
+    # Locust's files go beside the run's report, the lag records stay under ``out``.
+    writer = StatsCSVFileWriter(
+        env, PERCENTILES_TO_REPORT, str(out.parent / "locust"), full_history=True
+    )
     gevent.spawn(writer)
     gevent.spawn(stats_history, runner)
     if cfg.workers:
@@ -93,15 +96,22 @@ def _run_master(cfg: LoadgenConfig, env: Environment, runner: Runner, out: Path)
             gevent.sleep(0.2)
     gevent.sleep(max(0.0, cfg.t0 - time.time()))
     runner.start_shape()
+    _note("levels started")
     gevent.sleep(1.0)
     while runner.state != STATE_STOPPED:
         gevent.sleep(0.5)
+    _note("levels done, users stopped")
     # Users have stopped; lag trackers go on until the last deliveries are stored.
     gevent.sleep(cfg.drain_s)
     writer.stats_history_flush()
     writer.close_files()
-    _write_reports(env, out)
+    _write_reports(env, out.parent)
+    _note("reports written")
     runner.quit()
+
+
+def _note(what: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
