@@ -213,7 +213,7 @@ def _start_loadgen(cfg_path: Path, cfg: LoadgenConfig, logs: Path) -> list[Child
     out = [
         Child(
             "load generator (master)",
-            python("-m", mod, "master", str(cfg_path)),
+            python("-m", mod, "master", str(cfg_path), "--name", "master"),
             logs / "loadgen-master.log",
         )
     ]
@@ -286,7 +286,9 @@ def _load(
     while children[0].alive():
         stack.check_alive()
         for c in children:
-            if why := c.died():
+            # A worker ends when the master tells it to: only a failing one is an error.
+            done_ok = c is not children[0] and c.proc is not None and c.proc.poll() == 0
+            if not done_ok and (why := c.died()):
                 raise ServiceError(why)
         now = time.time()
         if opts.chaos_every_s and kill_at and now >= kill_at and now < t0 + plan.total_s:

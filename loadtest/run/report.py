@@ -135,10 +135,11 @@ def figures(
     out = []
     # Throughput.
     fig, ax = plt.subplots(figsize=(9, 3.2))
-    bins = np.arange(t0 - 60, end + 60, 15.0)
+    step = float(np.clip(round((end - t0) / 80), 5, 30))
+    bins = np.arange(t0 - 60, end + 60, step)
     ok = data.finished[data.ok]
     counts, edges = np.histogram(ok, bins=bins)
-    ax.plot((edges[:-1] - t0) / 60, counts * 4, lw=1, label="measured (15 s bins)")
+    ax.plot((edges[:-1] - t0) / 60, counts * 60 / step, lw=1, label=f"measured ({step:g} s bins)")
     _predicted(ax, d.windows, t0, _pred_map(d.before, "throughput_per_min"), "--", "predicted")
     _predicted(ax, d.windows, t0, _pred_map(d.after, "throughput_per_min"), "-", "calibrated")
     for t, _what in d.events:
