@@ -36,6 +36,17 @@ def _durations(text: str | None) -> float | tuple[float, ...] | None:
     return values[0] if len(values) == 1 else values
 
 
+def _counts(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(x.replace("_", "").strip()) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r}: tenant counts like 300,1000", param_hint="--tenants"
+        ) from None
+
+
 def _levels(text: str) -> tuple[float, ...]:
     try:
         shares = tuple(
@@ -77,6 +88,9 @@ def run(
     scenario: Annotated[str, typer.Argument(help="Scenario file or shipped scenario name.")],
     processes: Annotated[int | None, typer.Option(min=1, help="Daemon processes.")] = None,
     levels: Annotated[str, typer.Option(help="Shares of the predicted capacity.")] = "0.3,0.9,1.3",
+    tenants: Annotated[
+        str | None, typer.Option(help="Levels as tenant counts (10000 or 300,1000) instead.")
+    ] = None,
     duration: Annotated[
         str | None, typer.Option(help="Length of each level (5m), or one per level (2m,1m,1m).")
     ] = None,
@@ -113,6 +127,7 @@ def run(
         overrides=_sets(set_),
         processes=processes,
         shares=_levels(levels),
+        tenants=_counts(tenants),
         duration_s=_durations(duration),
         settle_s=_duration(settle, "--settle"),
         out=out,

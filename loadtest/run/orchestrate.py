@@ -59,6 +59,7 @@ class RunOptions:
     overrides: dict[str, Any] = field(default_factory=dict)
     processes: int | None = None
     shares: tuple[float, ...] = DEFAULT_SHARES
+    tenants: tuple[int, ...] | None = None
     duration_s: float | tuple[float, ...] | None = None
     settle_s: float | None = None
     out: Path = Path("reports")
@@ -349,6 +350,7 @@ def run_load_test(opts: RunOptions, say: Say) -> RunResult:
         shares=opts.shares,
         duration_s=opts.duration_s,
         settle_s=opts.settle_s,
+        tenants=opts.tenants,
         seed=opts.seed,
         max_mailboxes=opts.max_mailboxes,
         notes=notes,

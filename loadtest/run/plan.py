@@ -288,14 +288,21 @@ def build_plan(
     seed: int = 1,
     max_mailboxes: int = DEFAULT_MAX_MAILBOXES,
     notes: Sequence[str] = (),
+    tenants: Sequence[int] | None = None,
 ) -> LoadPlan:
-    """The plan of a prepared scenario (see ``prepare``) at the given capacity."""
+    """The plan of a prepared scenario (see ``prepare``) at the given capacity; ``tenants``
+    gives the levels as tenant counts instead of shares of the capacity."""
+    if not math.isfinite(capacity_per_min) or capacity_per_min <= 0:
+        raise ConfigError(f"{s.name}: the model predicts no capacity ({capacity_per_min})")
+    if tenants is not None:
+        if not tenants or min(tenants) < 1 or list(tenants) != sorted(tenants):
+            raise ConfigError(f"--tenants {list(tenants)}: need increasing counts >= 1")
+        shares = [t * _mean_demand(s) / capacity_per_min for t in tenants]
+        names = names or [f"{t:,} tenants" for t in tenants]
     if not shares or any(x <= 0 for x in shares) or list(shares) != sorted(shares):
         raise ConfigError(f"levels {list(shares)}: need increasing shares of capacity > 0")
     if names is None:
         names = DEFAULT_NAMES if tuple(shares) == DEFAULT_SHARES else [f"{x:.0%}" for x in shares]
-    if not math.isfinite(capacity_per_min) or capacity_per_min <= 0:
-        raise ConfigError(f"{s.name}: the model predicts no capacity ({capacity_per_min})")
     per_tenant = _mean_demand(s)
     guess = math.ceil(max(shares) * capacity_per_min / per_tenant * 1.3) + 20
     for _ in range(6):
@@ -308,7 +315,16 @@ def build_plan(
         guess *= 2
     else:  # pragma: no cover - the guess doubles until the demand is reached
         raise ConfigError(f"{s.name}: could not draw enough tenants for the levels")
-    counts = [max(1, int(np.searchsorted(cum, x * capacity_per_min)) + 1) for x in shares]
+    if tenants is not None:
+        counts = [int(t) for t in tenants]
+        guess = max(guess, counts[-1])
+        pop = population.build(
+            s.updated({"population.tenants": guess}), np.random.default_rng(seed)
+        )
+        cum = np.cumsum(_demand_per_tenant(pop, guess))
+        shares = [float(cum[c - 1]) / capacity_per_min for c in counts]
+    else:
+        counts = [max(1, int(np.searchsorted(cum, x * capacity_per_min)) + 1) for x in shares]
     t_max = counts[-1]
     keep = pop.tenant < t_max
     n = int(keep.sum())
