@@ -220,13 +220,14 @@ class ImapSettings(BaseModel):
     flag_scan_chunk: int = Field(default=DEFAULT_FETCH.imap_flag_scan_chunk, ge=1)
     command_timeout_s: float = Field(default=30.0, gt=0)
     # A pooled connection idle this long is checked with NOOP before reuse ...
-    idle_keepalive_s: float = Field(default=360.0, gt=0)
-    # ... and one idle this long is closed (servers log out idle clients after 30 min).
-    max_idle_s: float = Field(default=1500.0, gt=0)
+    idle_keepalive_s: float = Field(default=45.0, gt=0)
+    # ... and one idle this long is closed by the pool's sweeper. Every scheduled sync logs
+    # in again (reauth_after_s), so a pooled session only serves retries and syncs on
+    # demand soon after: holding it longer costs memory and a server slot for nothing.
+    max_idle_s: float = Field(default=90.0, gt=0)
     # A pooled connection logged in longer ago than this, or than 0.9 x its mailbox's sync
     # interval (policy.imap_reauth_after), is replaced by a new LOGIN, so a password changed
-    # or revoked on the server is noticed by the next scheduled sync. Below keepalive by
-    # default: reuse is for retries and syncs on demand, which never idle long enough to NOOP.
+    # or revoked on the server is noticed by the next scheduled sync.
     reauth_after_s: float = Field(default=270.0, gt=0)
     verify_tls: bool = True
     # Extra CA bundle (PEM) for servers with a private CA.

@@ -13,8 +13,10 @@ process, whichever logins they belong to: servers cap simultaneous sessions per 
 15, Dovecot 10 per user and client IP, Exchange Online about 20) and refuse the next login.
 When the cap is reached and the idle connections belong to other logins, the least recently
 used one is closed to make room. A connection idle longer than ``keepalive_s`` is checked
-with NOOP before reuse, one idle longer than ``max_idle_s`` is closed, and one whose sync
-failed with anything but a non-transient provider error is dropped.
+with NOOP before reuse, one whose sync failed with anything but a non-transient provider
+error is dropped, and a sweeper closes every idle connection that can no longer serve (idle
+longer than ``max_idle_s``, or its login past the bound) about every ``max_idle_s / 3``, so
+sessions are not held until their account's next sync.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class ImapPool:
         self._home: dict[int, AccountKey] = {}
         self.stats = PoolStats()
         self._closed = False
+        self._sweeper: asyncio.Task[None] | None = None
 
     def open_count(self, key: AccountKey) -> int:
         """Connections of account ``key`` open now (idle or in use)."""
@@ -199,6 +202,8 @@ class ImapPool:
         makes (and logs in) a new one."""
         if self._closed:
             raise RuntimeError("the IMAP pool is closed")
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever())
         await self._drop_moved(who)
         acct = self._accounts.setdefault(who.account, _Account())
         while True:
@@ -233,9 +238,40 @@ class ImapPool:
         finally:
             await self._give_back(who, acct, conn, reauth_after_s)
 
+    async def sweep(self) -> int:
+        """Close every idle connection that can no longer serve; returns how many."""
+        gone: list[_Idle] = []
+        now = self._clock()
+        for acct in list(self._accounts.values()):
+            async with acct.cond:
+                keep = []
+                for e in acct.idle:
+                    c = e.conn
+                    verdict = reuse_verdict(
+                        now, c.created_at, c.last_used, c.broken, self.limits, e.reauth_after_s
+                    )
+                    (gone if verdict is Reuse.DISCARD else keep).append(e)
+                if len(keep) != len(acct.idle):
+                    acct.open -= len(acct.idle) - len(keep)
+                    acct.idle = keep
+                    acct.cond.notify_all()
+        await self._close_all(gone)
+        return len(gone)
+
+    async def _sweep_forever(self) -> None:
+        every = max(1.0, self.limits.max_idle_s / 3)
+        while not self._closed:
+            await asyncio.sleep(every)
+            try:
+                await self.sweep()
+            except Exception as e:  # the sweeper must outlive any one failure
+                log.warning("imap.pool.sweep_failed", error=f"{type(e).__name__}: {e}")
+
     async def aclose(self) -> None:
         """Log out every idle connection; in-use ones are closed when given back."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for acct in self._accounts.values():
             async with acct.cond:
                 idle, acct.idle = acct.idle, []

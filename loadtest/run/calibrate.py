@@ -135,9 +135,12 @@ def cpu_fit(
     if len(rows) < 4:
         return {}, math.nan
     a, b = np.asarray(rows), np.asarray(y)
-    coef, _ = nnls(a, b)
-    resid = a @ coef - b
-    err = float(np.sqrt(np.mean(resid**2)) / max(np.mean(b), 1e-9))
+    # Relative errors count: a quiet chunk weighs as much as a busy one (the light level's
+    # CPU is predicted from the same figures as the overload's).
+    weight = 1.0 / np.maximum(b, 0.05 * max(float(np.max(b)), 1e-9))
+    coef, _ = nnls(a * weight[:, None], b * weight)
+    resid = (a @ coef - b) * weight
+    err = float(np.sqrt(np.mean(resid**2)))
     return {
         "cpu_ms_per_call": float(coef[0]),
         "cpu_ms_per_message": float(coef[1]),

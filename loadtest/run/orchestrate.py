@@ -395,6 +395,7 @@ def run_load_test(opts: RunOptions, say: Say) -> RunResult:
             stack.token,
             stack.mock_url,
             stack.proxy_port or None,
+            resumes=out / "loadgen" / "lag",
         )
         sampler.start()
         say(f"registering {len(plan.tenants):,} tenants and {len(plan.mailboxes):,} mailboxes")

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -75,6 +76,7 @@ class Sampler:
         mock_url: str,
         imap_port: int | None,
         slow_s: float = 5.0,
+        resumes: Path | None = None,
     ) -> None:
         self.groups = groups
         self.daemons = daemons
@@ -83,6 +85,11 @@ class Sampler:
         self.mock_url = mock_url
         self.imap_port = imap_port
         self.slow_s = slow_s
+        # Where the load generator notes when it resumed each tenant: a paused mailbox's
+        # staleness is time it was not meant to sync, so it counts from its resumption.
+        self.resumes = resumes
+        self._resumed: dict[int, float] = {}
+        self._read: dict[Path, int] = {}
         self.data = Samples()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sampler", daemon=True)
@@ -143,14 +150,29 @@ class Sampler:
             for name, procs in self.groups().items():
                 self._record(name, procs, t)
 
+    def _read_resumes(self) -> None:
+        if self.resumes is None:
+            return
+        for f in self.resumes.glob("*/resumed-*.csv"):
+            with f.open() as fh:
+                fh.seek(self._read.get(f, 0))
+                for line in fh:
+                    tenant, _, when = line.strip().partition(",")
+                    if when:
+                        self._resumed[int(tenant)] = float(when)
+                self._read[f] = fh.tell()
+
     def _staleness(self, db: psycopg.Connection[Any], t: float) -> None:
         rows = db.execute(
-            "SELECT extract(epoch FROM now() - coalesce(last_success_at, created_at)), tier"
-            " FROM mailboxes WHERE status = 'active'"
+            "SELECT extract(epoch FROM coalesce(last_success_at, created_at)), tier, tenant_id,"
+            " extract(epoch FROM now()) FROM mailboxes WHERE status = 'active'"
         ).fetchall()
+        self._read_resumes()
         hist = np.zeros((3, NB), dtype=np.int64)
         if rows:
-            age = np.array([float(r[0]) for r in rows])
+            now = float(rows[0][3])
+            since = [max(float(r[0]), self._resumed.get(int(r[2]), 0.0)) for r in rows]
+            age = now - np.array(since)
             tier = np.array([TIER_NAMES.index(r[1]) if r[1] in TIER_NAMES else 0 for r in rows])
             idx = np.searchsorted(EDGES, np.maximum(age, 0.0), side="right")
             hist += np.bincount(idx + tier * NB, minlength=3 * NB).reshape(3, NB)

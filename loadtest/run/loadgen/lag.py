@@ -75,7 +75,14 @@ class LagTracker:
         self._dlv_file: TextIO = (out_dir / f"deliveries-{tag}.csv").open("w", newline="")
         self._dlv = csv.writer(self._dlv_file)
         self._dlv.writerow(["delivered_at", "provider", "mailbox_id", "provider_id"])
+        self._res_file: TextIO = (out_dir / f"resumed-{tag}.csv").open("w", newline="")
+        self._res = csv.writer(self._res_file)
         self._greenlet: gevent.Greenlet[Any] | None = None
+
+    def resumed(self, tenant_id: int, at: float) -> None:
+        """A tenant was resumed (its mailboxes' staleness counts from here)."""
+        self._res.writerow([tenant_id, f"{at:.6f}"])
+        self._res_file.flush()
 
     def delivered(self, mailbox_id: int, provider_id: str, provider: str, at: float) -> None:
         """A message is at the provider now."""
@@ -160,3 +167,4 @@ class LagTracker:
             self._greenlet.kill()
         self._lag_file.close()
         self._dlv_file.close()
+        self._res_file.close()

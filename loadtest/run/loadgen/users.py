@@ -172,6 +172,7 @@ class TenantUser(User):
         )
         if r.status_code != 200:
             raise ProviderFailure(f"resume tenant {self.tenant.id}: {r.status_code} {r.text[:200]}")
+        ctx.lag.resumed(self.tenant.id, time.time())
 
     def wait_time(self) -> float:
         if self.total_rate <= 0:

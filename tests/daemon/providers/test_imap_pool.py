@@ -219,7 +219,9 @@ async def test_login_older_than_the_reauth_bound_is_replaced(
 ) -> None:
     user = new_user()
     clock = ManualClock()
-    provider = ImapProvider(ImapSettings(clock=clock, reauth_after_s=100))
+    provider = ImapProvider(
+        ImapSettings(clock=clock, reauth_after_s=100, keepalive_s=300, max_idle_s=600)
+    )
     key = (dovecot.host, dovecot.port, user.name)
     try:
         first = await provider.sync(context_for(user), SyncKind.FULL, None)
@@ -279,5 +281,29 @@ async def test_account_limit_makes_room_by_closing_another_logins_idle_session(
         assert provider.pool.stats.evicted == 1 and provider.pool.stats.waits == 0
         assert provider.pool.open_count(key) == 1
         assert provider.pool.stats.peak_open[key] == 1
+    finally:
+        await provider.aclose()
+
+
+async def test_the_sweeper_closes_sessions_nobody_can_use_any_more(
+    dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
+) -> None:
+    users = [new_user() for _ in range(3)]
+    # A real clock: the sweeper runs on its own every max_idle_s / 3 (at least a second).
+    provider = ImapProvider(ImapSettings(keepalive_s=0.5, max_idle_s=1.5))
+    try:
+        for u in users:
+            await provider.sync(context_for(u), SyncKind.FULL, None)
+        keys = {k for k in provider.pool._accounts}
+        assert sum(provider.pool.open_count(k) for k in keys) == 3
+        # Nothing syncs these mailboxes again: the sessions are closed all the same.
+        deadline = time.monotonic() + 10
+        while sum(provider.pool.open_count(k) for k in keys) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert sum(provider.pool.open_count(k) for k in keys) == 0
+        assert provider.pool.stats.discarded == 3
+        # The next sync logs in again and works.
+        again = await provider.sync(context_for(users[0]), SyncKind.FULL, None)
+        assert provider.pool.stats.logins == 4 and again.kind is SyncKind.FULL
     finally:
         await provider.aclose()
