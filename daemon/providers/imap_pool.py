@@ -244,7 +244,7 @@ class ImapPool:
         now = self._clock()
         for acct in list(self._accounts.values()):
             async with acct.cond:
-                keep = []
+                keep: list[_Idle] = []
                 for e in acct.idle:
                     c = e.conn
                     verdict = reuse_verdict(
