@@ -64,7 +64,7 @@ def test_imap_defaults_come_from_the_daemon_and_base_yaml() -> None:
         ("providers:\n  imap:\n    rate_429: 0.1\n", "line 6: providers.imap.rate_429: IMAP"),
         ("providers:\n  imapx: {}\n", "line 5: providers.imapx: Extra inputs are not permitted"),
         (
-            "daemon:\n  imap:\n    max_idle_s: 60\n",
+            "daemon:\n  imap:\n    max_idle_s: 30\n",
             "line 6: daemon.imap.max_idle_s: must be >= idle_keepalive_s",
         ),
         (

@@ -68,5 +68,9 @@ def test_fast_path_agrees_on_a_mixed_imap_scenario() -> None:
     rows = compare(r)
     assert {a.metric for a in rows} == {fk for fk, *_ in CHECKS}
     assert [a for a in rows if not a.ok] == []
-    assert r.get("imap_conn_process_mean") > 100
-    assert r.get("imap_conn_account_peak") == 2
+    # A session outlives its sync by max_idle_s (90 s) and the next sync is an interval
+    # (300 s) later, so each process holds about 270 IMAP mailboxes / 2 x 90 / 300 = 40.
+    assert r.get("imap_conn_process_mean") == pytest.approx(40, rel=0.25)
+    # The session is closed long before the account's next sync, whichever process runs it,
+    # so an account never has two.
+    assert r.get("imap_conn_account_peak") == 1
