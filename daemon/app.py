@@ -163,6 +163,7 @@ class Daemon:
             rng,
             s.process_name,
             self.metrics,
+            self.queues.enqueue,
         )
         self.scheduler = Scheduler(
             store,

@@ -6,6 +6,7 @@ what happens next (see ``policy.on_failure``).
 
     MailsyncError
     ├── ConfigError            bad settings or scenario input, named field
+    ├── QuotaDeferred          a chunked full sync gives its worker back until quota refills
     └── ProviderError          a sync against a provider failed
         ├── TransientError     network error, timeout, 5xx: retry with backoff
         │   ├── BadResponse    the provider answered with something we cannot read
@@ -26,6 +27,17 @@ class MailsyncError(Exception):
 
 class ConfigError(MailsyncError):
     """Invalid configuration or input; the message names the offending field."""
+
+
+class QuotaDeferred(MailsyncError):
+    """Not a failure: the quota a full sync needs next is ``delay_s`` away, beyond what one
+    run may wait (``policy.quota_deferral``). The provider commits its progress and the
+    mailbox is due again after the delay."""
+
+    def __init__(self, delay_s: float, *, provider: str = "") -> None:
+        super().__init__(f"{provider}: quota refills in {delay_s:.1f} s")
+        self.delay_s = delay_s
+        self.provider = provider
 
 
 class ProviderError(MailsyncError):

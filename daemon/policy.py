@@ -95,6 +95,9 @@ class Profile:
     scheduler_interval_s: float = 10.0
     sync_interval_s: float = 300.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Quota a full sync may wait for within one run; past it the run commits what it has
+    # and gives its worker back until the quota has refilled (see ``quota_deferral``).
+    full_sync_quota_wait_s: float = 1.0
 
     def __post_init__(self) -> None:
         problems = validate_profile(self)
@@ -122,6 +125,8 @@ def validate_profile(p: Profile) -> list[str]:
         out.append("scheduler_interval_s must be > 0")
     if p.sync_interval_s <= 0:
         out.append("sync_interval_s must be > 0")
+    if p.full_sync_quota_wait_s < 0:
+        out.append("full_sync_quota_wait_s must be >= 0")
     if p.retry.base_s <= 0 or p.retry.cap_s < p.retry.base_s:
         out.append("retry.base_s must be > 0 and <= retry.cap_s")
     if not 0 <= p.retry.jitter <= 1:
@@ -325,6 +330,25 @@ def on_failure(
     if retry_after_s is not None:
         delay = max(delay, retry_after_s)
     return FailureDecision(Outcome.RETRY, now + delay, failures)
+
+
+# Providers whose full syncs are chunked: Gmail's per-user budget binds a full sync (20 units
+# per message fetched under the 2026 costs); a Graph full sync makes one request per 100
+# messages, far below its per-mailbox limit, and IMAP has no request quota.
+CHUNKED_FULL_SYNC_PROVIDERS = frozenset({"gmail"})
+
+
+def quota_deferral(waited_s: float, wait_s: float, budget_s: float) -> float | None:
+    """Seconds a chunked full sync gives its worker back for, or ``None`` to wait inline.
+
+    The run has waited ``waited_s`` for quota so far and the next call would wait ``wait_s``
+    more. Within ``budget_s`` it waits; beyond, the run commits its progress and the mailbox
+    is due again after ``wait_s``, so a mailbox bound by its own quota never holds a worker
+    that other mailboxes could use.
+    """
+    if wait_s <= 0 or waited_s + wait_s <= budget_s:
+        return None
+    return wait_s
 
 
 # --- provider quotas -----------------------------------------------------------------------

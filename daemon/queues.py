@@ -45,8 +45,13 @@ class TierQueues:
             "backoff": {"type": "exponential", "delay": INFRA_BACKOFF_MS},
         }
 
-    async def enqueue(self, claimed: Iterable[Claimed]) -> int:
-        """Add one job per claimed mailbox on its tier's queue; re-adding an id is a no-op."""
+    async def enqueue(self, claimed: Iterable[Claimed], delay_s: float = 0.0) -> int:
+        """Add one job per claimed mailbox on its tier's queue; re-adding an id is a no-op.
+
+        With ``delay_s`` the jobs wait in bullmq's delayed set until then (a chunked full
+        sync resuming once its quota has refilled).
+        """
+        opts = {**self._job_opts, "delay": int(delay_s * 1000)} if delay_s > 0 else self._job_opts
         by_tier: dict[Tier, list[dict[str, Any]]] = {}
         for c in claimed:
             by_tier.setdefault(c.tier, []).append(
@@ -58,7 +63,7 @@ class TierQueues:
                         "tier": str(c.tier),
                         "kind": str(c.kind),
                     },
-                    "opts": {**self._job_opts, "jobId": c.job_id},
+                    "opts": {**opts, "jobId": c.job_id},
                 }
             )
         total = 0

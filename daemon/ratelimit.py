@@ -10,7 +10,8 @@ for the simulator.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -18,11 +19,14 @@ import redis.exceptions
 from throttled.asyncio import Quota as TQuota
 from throttled.asyncio import Rate, RateLimiterType, RedisStore, Throttled
 
-from daemon.errors import TransientError
+from daemon.errors import QuotaDeferred, TransientError
 from daemon.gcra import split_cost
-from daemon.policy import ProviderLimits, Quota, QuotaScope
+from daemon.policy import ProviderLimits, Quota, QuotaScope, quota_deferral
 
 Sleep = Callable[[float], Awaitable[None]]
+# Told (seconds waited in this admission, seconds the next piece would wait); returns the
+# delay to give the worker back for, or None to wait.
+Defer = Callable[[float, float], float | None]
 
 
 class CountingGate:
@@ -34,6 +38,11 @@ class CountingGate:
         # Quota-charged calls and HTTP round trips per method.
         self.by_method: dict[str, int] = {}
         self.requests: dict[str, int] = {}
+
+    @contextmanager
+    def chunked(self) -> Iterator[None]:
+        """Nothing to defer without a quota."""
+        yield
 
     async def acquire(self, method: str, count: int = 1) -> None:
         """Admit at once and count."""
@@ -97,12 +106,17 @@ class QuotaLimiters:
                 for q in lim.quotas
             ]
 
-    def gate(self, provider: str, mailbox_key: str) -> QuotaGate:
-        """The gate one sync of one mailbox uses."""
-        return QuotaGate(self, provider, mailbox_key)
+    def gate(self, provider: str, mailbox_key: str, chunk_wait_s: float | None = None) -> QuotaGate:
+        """The gate one sync of one mailbox uses (``QuotaGate.chunked`` for ``chunk_wait_s``)."""
+        return QuotaGate(self, provider, mailbox_key, chunk_wait_s)
 
-    async def admit(self, provider: str, mailbox_key: str, units: int) -> float:
-        """Block until every bucket of ``provider`` admits ``units``; return seconds waited."""
+    async def admit(
+        self, provider: str, mailbox_key: str, units: int, defer: Defer | None = None
+    ) -> float:
+        """Block until every bucket of ``provider`` admits ``units``; return seconds waited.
+
+        With ``defer``, a wait it turns down raises ``QuotaDeferred`` instead of sleeping.
+        """
         waited = 0.0
         for quota, limiter in self._buckets.get(provider, ()):
             key = f"{quota.name}:{mailbox_key}" if quota.scope is QuotaScope.MAILBOX else quota.name
@@ -118,6 +132,11 @@ class QuotaLimiters:
                         break
                     # A tiny floor avoids spinning on rounding at the bucket's edge.
                     delay = max(result.state.retry_after, 0.001)
+                    later = defer(waited, delay) if defer is not None else None
+                    if later is not None:
+                        # Buckets before this one may have admitted their share already:
+                        # at most one call's units, spent without a call (the safe side).
+                        raise QuotaDeferred(later, provider=provider)
                     self.stats.add(self.stats.waits, provider)
                     self.stats.wait_seconds[provider] = (
                         self.stats.wait_seconds.get(provider, 0.0) + delay
@@ -131,20 +150,45 @@ class QuotaLimiters:
 class QuotaGate:
     """Passes one mailbox's calls through its provider's shared quota buckets."""
 
-    def __init__(self, limiters: QuotaLimiters, provider: str, mailbox_key: str) -> None:
+    def __init__(
+        self,
+        limiters: QuotaLimiters,
+        provider: str,
+        mailbox_key: str,
+        chunk_wait_s: float | None = None,
+    ) -> None:
         self._limiters = limiters
         self._provider = provider
         self._mailbox_key = mailbox_key
         self._limits = limiters.limits.get(provider)
         self._calls = 0
+        self._chunk_wait_s = chunk_wait_s
+        self._chunked = 0
         self.waited_s = 0.0
         self.throttle_events = 0
+
+    @contextmanager
+    def chunked(self) -> Iterator[None]:
+        """Calls inside may raise ``QuotaDeferred`` when their wait would take this run's
+        quota wait past ``chunk_wait_s`` (a full sync that can resume where it stopped)."""
+        self._chunked += 1
+        try:
+            yield
+        finally:
+            self._chunked -= 1
+
+    def _defer(self, waited_here: float, wait_s: float) -> float | None:
+        assert self._chunk_wait_s is not None  # only handed out when set
+        return quota_deferral(self.waited_s + waited_here, wait_s, self._chunk_wait_s)
 
     async def acquire(self, method: str, count: int = 1) -> None:
         """Wait for quota for ``count`` calls of ``method``, then count them."""
         if self._limits is not None:
             units = self._limits.cost(method) * count
-            self.waited_s += await self._limiters.admit(self._provider, self._mailbox_key, units)
+            defer = self._defer if self._chunked and self._chunk_wait_s is not None else None
+            self.waited_s += await self._limiters.admit(
+                self._provider, self._mailbox_key, units, defer
+            )
         self._calls += count
 
     def throttled(self, retry_after: float | None) -> None:

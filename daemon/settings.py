@@ -85,6 +85,8 @@ class PolicySettings(BaseModel):
     normal_after_h: float | None = Field(default=None, ge=0)
     scheduler_interval_s: float | None = Field(default=None, gt=0)
     sync_interval_s: float | None = Field(default=None, gt=0)
+    # Quota one run of a full sync may wait for before it commits and frees its worker.
+    full_sync_quota_wait_s: float | None = Field(default=None, ge=0)
     concurrency: ConcurrencyOverrides = ConcurrencyOverrides()
     retry: RetryOverrides = RetryOverrides()
     quota_preset: str = DEFAULT_QUOTA_PRESET

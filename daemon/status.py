@@ -17,7 +17,7 @@ SELECT
   count(*) FILTER (WHERE finished_at > $1::timestamptz - interval '5 minutes') AS n5,
   count(*)                                                         AS n15,
   count(*) FILTER (WHERE error_kind IS NOT NULL)                   AS failed15
-FROM sync_runs WHERE finished_at > $1::timestamptz - interval '15 minutes'
+FROM sync_runs WHERE finished_at > $1::timestamptz - interval '15 minutes' AND NOT partial
 """
 
 _DURATIONS = """
@@ -27,6 +27,7 @@ SELECT kind, count(*) AS n,
          AS p95_s
 FROM sync_runs
 WHERE finished_at > $1::timestamptz - interval '15 minutes' AND error_kind IS NULL
+  AND NOT partial
 GROUP BY kind
 """
 

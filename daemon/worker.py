@@ -8,14 +8,15 @@ retries the job with backoff; the stored cursor makes the re-run idempotent.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import redis.exceptions
 
 from daemon.crypto import CredentialCipher
-from daemon.errors import BadResponse, ProviderError
+from daemon.errors import BadResponse, ProviderError, QuotaDeferred
 from daemon.logs import get_logger
 from daemon.metrics import Metrics
 from daemon.oauth import MailboxTokens, OAuthClient, TokenCache
@@ -31,14 +32,18 @@ from daemon.providers.base import (
 )
 from daemon.ratelimit import CountingGate, QuotaLimiters
 from daemon.store.mailboxes import (
+    Claimed,
     MailboxStore,
     RunStart,
     finish_failure,
+    finish_partial,
     finish_success,
     record_run,
 )
 from daemon.store.messages import apply_result
 
+# Adds jobs for claimed mailboxes, delayed by some seconds (``TierQueues.enqueue``).
+Requeue = Callable[[list[Claimed], float], Awaitable[int]]
 _STATUS = {Outcome.RETRY: "active", Outcome.NEEDS_REAUTH: "needs_reauth", Outcome.ERROR: "error"}
 log = get_logger("worker")
 
@@ -52,7 +57,7 @@ class RunOutcome:
     """What became of one job (returned to the queue as the job's result)."""
 
     mailbox_id: int
-    status: str  # synced | failed | stale | fenced
+    status: str  # synced | partial | failed | stale | fenced
     kind: str | None = None
     error_kind: str | None = None
 
@@ -82,6 +87,7 @@ class SyncRunner:
         rng: random.Random,
         worker_name: str,
         metrics: Metrics,
+        requeue: Requeue,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -94,6 +100,7 @@ class SyncRunner:
         self.rng = rng
         self.worker_name = worker_name
         self.metrics = metrics
+        self.requeue = requeue
 
     async def process(self, job: Any, token: str) -> dict[str, Any]:
         """bullmq processor entry point."""
@@ -103,7 +110,8 @@ class SyncRunner:
 
     def _gate(self, provider: str, mailbox_id: int) -> CallGate:
         if provider in self.limiters.limits:
-            return self.limiters.gate(provider, str(mailbox_id))
+            wait = self.profile.full_sync_quota_wait_s
+            return self.limiters.gate(provider, str(mailbox_id), wait)
         return CountingGate()
 
     async def run(self, mailbox_id: int, run_seq: int) -> RunOutcome:
@@ -133,6 +141,11 @@ class SyncRunner:
                 sync_interval_s=self._interval(start),
             )
             result = await provider.sync(ctx, start.kind, start.cursor)
+        except QuotaDeferred as exc:
+            # Deferred before any progress: the stored cursor stays, the mailbox waits.
+            result = SyncResult(
+                start.kind, dict(start.cursor or {}), resume_in_s=exc.delay_s, resumed=True
+            )
         except ProviderError as exc:
             return await self._fail(start, run_seq, exc, gate)
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
@@ -173,19 +186,23 @@ class SyncRunner:
     async def _commit(
         self, start: RunStart, run_seq: int, result: SyncResult, gate: CallGate
     ) -> RunOutcome:
+        """Store the result and cursor; a chunk of a full sync also frees the worker until
+        its quota has refilled (``result.resume_in_s``)."""
         finished = self.clock()
-        interval = self._interval(start)
+        delay = result.resume_in_s or 0.0
+        again: Claimed | None = None
         try:
             async with self.store.pool.acquire() as conn, conn.transaction():
                 counts = await apply_result(conn, start.mailbox_id, result)
-                ok = await finish_success(
-                    conn,
-                    start,
-                    result.cursor,
-                    finished,
-                    next_due(start.started_at, interval),
-                    counts.added - counts.deleted,
-                )
+                delta = counts.added - counts.deleted
+                if result.partial:
+                    again = await finish_partial(
+                        conn, start, result.cursor, finished, finished + delay, delta
+                    )
+                    ok = again is not None
+                else:
+                    due = next_due(start.started_at, self._interval(start))
+                    ok = await finish_success(conn, start, result.cursor, finished, due, delta)
                 if not ok:
                     raise Fenced
                 await record_run(
@@ -198,6 +215,7 @@ class SyncRunner:
                     gate.calls,
                     (counts.added, counts.changed, counts.deleted, len(result.skipped)),
                     result.fell_back_to_full,
+                    partial=result.partial,
                 )
         except Fenced:
             log.warning("run superseded; changes rolled back", mailbox_id=start.mailbox_id)
@@ -206,8 +224,20 @@ class SyncRunner:
             # The mailbox was deleted while it synced; nothing of it may be stored.
             log.info("mailbox deleted during its sync", mailbox_id=start.mailbox_id)
             return RunOutcome(start.mailbox_id, "stale")
+        if again is not None:
+            # Straight onto the tier's queue, delayed: no scheduler cycle in between. If Redis
+            # fails here, the scheduler's repair re-adds the job of the queued mailbox.
+            try:
+                await self.requeue([again], delay)
+            except (redis.exceptions.RedisError, OSError) as exc:
+                log.warning(
+                    "resumption not queued; repair will",
+                    mailbox_id=start.mailbox_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+        status = "partial" if result.partial else "synced"
         self.metrics.observe_sync(
-            start, result.kind, "synced", finished - start.started_at, gate.calls
+            start, result.kind, status, finished - start.started_at, gate.calls
         )
         if result.skipped:
             log.info(
@@ -216,7 +246,15 @@ class SyncRunner:
                 skipped=len(result.skipped),
                 first_reason=result.skipped[0][1][:200],
             )
-        return RunOutcome(start.mailbox_id, "synced", str(result.kind))
+        if result.partial:
+            log.info(
+                "full sync paused for quota",
+                mailbox_id=start.mailbox_id,
+                provider=start.provider,
+                added=counts.added,
+                resume_in_s=round(delay, 1),
+            )
+        return RunOutcome(start.mailbox_id, status, str(result.kind))
 
     async def _fail(
         self, start: RunStart, run_seq: int, exc: ProviderError, gate: CallGate

@@ -19,7 +19,7 @@ import numpy as np
 
 from daemon import policy
 from daemon.oauth import EXPIRY_MARGIN_S
-from daemon.policy import QuotaScope, SyncKind
+from daemon.policy import QuotaScope, SyncKind, quota_deferral
 from simulator import closed_forms as cf
 from simulator import population
 from simulator.catalogue import load_catalogue
@@ -38,8 +38,8 @@ class JobProfile:
 
     s_inc: float  # mean incremental job time, seconds (API, gates, CPU, DB)
     s2_inc: float  # its second moment
-    s_full: float  # mean full-sync job time
-    s_full_p99: float
+    s_full: float  # mean worker time of a full sync (its chunks, when chunked)
+    s_full_p99: float  # 99th percentile of its length, start to end
     full_share: float  # share of jobs that are full syncs (cursor expiry)
     app_units: dict[str, float]  # app-scope quota -> units per sync (population mix)
     app_rate: dict[str, float]  # app-scope quota -> sustained units per second
@@ -57,18 +57,37 @@ class JobProfile:
     token_serves_s: float = 3479.0
 
 
-def _walk(pv: ProviderRuntime, idx: int, reqs: tuple[Request, ...]) -> tuple[float, int, int]:
-    # A job alone on its mailbox's buckets: the event simulation's virtual clock.
+def _walk(
+    pv: ProviderRuntime, idx: int, reqs: tuple[Request, ...], budget: float | None = None
+) -> tuple[float, float, int, int]:
+    """A job alone on its mailbox's buckets (the event simulation's virtual clock): its
+    length, the part of it that holds a worker, quota units and calls.
+
+    With ``budget`` (a chunked full sync) a wait past it is spent off the worker, as the
+    daemon's gate and the event model's walk decide (``policy.quota_deferral``).
+    """
     mb = pv.mailbox_buckets(idx) if pv.mb_quotas else None
     t = pv.overhead()
+    held, run_wait = t, 0.0
     units = calls = 0
     for sampler, inner, u, _ru, extra in reqs:
         if mb:
-            t = pv.gate_mailbox(mb, t, u)
-        t += sampler() + extra
+            ahead = pv.mailbox_earliest(mb, t, u) - t if budget is not None else 0.0
+            if ahead > 0 and quota_deferral(run_wait, ahead, budget or 0.0) is not None:
+                run_wait = 0.0  # a new run starts when the quota is back
+            else:
+                run_wait += ahead
+                held += ahead
+            t2 = pv.gate_mailbox(mb, t, u)
+            if budget is None:
+                held += t2 - t
+            t = t2
+        lat = sampler() + extra
+        t += lat
+        held += lat
         units += u
         calls += inner
-    return t, units, calls
+    return t, held, units, calls
 
 
 def job_profile(
@@ -102,7 +121,7 @@ def job_profile(
         a, d = int(added[i]), int(deleted[i])
         c = int(other[i]) - d
         reqs = pv.requests(SyncKind.INCREMENTAL, int(pop.size[i]), a, c, d)
-        t, u, calls = _walk(pv, i, reqs)
+        t, _held, u, calls = _walk(pv, i, reqs)
         stored = a + c
         cpu[i] = r.cpu_ms_per_call * calls + r.cpu_ms_per_message * stored + r.cpu_ms_per_job
         db[i] = r.db_commit_ms + r.db_ms_per_message * stored
@@ -113,17 +132,20 @@ def job_profile(
         for q in pv.app_quotas:
             units.setdefault(q.name, np.zeros(n))[i] = u
     fdur = np.zeros(full_samples)
+    fheld = np.zeros(full_samples)
     fcpu = np.zeros(full_samples)
+    budget = s.profile().full_sync_quota_wait_s
     funits: dict[str, np.ndarray] = {}
     pick = rng.integers(0, n, full_samples)
     for j, i in enumerate(pick):
         pv = runtimes[PROVIDERS[pop.provider[i]]]
         size = int(pop.size[i])
         reqs = pv.requests(SyncKind.FULL, size, 0, 0, 0)
-        t, u, calls = _walk(pv, n + j, reqs)
+        t, held, u, calls = _walk(pv, n + j, reqs, budget if pv.chunks_full else None)
         fcpu[j] = r.cpu_ms_per_call * calls + r.cpu_ms_per_message * size + r.cpu_ms_per_job
         fdb = r.db_commit_ms + r.db_ms_per_message * size
         fdur[j] = t + (fcpu[j] + fdb) / 1000
+        fheld[j] = held + (fcpu[j] + fdb) / 1000
         for q in pv.app_quotas:
             funits.setdefault(q.name, np.zeros(full_samples))[j] = u
     f = s.daemon.cursor_expiry_per_sync
@@ -166,7 +188,7 @@ def job_profile(
     return JobProfile(
         s_inc=float(dur.mean()),
         s2_inc=float(np.mean(dur**2)),
-        s_full=float(fdur.mean()),
+        s_full=float(fheld.mean()),
         s_full_p99=float(np.percentile(fdur, 99)),
         full_share=f,
         app_units=app_units,

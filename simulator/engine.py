@@ -18,10 +18,10 @@ import simpy
 from daemon import policy
 from daemon.policy import ErrorKind, SyncKind
 from simulator import population
-from simulator.gate import LOGIN, ProviderRuntime
+from simulator.gate import LOGIN, ProviderRuntime, Request
 from simulator.imap_pool import ConnectionPools, reauth_bounds
 from simulator.job import Job, JobWalk, poisson
-from simulator.mailboxes import ACTIVE, RUNNING, MailboxTable
+from simulator.mailboxes import ACTIVE, QUEUED, RUNNING, MailboxTable
 from simulator.metrics import Recorder, RunMetrics
 from simulator.scenario import IMAP, PROVIDERS, Scenario
 from simulator.station import Station
@@ -30,8 +30,9 @@ from simulator.tokens import TokenCaches
 Mode = Literal["steady", "drain"]
 TIER_INDEX = {t: i for i, t in enumerate(policy.TIERS)}
 FULL, INCR = SyncKind.FULL, SyncKind.INCREMENTAL
-# What a finished job's event carries: job, kind run, failure (None = success), Retry-After.
-_Done = tuple["Job", SyncKind, ErrorKind | None, float | None]
+# What a finished job's event carries: job, kind run, failure (None = success), Retry-After,
+# and for a chunk of a full sync stopped for quota the instant its quota is back.
+_Done = tuple["Job", SyncKind, ErrorKind | None, float | None, float | None]
 
 
 class JobTrace(NamedTuple):
@@ -134,6 +135,12 @@ class Simulation(JobWalk):
         self._expiry = scenario.daemon.cursor_expiry_per_sync
         # Set to a list to record every job that walked on the virtual clock (tests).
         self.trace: list[JobTrace] | None = None
+        # Full syncs stopped for quota: their requests, the first still to make, and the
+        # messages still to store.
+        self.resume: dict[int, tuple[tuple[Request, ...], int, int]] = {}
+        self._chunk_wait = self.profile.full_sync_quota_wait_s
+        # When each mailbox finished its first sync (drain runs: onboarding times).
+        self.first_done = np.full(self.n, np.nan)
 
     @staticmethod
     def _pools(s: Scenario, pop: population.PopulationArrays, seed: int) -> ConnectionPools | None:
@@ -276,7 +283,13 @@ class Simulation(JobWalk):
                 left = self.size[m] + added - deleted
                 self.size[m] = left if left > 0 else 0
         kind = job.kind
-        if kind is FULL:
+        resume = self.resume.get(m)
+        first = 0
+        if resume is not None:
+            # Where the full sync stopped for quota (whatever kind the claim chose).
+            reqs, first, stored = resume
+            kind = FULL
+        elif kind is FULL:
             size = self.size[m]
             reqs = pv.requests(FULL, size, 0, 0, 0)
             stored = size
@@ -298,7 +311,8 @@ class Simulation(JobWalk):
             proc, how = pools.take(m, now, counting)
             if how:
                 reqs = pv.setup[how] + reqs
-        elif self.tokens is not None and self.tokens.take(m, now, counting)[1]:
+        elif self.tokens is not None and self.tokens.take(m, now, counting)[1] and not first:
+            # (A resumed chunk's token fetch is left out: its requests are walked in place.)
             reqs = (pv.token_request, *reqs)
         p_auth, p_perm, p_any = pv.fail_p
         u = rnd.random()
@@ -316,20 +330,29 @@ class Simulation(JobWalk):
         if counting:
             rec.waits[job.tier].append(wait)
             rec.queued_s[job.tier] += queued
+        # A Gmail full sync gives its worker back rather than wait past the budget.
+        budget = self._chunk_wait if kind is FULL and pv.chunks_full else None
         if pv.simple:
-            plan = self._virtual_simple(m, pv, reqs, n, now, counting)
+            plan = self._virtual_simple(m, pv, reqs, n, now, counting, budget, first)
         else:
-            plan = self._virtual(m, pv, reqs, n, now)
+            plan = self._virtual(m, pv, reqs, n, now, budget, first)
         if plan is None:
             # Only app-wide quotas step a job; IMAP has none, so its connection is given back
             # below, on the virtual clock.
             assert proc < 0
-            self.env.process(self._stepped(job, pv, reqs, n, fail, kind, stored))
+            self.env.process(self._stepped(job, pv, reqs, n, fail, kind, stored, first))
             return
-        t_end, throttled_out, ra, calls = plan
+        t_end, throttled_out, ra, calls, stop = plan
+        resume_at: float | None = None
         if throttled_out:
             fail = ErrorKind.RATE_LIMITED
             stored = 0
+        elif stop is not None:
+            # One chunk committed; the rest waits for the quota, off the worker. Messages
+            # are stored in proportion to the requests made (nearly all are batched gets).
+            part = stored * (stop.at - first) // max(n - first, 1)
+            self.resume[m] = (reqs, stop.at, stored - part)
+            stored, fail, resume_at = part, None, t_end + stop.delay_s
         if proc >= 0:
             assert pools is not None
             pools.give_back(m, proc, t_end, fail is not None)
@@ -345,17 +368,36 @@ class Simulation(JobWalk):
             rec.cpu_ms += cpu
             rec.db_ms += db
             rec.stored += stored
-        ev = self.env.timeout(t_end - env_now + (cpu + db) / 1000.0, (job, kind, fail, ra))
+        done = (job, kind, fail, ra, resume_at)
+        ev = self.env.timeout(t_end - env_now + (cpu + db) / 1000.0, done)
         ev.callbacks.append(self._finish_event)
 
     def _finish_event(self, ev: simpy.Event) -> None:
-        job, kind, fail, ra = cast(_Done, ev.value)
-        self._finish(job, kind, fail, ra)
+        job, kind, fail, ra, resume_at = cast(_Done, ev.value)
+        if resume_at is not None:
+            self._pause(job, resume_at)
+        else:
+            self._finish(job, kind, fail, ra)
+
+    def _pause(self, job: Job, resume_at: float) -> None:
+        """A chunk of a full sync is committed: the mailbox is queued again, delayed until
+        its quota is back (the daemon's delayed job), and the worker is free."""
+        now, m = self.env.now, job.m
+        self.table.state[m] = QUEUED
+        if now >= self.warm:
+            self.rec.chunks += 1
+        self.stations[job.tier].depart(now)
+        at = max(resume_at, now)
+        ready = at + self._dispatch_ms / 1000.0
+        again = Job(m, job.tier, FULL, job.due, at, ready)
+        ev = self.env.timeout(at - now)
+        ev.callbacks.append(lambda _ev: self.stations[again.tier].arrive(again, at))
 
     def _finish(self, job: Job, kind: SyncKind, fail: ErrorKind | None, ra: float | None) -> None:
         now, m = self.env.now, job.m
         rec = self.rec
         if fail is None:
+            self.resume.pop(m, None)
             self.table.succeed(m, job.started, now)
             pend = self.pending[m]
             pend[0] = pend[1] = pend[2] = 0
@@ -383,6 +425,7 @@ class Simulation(JobWalk):
             rec.failure(fail, d.outcome, now)
         if self.drain and not self.synced_once[m]:
             self.synced_once[m] = 1
+            self.first_done[m] = now
             self._remaining -= 1
             if self._remaining == self._t95_left:
                 self.t95 = now
@@ -390,6 +433,18 @@ class Simulation(JobWalk):
                 self.drained_at = now
                 self._done.succeed()
         self.stations[job.tier].depart(now)
+
+    def _onboarding(self) -> dict[str, float]:
+        """Time to the first complete sync, over all mailboxes and the smaller half."""
+        done = self.first_done
+        small = np.asarray(self.pop.size) <= np.median(self.pop.size)
+        out = {"partial_runs": float(self.rec.chunks)}
+        for name, sel in (("all", np.ones(self.n, dtype=bool)), ("small", small)):
+            got = done[sel & ~np.isnan(done)]
+            if got.size:
+                out[f"onboard_p50_s_{name}"] = float(np.percentile(got, 50))
+                out[f"onboard_p95_s_{name}"] = float(np.percentile(got, 95))
+        return out
 
     # --- run -------------------------------------------------------------------------
 
@@ -417,6 +472,8 @@ class Simulation(JobWalk):
             out.scalars.update(self.tokens.scalars())
             imap = self.s.providers.imap
             out.scalars["imap_conn_limit"] = float(imap.connection_limit)
+        if self.drain:
+            out.scalars.update(self._onboarding())
         if self.drain and self.t95 is None and end > 0:
             # Not even 95 % synced by the cap: what was done is a lower bound of capacity.
             out.scalars["capacity_per_min"] = (self.n - self._remaining) / end * 60

@@ -180,10 +180,17 @@ def dynamics(r: ScenarioResult) -> str:
     return _png(fig)
 
 
+def onboarding_label(r: ScenarioResult) -> str:
+    """The quota preset, and whether full syncs waited for their quota inline (before
+    chunking)."""
+    inline = r.scenario.daemon.overrides.get("full_sync_quota_wait_s", 0) >= 1e6
+    return r.scenario.daemon.quota_preset + (" (inline)" if inline else "")
+
+
 def onboarding(results: Sequence[ScenarioResult]) -> str:
     """Time to sync every never-synced mailbox once, per quota preset."""
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    names = [r.scenario.daemon.quota_preset for r in results]
+    names = [onboarding_label(r).replace(" (", "\n(") for r in results]
     vals = [r.get("drain_s") / 3600 for r in results]
     v95 = [r.get("drain95_s") / 3600 for r in results]
     x = np.arange(len(results))

@@ -120,6 +120,9 @@ class ProviderRuntime:
         self.rate_429 = model.rate_429
         # No real-provider quotas and no random 429s: jobs take the short path.
         self.simple = real is None and model.rate_429 == 0
+        # Full syncs stop for quota past the profile's budget (per-mailbox buckets only:
+        # jobs stepped through app-wide buckets wait them out).
+        self.chunks_full = name in policy.CHUNKED_FULL_SYNC_PROVIDERS and bool(self.mb_quotas)
         e = model.errors
         # Cumulative failure thresholds of one uniform draw: auth, +permanent, +transient.
         self.fail_p = (
@@ -225,6 +228,14 @@ class ProviderRuntime:
             for piece in split_cost(units, b.capacity):
                 t = b.reserve(t, piece)
         return t
+
+    def mailbox_earliest(self, buckets: list[Gcra], t: float, units: int) -> float:
+        """When every per-mailbox bucket would admit ``units`` from ``t``; changes nothing
+        (a chunked full sync asks before it waits, as the daemon's gate does)."""
+        at = t
+        for b in buckets:
+            at = max(at, b.earliest(t, min(units, b.capacity)))
+        return at
 
     def real_admits(self, buckets: list[Gcra], t: float, units: int) -> float:
         """0 if the real provider takes ``units`` at ``t`` (and charges them), else the wait."""

@@ -10,15 +10,34 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Generator
-from typing import Any
+from typing import Any, NamedTuple
 
 import simpy
 
 from daemon.gcra import split_cost
-from daemon.policy import ErrorKind, SyncKind
+from daemon.policy import ErrorKind, SyncKind, quota_deferral
 from simulator.gate import ProviderRuntime, Request
 from simulator.metrics import Recorder
 from simulator.scenario import Resources
+
+
+class Stop(NamedTuple):
+    """Where a chunked full sync gave its worker back: the first request not made, and the
+    seconds until its quota is there (``policy.quota_deferral``)."""
+
+    at: int
+    delay_s: float
+
+
+class Walk(NamedTuple):
+    """A job walked on the virtual clock: when it ends, whether it ran out of retries (with
+    the last Retry-After), the quota calls made, and where it stopped for quota, if it did."""
+
+    end: float
+    out_of_retries: bool
+    retry_after: float | None
+    calls: int
+    stop: Stop | None = None
 
 
 class Job:
@@ -77,7 +96,9 @@ class JobWalk:
         n: int,
         now: float,
         counting: bool,
-    ) -> tuple[float, bool, float | None, int] | None:
+        budget: float | None = None,
+        first: int = 0,
+    ) -> Walk | None:
         """``_virtual`` for a provider without real-quota or random 429s (the common case)."""
         mb = pv.mailbox_buckets(m) if pv.mb_quotas else None
         oh = pv.overhead.constant
@@ -89,7 +110,8 @@ class JobWalk:
         one = mb[0] if mb is not None and len(mb) == 1 else None
         snap1 = one.tat if one is not None else 0.0
         snap = [b.tat for b in mb] if mb and one is None else None
-        for i in range(n):
+        stop: Stop | None = None
+        for i in range(first, n):
             sampler, inner, u, _ru, extra = reqs[i]
             if one is not None and u <= chunk:
                 tat = one.tat
@@ -97,10 +119,21 @@ class JobWalk:
                 start = base - (one.capacity - u) * one.emission_interval
                 if start < t:
                     start = t
+                if budget is not None and start > t:
+                    later = quota_deferral(gate_wait, start - t, budget)
+                    if later is not None:
+                        stop = Stop(i, later)
+                        break
                 one.tat = (start if start > tat else tat) + u * one.emission_interval
                 gate_wait += start - t
                 t = start
             elif mb:
+                if budget is not None:
+                    ahead = pv.mailbox_earliest(mb, t, u) - t
+                    later = quota_deferral(gate_wait, ahead, budget) if ahead > 0 else None
+                    if later is not None:
+                        stop = Stop(i, later)
+                        break
                 t2 = pv.gate_mailbox(mb, t, u)
                 gate_wait += t2 - t
                 t = t2
@@ -131,12 +164,24 @@ class JobWalk:
             c.syncs += 1
             c.api_s += t - now
             pv.units_by_mailbox[m] += units
-        return t, False, None, calls
+        return Walk(t, False, None, calls, stop)
 
     def _virtual(
-        self, m: int, pv: ProviderRuntime, reqs: tuple[Request, ...], n: int, now: float
-    ) -> tuple[float, bool, float | None, int] | None:
-        """Walk the job on a virtual clock; None when an app-wide gate would make it wait."""
+        self,
+        m: int,
+        pv: ProviderRuntime,
+        reqs: tuple[Request, ...],
+        n: int,
+        now: float,
+        budget: float | None = None,
+        first: int = 0,
+    ) -> Walk | None:
+        """Walk the job on a virtual clock; None when an app-wide gate would make it wait.
+
+        With ``budget`` (a chunked full sync), a per-mailbox wait past it ends the walk at
+        that request (``Walk.stop``), as the daemon's gate gives the worker back; ``first``
+        is where a resumed one goes on.
+        """
         mb = pv.mailbox_buckets(m) if pv.mb_quotas else None
         rmb = pv.real_mailbox_buckets(m) if pv.real_mb_quotas else None
         snap = [b.tat for b in mb] if mb else None
@@ -145,8 +190,15 @@ class JobWalk:
         units = runits = calls = requests = throttled = 0
         gate_wait = 0.0
         out_of_retries, ra_out = False, None
-        for i in range(n):
+        stop: Stop | None = None
+        for i in range(first, n):
             sampler, inner, u, ru, extra = reqs[i]
+            if budget is not None and mb:
+                ahead = pv.mailbox_earliest(mb, t, u) - t
+                later = quota_deferral(gate_wait, ahead, budget) if ahead > 0 else None
+                if later is not None:
+                    stop = Stop(i, later)
+                    break
             tries = 0
             while True:
                 if mb:
@@ -193,7 +245,7 @@ class JobWalk:
             for b in pv.real_app:
                 b.reserve(now, runits)
         self.rec.provider(pv, m, now, requests, calls, units, throttled, gate_wait, t - now)
-        return t, out_of_retries, ra_out, calls
+        return Walk(t, out_of_retries, ra_out, calls, stop)
 
     @staticmethod
     def _admissible(
@@ -222,6 +274,7 @@ class JobWalk:
         fail: ErrorKind | None,
         kind: SyncKind,
         stored: int,
+        first: int = 0,
     ) -> Generator[simpy.Event, Any, None]:
         env, m = self.env, job.m
         if job.started > env.now:
@@ -235,7 +288,7 @@ class JobWalk:
         units = calls = requests = throttled = 0
         gate_wait = 0.0
         ra_out: float | None = None
-        i = 0
+        i = first
         while i < n:
             if pv.simple and pv.app:
                 # Coalesce: the requests every app-wide bucket admits at this instant are

@@ -82,6 +82,8 @@ class Recorder:
         self.successes = self.attempts = self.parked = self.pushes = 0
         self.failures: dict[str, int] = {str(k): 0 for k in ErrorKind}
         self.cycles = self.claimed = self.stored = 0
+        # Chunks of full syncs that gave their worker back for quota.
+        self.chunks = 0
         self.cpu_ms = self.db_ms = 0.0
         self.fresh = self.samples = 0
         self.hist = np.zeros((3, NB), dtype=np.int64)

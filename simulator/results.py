@@ -165,7 +165,9 @@ def combine(s: Scenario, runs: list[RunMetrics], drains: list[RunMetrics]) -> Sc
     per_run = [{**r.scalars, **derive(s, r.scalars)} for r in runs]
     keys = sorted({k for r in per_run for k in r})
     metrics = {k: estimate([r.get(k, float("nan")) for r in per_run]) for k in keys}
-    for k in ("drain_s", "drain95_s", "capacity_per_min"):
+    drained = ("drain_s", "drain95_s", "capacity_per_min", "partial_runs")
+    onboard = {k for d in drains for k in d.scalars if k.startswith("onboard_")}
+    for k in (*drained, *sorted(onboard)):
         vals = [d.scalars[k] for d in drains if k in d.scalars]
         if vals:
             metrics[k] = estimate(vals)

@@ -9,6 +9,7 @@ nothing and duplicates nothing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -94,6 +95,17 @@ class SyncResult:
     api_calls: int = 0
     # True when an incremental sync found its cursor expired and did a full one instead.
     fell_back_to_full: bool = False
+    # A chunk of a full sync that stopped for quota: ``cursor`` says where to resume, and the
+    # mailbox is due again after this many seconds. None when the sync is complete.
+    resume_in_s: float | None = None
+    # This result continues a full sync begun by an earlier run (its chunks' messages count
+    # as seen when the last chunk removes what the full listing did not find).
+    resumed: bool = False
+
+    @property
+    def partial(self) -> bool:
+        """A chunk that leaves the full sync unfinished."""
+        return self.resume_in_s is not None
 
 
 class CallGate(Protocol):
@@ -108,6 +120,11 @@ class CallGate(Protocol):
 
     def throttled(self, retry_after: float | None) -> None:
         """Record that the provider answered 429 / rate-limit (for metrics and backoff)."""
+        ...
+
+    def chunked(self) -> AbstractContextManager[None]:
+        """A block whose calls may raise ``daemon.errors.QuotaDeferred`` rather than wait
+        past the run's quota budget; the provider commits progress and resumes later."""
         ...
 
     @property

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import httpx
 
-from daemon.errors import BadResponse, CursorExpired, RateLimited, TransientError
+from daemon.errors import BadResponse, CursorExpired, QuotaDeferred, RateLimited, TransientError
 from daemon.policy import SyncKind
 from daemon.providers import gmail_batch
 from daemon.providers.base import ALL_FOLDERS, MailboxContext, MessageRecord, SyncResult
@@ -110,6 +111,44 @@ def to_record(msg: Mapping[str, Any]) -> MessageRecord:
     )
 
 
+# The cursor key of a full sync stopped for quota; the first page has the empty token.
+_RESUME = "full_sync"
+_FIRST_PAGE = ""
+
+
+@dataclass(slots=True)
+class _FullState:
+    """Where a full sync stands: the historyId it started from, the next messages.list page
+    (``None`` once every page is listed) and listed ids not fetched yet."""
+
+    history_id: str
+    page_token: str | None
+    pending: list[str]
+
+    @classmethod
+    def of(cls, raw: Any) -> _FullState | None:
+        """From a stored cursor; None when it is not one of ours."""
+        if not isinstance(raw, dict):
+            return None
+        hid, token, pending = raw.get("history_id"), raw.get("page_token"), raw.get("pending")
+        if (
+            not isinstance(hid, str)
+            or not (token is None or isinstance(token, str))
+            or not isinstance(pending, list)
+            or not all(isinstance(x, str) for x in pending)
+        ):
+            return None
+        return cls(hid, token, list(pending))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The cursor form."""
+        return {
+            "history_id": self.history_id,
+            "page_token": self.page_token,
+            "pending": self.pending,
+        }
+
+
 class GmailProvider(HttpProvider):
     """Syncs Gmail mailboxes over the REST API."""
 
@@ -119,7 +158,11 @@ class GmailProvider(HttpProvider):
     async def sync(
         self, mailbox: MailboxContext, kind: SyncKind, cursor: Mapping[str, Any] | None
     ) -> SyncResult:
-        """Incremental from the stored historyId when asked and possible, else full."""
+        """Incremental from the stored historyId when asked and possible, else full; a full
+        sync stopped for quota resumes where it stopped, whatever was asked."""
+        if cursor and _RESUME in cursor:
+            # An unreadable position (not written by this version) means starting over.
+            return await self._full(mailbox, _FullState.of(cursor[_RESUME]))
         history_id = (cursor or {}).get("history_id")
         if kind is SyncKind.INCREMENTAL and history_id:
             try:
@@ -132,33 +175,93 @@ class GmailProvider(HttpProvider):
 
     # --- full ----------------------------------------------------------------------------------
 
-    async def _full(self, mailbox: MailboxContext) -> SyncResult:
+    async def _full(self, mailbox: MailboxContext, state: _FullState | None = None) -> SyncResult:
+        """List every message and fetch its metadata, batch by batch.
+
+        Inside ``gate.chunked()``: when the quota the next call needs is further away than
+        the run may wait, the messages fetched so far are returned with the listing's
+        position as the cursor, and the next run goes on from there.
+        """
+        resumed = state is not None
+        records: list[MessageRecord] = []
+        skipped: list[tuple[str, str]] = []
+        with mailbox.gate.chunked():
+            try:
+                if state is None:
+                    state = await self._full_start(mailbox)
+                while state.pending or state.page_token is not None:
+                    if state.pending:
+                        batch = state.pending[: self._shape.gmail_batch]
+                        # Ids deleted between listing and fetching are simply absent.
+                        got, _gone, bad = await self._get_many(mailbox, batch)
+                        records += got
+                        skipped += bad
+                        state.pending = state.pending[len(batch) :]
+                        continue
+                    page = await self._list_page(mailbox, state.page_token)
+                    if page is None:
+                        # The stored page token is no longer accepted: start over.
+                        return await self._full(mailbox)
+                    state.pending, state.page_token = page
+            except QuotaDeferred as deferred:
+                if state is None:
+                    raise
+                return SyncResult(
+                    kind=SyncKind.FULL,
+                    cursor={_RESUME: state.as_dict()},
+                    upserts=records,
+                    skipped=skipped,
+                    api_calls=mailbox.gate.calls,
+                    resume_in_s=deferred.delay_s,
+                    resumed=resumed,
+                )
+        return SyncResult(
+            kind=SyncKind.FULL,
+            cursor={"history_id": state.history_id},
+            upserts=records,
+            full_scopes=[ALL_FOLDERS],
+            skipped=skipped,
+            api_calls=mailbox.gate.calls,
+            resumed=resumed,
+        )
+
+    async def _full_start(self, mailbox: MailboxContext) -> _FullState:
         # The profile's historyId is read before listing, so every change after it is
         # seen by the next incremental sync even if the listing races with new mail.
         resp = await self._api.call(mailbox, "getProfile", "GET", self._base + _USER + "/profile")
         profile = json_object(resp, "gmail", "getProfile")
         history_id = str(field(profile, "historyId", (str, int), "gmail", "getProfile"))
-        ids: list[str] = []
-        async for page in self._pages(
+        return _FullState(history_id, _FIRST_PAGE, [])
+
+    async def _list_page(
+        self, mailbox: MailboxContext, token: str | None
+    ) -> tuple[list[str], str | None] | None:
+        """Ids of one messages.list page and the next page's token (None: last page); None
+        when a resumed page token is refused (400)."""
+        params: dict[str, Any] = {
+            "maxResults": self._shape.gmail_list_page,
+            "includeSpamTrash": "true",
+        }
+        if token:
+            params["pageToken"] = token
+        resp = await self._api.call(
             mailbox,
             "messages.list",
-            "/messages",
-            {"maxResults": self._shape.gmail_list_page, "includeSpamTrash": "true"},
-        ):
-            for item in field(page, "messages", list, "gmail", "messages.list", default=[]):
-                if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-                    raise BadResponse("messages.list: an entry lacks a string id", provider="gmail")
-                ids.append(item["id"])
-        # Ids deleted between listing and fetching are simply absent from the result.
-        records, _gone, skipped = await self._get_many(mailbox, list(dict.fromkeys(ids)))
-        return SyncResult(
-            kind=SyncKind.FULL,
-            cursor={"history_id": history_id},
-            upserts=records,
-            full_scopes=[ALL_FOLDERS],
-            skipped=skipped,
-            api_calls=mailbox.gate.calls,
+            "GET",
+            self._base + _USER + "/messages",
+            params=params,
+            pass_through=(400,) if token else (),
         )
+        if resp.status_code == 400:
+            return None
+        page = json_object(resp, "gmail", "messages.list")
+        ids: list[str] = []
+        for item in field(page, "messages", list, "gmail", "messages.list", default=[]):
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                raise BadResponse("messages.list: an entry lacks a string id", provider="gmail")
+            ids.append(item["id"])
+        nxt = page.get("nextPageToken")
+        return list(dict.fromkeys(ids)), (str(nxt) if nxt else None)
 
     # --- incremental -----------------------------------------------------------------------------
 

@@ -110,6 +110,18 @@ SET state = 'idle', cursor = $3, last_sync_at = $4, last_success_at = $4,
 WHERE id = $1 AND run_token = $2
 """
 
+# One chunk of a full sync committed: queued again at once under a new run number (the
+# worker adds the job, delayed until the quota has refilled; the repair re-adds it if this
+# process dies first). Not a success: last_success_at and the tier stay.
+_PARTIAL = """
+UPDATE mailboxes
+SET state = 'queued', run_seq = run_seq + 1, kind = 'full', queued_at = $4, cursor = $3,
+    last_sync_at = $4, next_sync_at = $5, failure_count = 0, status_reason = NULL,
+    message_count = GREATEST(0, message_count + $6), run_token = NULL, updated_at = $4
+WHERE id = $1 AND run_token = $2
+RETURNING run_seq
+"""
+
 _FAILURE = """
 UPDATE mailboxes
 SET state = 'idle', last_sync_at = $3, failure_count = $4,
@@ -121,8 +133,8 @@ WHERE id = $1 AND run_token = $2
 _RUN = """
 INSERT INTO sync_runs (mailbox_id, run_seq, kind, tier, worker, queued_at, started_at,
                        finished_at, api_calls, added, changed, deleted, skipped,
-                       fell_back_to_full, error_kind, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                       fell_back_to_full, error_kind, error, partial)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 """
 
 
@@ -436,6 +448,7 @@ async def record_run(
     fell_back: bool,
     error_kind: str | None = None,
     error: str | None = None,
+    partial: bool = False,
 ) -> None:
     """Append one row to ``sync_runs``."""
     added, changed, deleted, skipped = counts
@@ -457,6 +470,7 @@ async def record_run(
         fell_back,
         error_kind,
         error,
+        partial,
     )
 
 
@@ -479,6 +493,30 @@ async def finish_success(
         message_delta,
     )
     return not status.endswith(" 0")
+
+
+async def finish_partial(
+    conn: asyncpg.Connection,
+    run: RunStart,
+    cursor: dict[str, Any],
+    finished_at: float,
+    resume_at: float,
+    message_delta: int,
+) -> Claimed | None:
+    """Store a chunked full sync's resume cursor and queue the mailbox again: the job to add
+    (due at ``resume_at``), or ``None`` if another run took over."""
+    run_seq = await conn.fetchval(
+        _PARTIAL,
+        run.mailbox_id,
+        run.run_token,
+        cursor,
+        ts(finished_at),
+        ts(resume_at),
+        message_delta,
+    )
+    if run_seq is None:
+        return None
+    return Claimed(run.mailbox_id, run_seq, run.tier, SyncKind.FULL)
 
 
 async def finish_failure(

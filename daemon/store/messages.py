@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from daemon.policy import SyncKind
 from daemon.providers.base import ALL_FOLDERS, MessageRecord, SyncResult
 
 # Flags travel as one string per row (unnest cannot take a jagged 2-D array).
@@ -56,6 +57,21 @@ DELETE FROM messages
 WHERE mailbox_id = $1 AND ($2 OR folder = ANY($3::text[]))
   AND NOT (provider_id = ANY($4::text[]))
 """
+
+# The same for a full sync committed in chunks: seen by any of its chunks.
+_DELETE_UNSEEN_CHUNKED = """
+DELETE FROM messages AS m
+WHERE m.mailbox_id = $1 AND ($2 OR m.folder = ANY($3::text[]))
+  AND NOT EXISTS (SELECT 1 FROM full_sync_seen s
+                  WHERE s.mailbox_id = m.mailbox_id AND s.provider_id = m.provider_id)
+"""
+
+_SEEN = """
+INSERT INTO full_sync_seen (mailbox_id, provider_id)
+SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING
+"""
+
+_FORGET_SEEN = "DELETE FROM full_sync_seen WHERE mailbox_id = $1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +146,31 @@ async def apply_result(
             _REMOVE, mailbox_id, [pid for pid, _ in gone], [folder for _, folder in gone]
         )
         deleted += _rowcount(status)
-    if result.full_scopes:
-        everything = ALL_FOLDERS in result.full_scopes
-        scopes = [s for s in result.full_scopes if s != ALL_FOLDERS]
+    deleted += await _remove_unseen(conn, mailbox_id, result, upserts)
+    return ApplyCounts(added, changed, deleted)
+
+
+async def _remove_unseen(
+    conn: asyncpg.Connection, mailbox_id: int, result: SyncResult, upserts: list[MessageRecord]
+) -> int:
+    """What a full listing did not find goes; a chunked one remembers finds until its end."""
+    chunked = result.partial or result.resumed
+    if result.kind is SyncKind.FULL and not result.resumed:
+        # A new full sync: finds of one given up earlier (fallen back, reset) do not count.
+        await conn.execute(_FORGET_SEEN, mailbox_id)
+    if chunked:
+        await conn.execute(_SEEN, mailbox_id, [r.provider_id for r in upserts])
+    if not result.full_scopes:
+        return 0
+    everything = ALL_FOLDERS in result.full_scopes
+    scopes = [s for s in result.full_scopes if s != ALL_FOLDERS]
+    if chunked:
+        status = await conn.execute(_DELETE_UNSEEN_CHUNKED, mailbox_id, everything, scopes)
+        await conn.execute(_FORGET_SEEN, mailbox_id)
+    else:
         seen = [r.provider_id for r in upserts if everything or r.folder in scopes]
         status = await conn.execute(_DELETE_UNSEEN, mailbox_id, everything, scopes, seen)
-        deleted += _rowcount(status)
-    return ApplyCounts(added, changed, deleted)
+    return _rowcount(status)
 
 
 def _clean(text: str | None) -> str | None:

@@ -27,7 +27,7 @@ _RUNS = """
 SELECT s.mailbox_id, s.tier, s.kind, extract(epoch FROM s.queued_at),
        extract(epoch FROM s.started_at), extract(epoch FROM s.finished_at),
        s.error_kind IS NULL, s.added + s.changed, s.api_calls, s.fell_back_to_full
-FROM sync_runs s ORDER BY s.mailbox_id, s.started_at
+FROM sync_runs s WHERE NOT s.partial ORDER BY s.mailbox_id, s.started_at
 """
 _MAILBOXES = """
 SELECT m.id, m.provider, COALESCE(m.sync_interval_s, t.sync_interval_s, 300)

@@ -28,6 +28,7 @@ from daemon.policy import (
     next_due,
     on_failure,
     plan_cycle,
+    quota_deferral,
     select_batch,
     sync_calls,
     sync_kind,
@@ -262,3 +263,28 @@ def test_batches_fit_the_enforced_buckets_whole() -> None:
     assert fetch_shape_for(doc).gmail_batch == 5
     assert fetch_shape_for(get_quota_preset("documented-legacy")).gmail_batch == 50
     assert batch_fits(None, "messages.get", 50) == 50
+
+
+@pytest.mark.parametrize(
+    ("waited", "wait", "budget", "expected"),
+    [
+        (0.0, 0.0, 1.0, None),  # admitted at once
+        (0.0, 0.8, 1.0, None),  # within the budget: wait inline
+        (0.5, 0.5, 1.0, None),  # exactly the budget
+        (0.5, 0.6, 1.0, 0.6),  # past it: give the worker back for the wait
+        (0.0, 1.13, 1.0, 1.13),  # a whole refill beyond the budget on the first wait
+        (0.0, 0.2, 0.0, 0.2),  # a zero budget never waits
+    ],
+)
+def test_quota_deferral_waits_within_the_run_budget_only(
+    waited: float, wait: float, budget: float, expected: float | None
+) -> None:
+    assert quota_deferral(waited, wait, budget) == expected
+
+
+def test_full_sync_budget_is_a_profile_field() -> None:
+    assert PLAN_B.full_sync_quota_wait_s == ORIGINAL.full_sync_quota_wait_s == 1.0
+    p = with_overrides(PLAN_B, {"full_sync_quota_wait_s": 3})
+    assert p.full_sync_quota_wait_s == 3
+    with pytest.raises(ValueError, match="full_sync_quota_wait_s must be >= 0"):
+        with_overrides(PLAN_B, {"full_sync_quota_wait_s": -1.0})

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from daemon.errors import QuotaDeferred
 from daemon.gcra import Gcra
 from daemon.policy import ProviderLimits, Quota, QuotaScope
 from daemon.ratelimit import QuotaLimiters
@@ -70,3 +71,40 @@ async def test_costs_and_oversized_calls_are_split(redis_url: str, redis_prefix:
     elapsed = time.monotonic() - t0
     assert gate.calls == 30
     assert elapsed == pytest.approx(25 / 30, abs=0.3)
+
+
+async def test_a_chunked_gate_defers_a_wait_past_its_budget(
+    redis_url: str, redis_prefix: str
+) -> None:
+    slept: list[float] = []
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+        await asyncio.sleep(s)
+
+    # 3 units at once, then one every 2 s (33 per 60 s).
+    limiters = QuotaLimiters(
+        redis_url, redis_prefix, _limits(limit=33, period=60, burst=3), sleep=sleep
+    )
+    gate = limiters.gate("gmail", "mbx-1", chunk_wait_s=0.5)
+    with gate.chunked():
+        for _ in range(3):
+            await gate.acquire("x")
+        with pytest.raises(QuotaDeferred) as exc:
+            await gate.acquire("x")
+    # The wait for the next unit (2 s) is the delay; nothing was admitted or waited for.
+    assert exc.value.delay_s == pytest.approx(2.0, abs=0.1)
+    assert (gate.calls, gate.waited_s) == (3, 0.0)
+    assert slept == []
+    # Outside ``chunked()`` (an incremental sync) the same gate waits as before.
+    await gate.acquire("x")
+    assert gate.calls == 4 and sum(slept) == pytest.approx(2.0, abs=0.1)
+
+
+async def test_a_gate_without_a_budget_never_defers(redis_url: str, redis_prefix: str) -> None:
+    limiters = QuotaLimiters(redis_url, redis_prefix, _limits(limit=65, period=60, burst=5))
+    gate = limiters.gate("gmail", "mbx-2")
+    with gate.chunked():
+        for _ in range(6):
+            await gate.acquire("x")
+    assert gate.calls == 6 and gate.waited_s == pytest.approx(1.0, abs=0.1)

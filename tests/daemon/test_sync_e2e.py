@@ -74,7 +74,11 @@ async def test_200_mailboxes_sync_once_then_incrementally(
         t0 = time.monotonic()
         await wait_until(all_synced, 120, "200 mailboxes to reach synced state")
         print(f"initial sync of 200 mailboxes: {time.monotonic() - t0:.1f} s")
-        tiers = dict(await db.fetch("SELECT tier, count(*) FROM sync_runs GROUP BY tier"))
+        # One completed sync each (Gmail full syncs also commit chunks when the per-user
+        # quota makes them wait: partial runs).
+        tiers = dict(
+            await db.fetch("SELECT tier, count(*) FROM sync_runs WHERE NOT partial GROUP BY tier")
+        )
         assert tiers == {"high": 50, "normal": 50, "low": 100}
         assert await db.fetchval("SELECT count(*) FROM sync_runs WHERE kind <> 'full'") == 0
         assert await db.fetchval("SELECT count(*) FROM sync_runs WHERE error IS NOT NULL") == 0
