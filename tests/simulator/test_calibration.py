@@ -58,3 +58,20 @@ def test_imap_round_trips_and_connection_memory_calibrate(tmp_path: Path) -> Non
     assert s.providers.imap.latency_s == Empirical(samples=[0.04])
     assert s.providers.imap.latency_by_method == {"imap.fetch": Empirical(samples=[0.09])}
     assert s.resources.rss_per_imap_connection_kb == 310
+
+
+def test_the_shipped_load_test_calibration_names_its_source() -> None:
+    from simulator.sections import summary_section
+
+    path = Path(__file__).parents[2] / "simulator" / "calibrations" / "loadtest-mixed.yaml"
+    cal = load_calibration(path)
+    # Scenario, profile, machine, date and commit of the measuring run.
+    assert cal.source is not None
+    for part in ("mixed", "plan-b", "2 cores", "2026-", "commit"):
+        assert part in cal.source
+    # Every provider of the scenario has measured request latencies.
+    assert set(cal.latency_s) == {"gmail", "graph", "imap"}
+    s = apply(load_scenario("plan-b-1000"), cal, path.name)
+    assert s.resources.rss_base_mb == cal.rss_base_mb
+    page = summary_section([s], quick=True, seconds=1.0)
+    assert "Uncalibrated defaults" not in page and "Calibrated from: load test of mixed" in page
