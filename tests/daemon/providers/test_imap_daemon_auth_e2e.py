@@ -38,13 +38,17 @@ async def test_wrong_password_of_another_tenant_gets_no_pooled_connection(
     redis_prefix: str,
 ) -> None:
     user = new_user("shared")
+    rng = random.Random(81)
+    dovecot.write_messages(user, "INBOX", generate_mailbox(rng, 25, start=START, end=START + 25))
+    # A second folder: the refused login must not reach any folder of the account.
     dovecot.write_messages(
-        user, "INBOX", generate_mailbox(random.Random(81), 25, start=START, end=START + 25)
+        user, "Work", generate_mailbox(rng, 10, start=START, end=START + 10, first_index=100)
     )
     store = MailboxStore(db)
     owner = await store.create_tenant("owner")
     other = await store.create_tenant("other")
-    good = await register_imap(store, owner["id"], dovecot, user, user.password)
+    folders = ["INBOX", "Work"]
+    good = await register_imap(store, owner["id"], dovecot, user, user.password, folders=folders)
     settings = daemon_settings(pg_dsn, redis_url, redis_prefix, MOCK)
     async with running(settings) as daemon:
 
@@ -55,7 +59,9 @@ async def test_wrong_password_of_another_tenant_gets_no_pooled_connection(
         key = (dovecot.host, dovecot.port, user.name)
         assert imap_provider(daemon).pool.open_count(key) == 1  # logged in, idle in the pool
         # The same login name registered by another tenant, with a wrong password.
-        bad = await register_imap(store, other["id"], dovecot, user, "not-the-password")
+        bad = await register_imap(
+            store, other["id"], dovecot, user, "not-the-password", folders=folders
+        )
 
         async def tried() -> bool:
             state = await db.fetchval("SELECT state FROM mailboxes WHERE id = $1", bad)
@@ -66,7 +72,7 @@ async def test_wrong_password_of_another_tenant_gets_no_pooled_connection(
     assert (run["error_kind"], run["added"]) == ("auth_revoked", 0)
     assert await _status(db, bad) == "needs_reauth"
     assert await _stored(db, bad) == 0
-    assert await _status(db, good) == "active" and await _stored(db, good) == 25
+    assert await _status(db, good) == "active" and await _stored(db, good) == 35
 
 
 async def test_password_changed_on_the_server_needs_reauth_within_one_interval(

@@ -24,6 +24,14 @@ FOLDERS = ["INBOX", "Work"]
 MakeCtx = Callable[..., MailboxContext]
 
 
+async def _synced_once(db: asyncpg.Pool, mailbox_id: int) -> bool:
+    got = await db.fetchval(
+        "SELECT last_success_at IS NOT NULL AND state = 'idle' FROM mailboxes WHERE id = $1",
+        mailbox_id,
+    )
+    return bool(got)
+
+
 async def test_folder_rebuilt_under_a_pooled_session_is_retried_then_replaced_exactly(
     db: asyncpg.Pool,
     dovecot: DovecotServer,
@@ -39,10 +47,19 @@ async def test_folder_rebuilt_under_a_pooled_session_is_retried_then_replaced_ex
     dovecot.write_messages(
         user, "Work", generate_mailbox(rng, 20, start=START, end=START + 20, first_index=100)
     )
+    # Another tenant's mailbox on the same server, with a folder of the same name: what
+    # happens to one account's Work must not touch the other's.
+    neighbour = new_user("neighbour")
+    dovecot.write_messages(
+        neighbour, "Work", generate_mailbox(rng, 15, start=START, end=START + 15, first_index=300)
+    )
     store = MailboxStore(db)
     tenant = await store.create_tenant("t")
     mailbox = await register_imap(store, tenant["id"], dovecot, user, user.password,
                                   folders=FOLDERS)  # fmt: skip
+    other = await store.create_tenant("other")
+    next_door = await register_imap(store, other["id"], dovecot, neighbour, neighbour.password,
+                                    folders=FOLDERS)  # fmt: skip
     settings = daemon_settings(pg_dsn, redis_url, redis_prefix, "http://127.0.0.1:9")
     key = (dovecot.host, dovecot.port, user.name)
     async with running(settings) as daemon:
@@ -54,6 +71,9 @@ async def test_folder_rebuilt_under_a_pooled_session_is_retried_then_replaced_ex
             return len(await runs(db, mailbox)) == n and state == "idle"
 
         await wait_until(lambda: runs_done(1), 30, "the first sync")
+        await wait_until(lambda: _synced_once(db, next_door), 30, "the other tenant's first sync")
+        theirs = await rows(db, next_door, "Work")
+        assert len(theirs) == 15
         inbox = await rows(db, mailbox, "INBOX")
         work = await rows(db, mailbox, "Work")
         assert (len(inbox), len(work)) == (30, 20)
@@ -107,3 +127,12 @@ async def test_folder_rebuilt_under_a_pooled_session_is_retried_then_replaced_ex
         assert (run["error_kind"], run["deleted"], run["skipped"]) == (None, 20, 1)
         assert await rows(db, mailbox, "Work") == {}
         assert await rows(db, mailbox, "INBOX") == inbox
+    # Through the rebuild, the retries and the deletion, the other tenant's folder of the
+    # same name kept exactly its messages.
+    assert await rows(db, next_door, "Work") == theirs
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM sync_runs WHERE mailbox_id = $1 AND error IS NOT NULL", next_door
+        )
+        == 0
+    )
