@@ -293,6 +293,13 @@ def imap_reauth_after(max_s: float, interval_s: float | None) -> float:
     return min(max_s, interval_s * IMAP_REAUTH_SHARE)
 
 
+def imap_sweep_every(max_idle_s: float) -> float:
+    """Seconds between the IMAP pool's sweeps, which close sessions idle past ``max_idle_s``
+    or logged in longer ago than the re-authentication bound: a session lives until the
+    first sweep after that (the simulator counts connections the same way)."""
+    return max(1.0, max_idle_s / 3)
+
+
 def backoff_delay(failures: int, rng: random.Random, retry: RetryPolicy) -> float:
     """Delay before retry number ``failures`` (1-based): exponential, capped, jittered."""
     if failures < 1:

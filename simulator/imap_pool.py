@@ -60,7 +60,18 @@ class ConnectionPools:
         bound = np.broadcast_to(np.asarray(reauth_s, dtype=float), is_imap.shape)[rows]
         self.reauth: list[float] = bound.tolist()
         self._rnd = random.Random(seed)
+        # The daemon's sweeper closes a session that can no longer serve (idle past
+        # max_idle_s, or its login past the bound) at its next sweep: until then it is held.
+        self.sweep_s = policy.imap_sweep_every(max_idle_s)
+        self.phase = np.asarray([self._rnd.random() * self.sweep_s for _ in range(processes)])
+        self.closed = np.full((self.n, processes), -math.inf)
         self.reset_counters()
+
+    def _swept(self, usable: Arr | float, p: Arr | int) -> Arr:
+        """The first sweep of process ``p`` at or after ``usable``."""
+        ph = self.phase[p]
+        out: Arr = ph + np.ceil((np.asarray(usable) - ph) / self.sweep_s) * self.sweep_s
+        return out
 
     def reset_counters(self) -> None:
         """Start the measurement window."""
@@ -86,6 +97,11 @@ class ConnectionPools:
             # Logged in at that sync: exact when syncs are at least the bound apart.
             born = self.born[idx[live], proc[live]]
             self.born[idx[live], proc[live]] = np.maximum(born, (last - j * every)[live])
+            bound = np.asarray(self.reauth)[idx[live]]
+            usable = np.minimum(until[live], (last - j * every)[live] + bound)
+            shut = self._swept(usable, proc[live])
+            cur = self.closed[idx[live], proc[live]]
+            self.closed[idx[live], proc[live]] = np.maximum(cur, shut)
 
     def take(self, m: int, now: float, counting: bool) -> tuple[int, int]:
         """(process, how): the process that runs mailbox ``m``'s sync and how it gets its
@@ -101,23 +117,31 @@ class ConnectionPools:
             how = LOGIN
             self.born[r, p] = now
             if counting:
-                # A login that replaces this process's expired one does not add a connection.
-                held = int(np.count_nonzero(expire[r] > now)) + (0 if e > now else 1)
+                # A login that replaces this process's unswept one does not add a connection.
+                closed = self.closed[r]
+                held = int(np.count_nonzero(closed > now)) + (0 if closed[p] > now else 1)
                 if held > self.account_peak:
                     self.account_peak = held
         # In use: live until given back.
         expire[r, p] = math.inf
+        self.closed[r, p] = math.inf
         if counting:
             self.takes[how] += 1
         return p, how
 
     def give_back(self, m: int, p: int, at: float, broken: bool) -> None:
         """The sync ended at ``at``; a failed sync's connection is not pooled again."""
-        self.expire[self.row[m], p] = at if broken else at + self.max_idle_s
+        r = self.row[m]
+        if broken:
+            self.expire[r, p] = self.closed[r, p] = at
+            return
+        self.expire[r, p] = at + self.max_idle_s
+        usable = min(at + self.max_idle_s, float(self.born[r, p]) + self.reauth[r])
+        self.closed[r, p] = float(self._swept(usable, p))
 
     def sample(self, now: float) -> None:
         """Count the connections each process holds now."""
-        held = np.count_nonzero(self.expire > now, axis=0)
+        held = np.count_nonzero(self.closed > now, axis=0)
         self.held_sum += held
         self.samples += 1
         top = int(held.max(initial=0))
@@ -184,8 +208,11 @@ def pool_odds(
     reuses = np.maximum(np.ceil(np.asarray(reauth_s, dtype=float) / gap) - 1, 0.0)
     login = np.maximum(q**within_idle, 1 / (1 + reuses / k))
     noop = np.maximum(q**within_keepalive - login, 0.0)
-    # At a random instant the last give-backs lie at uniform phases: interpolate.
-    span = (max_idle_s + busy) / gap
+    # At a random instant the last give-backs lie at uniform phases: interpolate. A session
+    # serves until max_idle_s after its sync or the bound after its login, whichever comes
+    # first, and is closed at the next sweep, on average half a sweep period later.
+    serves = np.minimum(max_idle_s + busy, np.asarray(reauth_s, dtype=float))
+    span = (serves + policy.imap_sweep_every(max_idle_s) / 2) / gap
     lo = np.floor(span)
     frac = span - lo
     held = 1.0 - ((1 - frac) * q**lo + frac * q ** (lo + 1))

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from daemon.errors import ProviderError, TransientError
+from daemon.policy import imap_sweep_every
 from daemon.providers.base import CallGate
 from daemon.providers.imap_client import ImapConnection
 from daemon.providers.imap_identity import (
@@ -259,7 +260,7 @@ class ImapPool:
         return len(gone)
 
     async def _sweep_forever(self) -> None:
-        every = max(1.0, self.limits.max_idle_s / 3)
+        every = imap_sweep_every(self.limits.max_idle_s)
         while not self._closed:
             await asyncio.sleep(every)
             try:

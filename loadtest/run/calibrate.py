@@ -168,17 +168,31 @@ def db_fit(samples: Samples, data: RunData, spans: Sequence[Window]) -> dict[str
 def rss_fit(
     base_mb: float, points: Sequence[tuple[float, float, float, float]], per_connection_kb: float
 ) -> dict[str, float]:
-    """Per job and per mailbox from (rss, jobs, mailboxes, IMAP connections) points.
+    """Per job, per mailbox and per pooled IMAP connection from (rss, jobs, mailboxes, IMAP
+    connections) points.
 
-    A pooled IMAP connection's memory is a measured constant of its own (asyncio's TLS read
-    buffer, see docs/simulator.md); connections grow with mailboxes in a load test, so a fit
-    could not tell the two apart, and it is taken as it is.
+    In a level, IMAP connections grow with the mailboxes, so a fit cannot tell the two apart;
+    the warm-up's points, taken before any IMAP session is open, can. Without such points the
+    connection's memory is ``per_connection_kb`` as given.
     """
     if not points:
         return {}
+    separable = any(c > 0 for *_x, c in points) and any(
+        c == 0 and m > 0 for _r, _j, m, c in points
+    )
+    b = np.array([max(0.0, r - base_mb) for r, *_x in points])
+    if separable:
+        a = np.array([[j, m / 1024, c / 1024] for _r, j, m, c in points])
+        coef, _ = nnls(a, b)
+        if coef[2] > 0:
+            return {
+                "rss_per_job_mb": float(coef[0]),
+                "rss_per_mailbox_kb": float(coef[1]),
+                "rss_per_imap_connection_kb": float(coef[2]),
+            }
     a = np.array([[j, m / 1024] for _r, j, m, _c in points])
-    b = np.array([max(0.0, r - base_mb - c * per_connection_kb / 1024) for r, _j, _m, c in points])
-    coef, _ = nnls(a, b)
+    b = b - np.array([c * per_connection_kb / 1024 for *_x, c in points])
+    coef, _ = nnls(a, np.maximum(b, 0.0))
     return {"rss_per_job_mb": float(coef[0]), "rss_per_mailbox_kb": float(coef[1])}
 
 

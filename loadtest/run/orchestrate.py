@@ -310,6 +310,56 @@ def _load(
     return t0, children
 
 
+RssPoint = tuple[float, float, float, float]
+
+
+def _peak(series: Sequence[tuple[float, int, float]], proc: int, w: Window) -> float:
+    got = [v for t, d, v in series if d == proc and w.start <= t <= w.end]
+    return float(max(got)) if got else 0.0
+
+
+def _inflight(samples: Samples, w: Window) -> list[tuple[float, int, float]]:
+    return [
+        (t, i, v)
+        for t, i, parsed in samples.metrics
+        if w.start <= t <= w.end
+        for (n, _lab), v in parsed.items()
+        if n == "mailsync_jobs_in_flight"
+    ]
+
+
+def _rss_points(
+    plan: LoadPlan, samples: Samples, windows: list[Window], measured: dict[str, dict[str, float]]
+) -> list[RssPoint]:
+    """(peak RSS, peak jobs in flight, active mailboxes, peak IMAP connections) per daemon
+    process and level."""
+    out = []
+    for w in windows:
+        m = measured[w.name]
+        inflight = m.get("max_inflight_process", 0.0)
+        for i in range(plan.scenario.daemon.processes):
+            _c, rss = process_cpu(samples, f"daemon-{i}", w)
+            conns = _peak(samples.imap_connections, i, w)
+            jobs = inflight if math.isfinite(inflight) else 0.0
+            out.append((rss, jobs, m.get("mailboxes", 0.0), conns))
+    return out
+
+
+def _warmup_rss_points(plan: LoadPlan, samples: Samples, warm: list[Window]) -> list[RssPoint]:
+    """The same per warm-up window: the mailboxes synced so far, provider after provider."""
+    out = []
+    synced = 0
+    for w, provider in zip(warm, plan.providers(), strict=False):
+        synced += sum(1 for m in plan.mailboxes if m.provider == provider)
+        inflight = _inflight(samples, w)
+        for i in range(plan.scenario.daemon.processes):
+            _c, rss = process_cpu(samples, f"daemon-{i}", w)
+            if rss > 0:
+                conns = _peak(samples.imap_connections, i, w)
+                out.append((rss, _peak(inflight, i, w), float(synced), conns))
+    return out
+
+
 def _windows(plan: LoadPlan, t0: float) -> list[Window]:
     return [Window(lv.name, t0 + lv.window[0], t0 + lv.window[1]) for lv in plan.levels]
 
@@ -517,21 +567,10 @@ def analyse(
     before = predict.predict(plan, replications, cal_in, rec.calibration or "", progress=progress)
     levels = [lv.name for lv in plan.levels]
     full = [Window(lv.name, t0 + lv.start_s, t0 + lv.start_s + lv.duration_s) for lv in plan.levels]
-    rss_points = []
-    for w in windows:
-        m = measured[w.name]
-        for i in range(s.daemon.processes):
-            _c, rss = process_cpu(samples, f"daemon-{i}", w)
-            conns = [n for t, d, n in samples.imap_connections if d == i and w.start <= t <= w.end]
-            inflight = m.get("max_inflight_process", 0.0)
-            rss_points.append(
-                (
-                    rss,
-                    inflight if math.isfinite(inflight) else 0.0,
-                    m.get("mailboxes", 0.0),
-                    float(max(conns)) if conns else 0.0,
-                )
-            )
+    rss_points = _rss_points(plan, samples, windows, measured)
+    # The warm-up adds mailboxes provider by provider before any IMAP session is open: the
+    # points that tell memory per mailbox from memory per pooled IMAP connection.
+    rss_points += _warmup_rss_points(plan, samples, warm)
     cal, quality = calibrate.derive(
         s, plan.source, samples, data, windows, [*warm, idle, *full], idle, rss_points
     )

@@ -11,7 +11,7 @@ import pytest
 
 from daemon.metrics import REQUEST_BUCKETS
 from loadtest.mock_providers.config import MockConfig
-from loadtest.run.calibrate import histogram_samples
+from loadtest.run.calibrate import histogram_samples, rss_fit
 from loadtest.run.compare import compare, verdicts
 from loadtest.run.loadgen.config import LevelSpec, label_at, level_at
 from loadtest.run.measure import Counters, Window
@@ -132,3 +132,25 @@ def test_lognormal_latency_reaches_the_mock_as_its_mean() -> None:
     assert latency_dist(Lognormal(mean=0.15, sigma=0.5)) == {
         "dist": "lognormal", "mean_ms": 150.0, "sigma": 0.5
     }  # fmt: skip
+
+
+def test_memory_per_imap_connection_is_told_apart_from_memory_per_mailbox() -> None:
+    # A daemon of 100 MB + 0.4 MB per job + 3.5 KB per mailbox + 500 KB per IMAP session.
+    def rss(jobs: float, mailboxes: float, conns: float) -> float:
+        return 100 + 0.4 * jobs + (3.5 * mailboxes + 500 * conns) / 1024
+
+    # Levels: sessions grow with the mailboxes (a fifth on IMAP, 90 % of them pooled).
+    levels = [(rss(j, m, 0.18 * m), j, m, 0.18 * m) for j, m in ((20, 720), (60, 2160), (90, 3120))]
+    # The warm-up, provider after provider: mailboxes, no session yet, then the IMAP ones.
+    warm = [
+        (rss(j, m, c), j, m, c) for j, m, c in ((150, 1400, 0), (150, 2500, 0), (80, 3120, 600))
+    ]
+    fit = rss_fit(100, levels + warm, 300)
+    assert fit["rss_per_job_mb"] == pytest.approx(0.4, rel=1e-6)
+    assert fit["rss_per_mailbox_kb"] == pytest.approx(3.5, rel=1e-6)
+    assert fit["rss_per_imap_connection_kb"] == pytest.approx(500, rel=1e-6)
+    # From the levels alone the two cannot be told apart: the session's memory is the given
+    # constant and the rest is put on the mailboxes.
+    only = rss_fit(100, levels, 300)
+    assert "rss_per_imap_connection_kb" not in only
+    assert only["rss_per_mailbox_kb"] > 3.5
