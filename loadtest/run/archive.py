@@ -34,6 +34,8 @@ class RunRecord:
     behind: int
     calibration: str | None
     prefix: str = ""
+    # Scenario, date, machine and commit of the run itself (a later re-analysis keeps them).
+    measured_by: str = ""
 
 
 def save(out: Path, data: RunData, samples: Samples, rec: RunRecord) -> None:
@@ -141,5 +143,6 @@ def load(out: Path) -> tuple[RunData, Samples, RunRecord]:
         behind=r["behind"],
         calibration=r["calibration"],
         prefix=r.get("prefix", ""),
+        measured_by=r.get("measured_by", ""),
     )
     return data, samples, rec

@@ -177,9 +177,7 @@ def rss_fit(
     """
     if not points:
         return {}
-    separable = any(c > 0 for *_x, c in points) and any(
-        c == 0 and m > 0 for _r, _j, m, c in points
-    )
+    separable = any(c > 0 for *_x, c in points) and any(c == 0 and m > 0 for _r, _j, m, c in points)
     b = np.array([max(0.0, r - base_mb) for r, *_x in points])
     if separable:
         a = np.array([[j, m / 1024, c / 1024] for _r, j, m, c in points])
@@ -272,10 +270,12 @@ def derive(
     cpu_spans: Sequence[Window],
     idle: Window | None,
     rss_points: Sequence[tuple[float, float, float, float]],
+    measured_by: str = "",
 ) -> tuple[Calibration, dict[str, float]]:
-    """The calibration and the quality of its fits."""
+    """The calibration and the quality of its fits; ``measured_by`` is the run's own
+    provenance (else this checkout's)."""
     k = s.daemon.processes
-    fields: dict[str, object] = {"source": provenance(s, source)}
+    fields: dict[str, object] = {"source": measured_by or provenance(s, source)}
     counters = Counters(samples)
     fields["latency_s"] = latency(counters, levels, s.providers.imap.connect_round_trips)
     cpu, cpu_err = cpu_fit(samples, data, cpu_spans, k, counters)

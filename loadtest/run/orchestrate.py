@@ -500,6 +500,7 @@ def run_load_test(opts: RunOptions, say: Say) -> RunResult:
         record = archive.RunRecord(
             t0, idle, warm, clean, integrity, synced, behind,
             str(opts.calibration) if opts.calibration else None, stack.prefix,
+            calibrate.provenance(plan.scenario, plan.source),
         )  # fmt: skip
         archive.save(out, data, samples, record)
     except KeyboardInterrupt:
@@ -572,7 +573,15 @@ def analyse(
     # points that tell memory per mailbox from memory per pooled IMAP connection.
     rss_points += _warmup_rss_points(plan, samples, warm)
     cal, quality = calibrate.derive(
-        s, plan.source, samples, data, windows, [*warm, idle, *full], idle, rss_points
+        s,
+        plan.source,
+        samples,
+        data,
+        windows,
+        [*warm, idle, *full],
+        idle,
+        rss_points,
+        rec.measured_by,
     )
     say("predicting again with the calibration measured now")
     after = predict.predict(plan, replications, cal, cal.source, progress=progress)
