@@ -125,6 +125,9 @@ class ImapDeliverer:
             c.uid("EXPUNGE", str(uid))
 
 
+RESUME_ATTEMPTS = 5
+
+
 class TenantUser(User):
     """One tenant: resumes its mailboxes, then changes them at the scenario's rates."""
 
@@ -160,9 +163,16 @@ class TenantUser(User):
             if m.provider != "imap" and cfg.cursor_expiry_per_sync > 0:
                 self.streams.append((cfg.cursor_expiry_per_sync / m.interval_s, "expire", m))
         self.total_rate = sum(r for r, _, _ in self.streams)
-        self._timed("daemon", "resume tenant", self._resume)
+        # Resuming is idempotent: a dropped connection (a keep-alive connection the server
+        # closed as the request went out) is retried. Each failed try is a Locust failure;
+        # a tenant that cannot be resumed gets no mail, or the store check would count it.
+        for attempt in range(RESUME_ATTEMPTS):
+            if self._timed("daemon", "resume tenant", self._resume):
+                return
+            time.sleep(0.5 * 2**attempt)
+        raise StopUser()
 
-    def _resume(self) -> None:
+    def _resume(self) -> bool:
         ctx = self.shared
         assert ctx is not None
         url = ctx.config.api_urls[self.tenant.index % len(ctx.config.api_urls)]
@@ -173,6 +183,7 @@ class TenantUser(User):
         if r.status_code != 200:
             raise ProviderFailure(f"resume tenant {self.tenant.id}: {r.status_code} {r.text[:200]}")
         ctx.lag.resumed(self.tenant.id, time.time())
+        return True
 
     def wait_time(self) -> float:
         if self.total_rate <= 0:
