@@ -20,7 +20,14 @@ from daemon.errors import BadResponse, ProviderError, QuotaDeferred
 from daemon.logs import get_logger
 from daemon.metrics import Metrics
 from daemon.oauth import MailboxTokens, OAuthClient, TokenCache
-from daemon.policy import ErrorKind, Outcome, Profile, next_due, on_failure
+from daemon.policy import (
+    CHUNKED_FULL_SYNC_PROVIDERS,
+    ErrorKind,
+    Outcome,
+    Profile,
+    next_due,
+    on_failure,
+)
 from daemon.providers.base import (
     CallGate,
     Credentials,
@@ -110,7 +117,9 @@ class SyncRunner:
 
     def _gate(self, provider: str, mailbox_id: int) -> CallGate:
         if provider in self.limiters.limits:
-            wait = self.profile.full_sync_quota_wait_s
+            # Only providers whose full syncs the policy chunks get a wait budget.
+            chunked = provider in CHUNKED_FULL_SYNC_PROVIDERS
+            wait = self.profile.full_sync_quota_wait_s if chunked else None
             return self.limiters.gate(provider, str(mailbox_id), wait)
         return CountingGate()
 

@@ -72,14 +72,11 @@ def _walk(
     units = calls = 0
     for sampler, inner, u, _ru, extra in reqs:
         if mb:
-            ahead = pv.mailbox_earliest(mb, t, u) - t if budget is not None else 0.0
-            if ahead > 0 and quota_deferral(run_wait, ahead, budget or 0.0) is not None:
-                run_wait = 0.0  # a new run starts when the quota is back
-            else:
-                run_wait += ahead
-                held += ahead
             t2 = pv.gate_mailbox(mb, t, u)
-            if budget is None:
+            if budget is not None and quota_deferral(run_wait, t2 - t, budget) is not None:
+                run_wait = 0.0  # a new run starts when the quota is back, off the worker
+            else:
+                run_wait += t2 - t
                 held += t2 - t
             t = t2
         lat = sampler() + extra

@@ -237,6 +237,12 @@ class ProviderRuntime:
             at = max(at, b.earliest(t, min(units, b.capacity)))
         return at
 
+    def mailbox_deferral(
+        self, buckets: list[Gcra], t: float, units: int, waited: float, budget: float
+    ) -> float | None:
+        """``policy.quota_deferral`` for the next request of a chunked full sync at ``t``."""
+        return policy.quota_deferral(waited, self.mailbox_earliest(buckets, t, units) - t, budget)
+
     def real_admits(self, buckets: list[Gcra], t: float, units: int) -> float:
         """0 if the real provider takes ``units`` at ``t`` (and charges them), else the wait."""
         if not buckets or units <= 0:

@@ -129,8 +129,7 @@ class JobWalk:
                 t = start
             elif mb:
                 if budget is not None:
-                    ahead = pv.mailbox_earliest(mb, t, u) - t
-                    later = quota_deferral(gate_wait, ahead, budget) if ahead > 0 else None
+                    later = pv.mailbox_deferral(mb, t, u, gate_wait, budget)
                     if later is not None:
                         stop = Stop(i, later)
                         break
@@ -194,8 +193,7 @@ class JobWalk:
         for i in range(first, n):
             sampler, inner, u, ru, extra = reqs[i]
             if budget is not None and mb:
-                ahead = pv.mailbox_earliest(mb, t, u) - t
-                later = quota_deferral(gate_wait, ahead, budget) if ahead > 0 else None
+                later = pv.mailbox_deferral(mb, t, u, gate_wait, budget)
                 if later is not None:
                     stop = Stop(i, later)
                     break
