@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import random
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import uvicorn
 from daemon.api import ApiDeps, create_app
 from daemon.crypto import CredentialCipher
 from daemon.errors import ConfigError
+from daemon.keys import check_stored_credentials
 from daemon.logs import get_logger
 from daemon.metrics import Metrics
 from daemon.oauth import OAuthClient, TokenCache
@@ -28,12 +30,14 @@ from daemon.policy import fetch_shape_for
 from daemon.providers.base import Provider, RequestObserver, ignore_request
 from daemon.providers.gmail import GmailProvider
 from daemon.providers.graph import GraphProvider
+from daemon.providers.imap_hosts import HostPolicy
 from daemon.queues import TierQueues, TierWorkers
 from daemon.ratelimit import QuotaLimiters
 from daemon.scheduler import Scheduler
 from daemon.settings import Settings, redact_url
 from daemon.store.db import create_pool, pending_migrations
 from daemon.store.mailboxes import MailboxStore
+from daemon.supervise import Supervisor
 from daemon.worker import SyncRunner
 
 log = get_logger("daemon")
@@ -96,6 +100,22 @@ def _imap_provider(settings: Settings, observe: RequestObserver) -> Provider | N
     return provider
 
 
+def bind_api_socket(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound before anything starts, so a busy port is a
+    one-line refusal instead of uvicorn's ``SystemExit`` after the workers have started."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"api_host/api_port: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from exc
+    return sock
+
+
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn inside the daemon's loop; the daemon, not uvicorn, owns SIGTERM."""
 
@@ -123,21 +143,36 @@ class Daemon:
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
     _providers: dict[str, Provider] = field(default_factory=dict)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _api_socket: socket.socket | None = None
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(
+            self.stop, self.clock, unhealthy_after_s=self.settings.task_unhealthy_after_s
+        )
 
     async def start(self) -> None:
-        """Connect, build and start scheduler, workers and API."""
+        """Connect, build and start scheduler, workers and API.
+
+        Everything that can be refused (settings, the API's port, migrations) is checked
+        before the first job is taken, so a refusal leaves nothing half started.
+        """
         s = self.settings
         dsn = s.database_url.get_secret_value()
         redis_url = s.redis_url.get_secret_value()
+        if s.api_enabled and s.api_token is None:
+            raise ConfigError("api_token is required to serve the API (or set api_enabled = false)")
+        api_socket = bind_api_socket(s.api_host, s.api_port) if s.api_enabled else None
+        self._api_socket = api_socket
         pending = await asyncio.to_thread(pending_migrations, dsn)
         if pending:
             raise ConfigError(
                 f"database has {len(pending)} pending migrations: "
                 "run `mailsync daemon migrate` first"
             )
-        if s.encryption_key is None:
-            raise ConfigError("encryption_key is required (generate one: `mailsync keygen`)")
-        cipher = CredentialCipher(s.encryption_key.get_secret_value())
+        cipher = CredentialCipher.from_secrets(s.credential_keys())
+        # Before anything is started: with a wrong key every sync would fail (docs/daemon.md,
+        # "Encryption keys and rotation").
+        await check_stored_credentials(dsn, cipher, random.Random(s.seed))
         profile = s.profile
         rng = random.Random(s.seed)
         self.pool = await create_pool(dsn, s.db_pool_min, s.pool_max())
@@ -145,7 +180,12 @@ class Daemon:
         await cast(Awaitable[bool], self.redis.ping())
         store = MailboxStore(self.pool)
         self.queues = TierQueues(
-            redis_url, s.redis_prefix, s.keep_completed_jobs, s.keep_failed_jobs
+            redis_url,
+            s.redis_prefix,
+            s.keep_completed_jobs,
+            s.keep_failed_jobs,
+            s.infra_attempts,
+            s.infra_backoff_s,
         )
         self.limiters = QuotaLimiters(redis_url, s.redis_prefix, s.policy.build_limits())
         self._providers, oauth, self._clients = build_providers(
@@ -187,8 +227,11 @@ class Daemon:
                 s.process_name,
             )
         if s.scheduler_enabled:
-            self._tasks.append(asyncio.create_task(self.scheduler.run(self.stop)))
-        if s.api_enabled:
+            interval = profile.scheduler_interval_s
+            self.supervisor.start("scheduler", self.scheduler.cycle, interval)
+            self.supervisor.start("repair", self.scheduler.repair, interval)
+            self.supervisor.start("trim", self.scheduler.trim, s.trim_interval_s)
+        if api_socket is not None:
             token = s.api_token.get_secret_value() if s.api_token else ""
             app = create_app(
                 ApiDeps(
@@ -201,6 +244,8 @@ class Daemon:
                     self.limiters,
                     self.clock,
                     token,
+                    imap_hosts=HostPolicy(tuple(s.imap.allowed_networks)),
+                    failed_tasks=self.unhealthy,
                 )
             )
             config = uvicorn.Config(
@@ -212,7 +257,7 @@ class Daemon:
                 lifespan="off",
             )
             self.api_server = _EmbeddedServer(config)
-            serving = asyncio.create_task(self.api_server.serve())
+            serving = asyncio.create_task(self.api_server.serve(sockets=[api_socket]))
             self._tasks.append(serving)
             while not self.api_server.started:
                 if serving.done():
@@ -234,14 +279,24 @@ class Daemon:
             api=f"{s.api_host}:{s.api_port}" if s.api_enabled else None,
         )
 
+    def unhealthy(self) -> list[str]:
+        """Background loops of this process that are not doing their work (for /healthz)."""
+        out = self.supervisor.unhealthy()
+        if self.workers is not None and not self.stop.is_set():
+            out += self.workers.stopped()
+        return out
+
     async def shutdown(self) -> None:
         """Stop claiming, let running jobs finish (or hand them back), close connections."""
         self.stop.set()
         finished = True
+        await self.supervisor.join(10)
         if self.workers is not None:
             finished = await self.workers.close(self.settings.shutdown_timeout_s)
         if self.api_server is not None:
             self.api_server.should_exit = True
+        elif self._api_socket is not None:
+            self._api_socket.close()  # bound, but start-up was refused before serving
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=10)
@@ -264,8 +319,8 @@ async def run_daemon(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop.set)
-    await daemon.start()
     try:
+        await daemon.start()
         await daemon.stop.wait()
     finally:
         await daemon.shutdown()

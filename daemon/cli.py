@@ -24,9 +24,14 @@ mailbox_app = typer.Typer(
     help="Register and inspect mailboxes directly in the database.", no_args_is_help=True
 )
 tenant_app = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Check and rotate the keys encrypting stored credentials (encryption_keys).",
+    no_args_is_help=True,
+)
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(tenant_app, name="tenant")
+app.add_typer(keys_app, name="keys")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -138,7 +143,7 @@ def daemon_config(
 
 @app.command("keygen")
 def keygen() -> None:
-    """Print a new encryption key for ``encryption_key``."""
+    """Print a new encryption key (for ``encryption_keys``; rotation: docs/daemon.md)."""
     from daemon.crypto import new_key
 
     typer.echo(new_key())
@@ -209,9 +214,7 @@ def mailbox_add(
             {"provider": provider, "address": address, "credentials": creds, "config": cfg}
         )
         settings = _settings(config)
-        if settings.encryption_key is None:
-            raise ConfigError("encryption_key is required")
-        blob = CredentialCipher(settings.encryption_key.get_secret_value()).encrypt(
+        blob = CredentialCipher.from_secrets(settings.credential_keys()).encrypt(
             Credentials(body.credentials)
         )
     except (ValidationError, MailsyncError) as exc:
@@ -236,6 +239,87 @@ def mailbox_list(
     settings = _settings(config)
     for row in asyncio.run(_with_store(settings, lambda s: s.list_mailboxes(tenant_id, 1000))):
         typer.echo(json.dumps(row, default=str))
+
+
+def _keys_cipher(settings: Any) -> Any:
+    from daemon.crypto import CredentialCipher
+
+    return CredentialCipher.from_secrets(settings.credential_keys())
+
+
+@keys_app.command("check")
+def keys_check(config: ConfigOpt = None) -> None:
+    """Count the stored credentials each configured key decrypts (reads only); exits 1 if
+    some decrypt with none of them."""
+    from daemon.keys import census
+
+    try:
+        settings = _settings(config)
+        cipher = _keys_cipher(settings)
+        found = asyncio.run(_with_store(settings, lambda s: census(s.pool, cipher)))
+    except MailsyncError as exc:
+        _fail(exc)
+        return
+    for i, n in enumerate(found.per_key):
+        role = "encrypts and decrypts" if i == 0 else "decrypts only"
+        typer.echo(f"encryption_keys[{i}] ({role}): {n} credential(s)")
+    bad = found.undecryptable
+    typer.echo(f"undecryptable: {len(bad)}" + (f" (mailbox ids {_ids(bad)})" if bad else ""))
+    if sum(found.per_key[1:]):
+        typer.echo("credentials under older keys: `mailsync keys rotate` re-encrypts them")
+    if bad:
+        raise typer.Exit(1)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    config: ConfigOpt = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Rows re-encrypted per transaction.")
+    ] = 500,
+) -> None:
+    """Re-encrypt every stored credential with the first of encryption_keys, in batches,
+    while daemons run (idempotent: run it again after an interruption). Exits 1 if some
+    credentials decrypt with no configured key or stayed locked."""
+    from daemon.keys import Rotation, rotate, throttle
+
+    def show(r: Rotation) -> None:
+        typer.echo(
+            f"{r.scanned}/{r.total} scanned, {r.rotated} re-encrypted, {r.current} current, "
+            f"{len(r.undecryptable)} undecryptable",
+            err=True,
+        )
+
+    try:
+        settings = _settings(config)
+        cipher = _keys_cipher(settings)
+        done = asyncio.run(
+            _with_store(settings, lambda s: rotate(s.pool, cipher, batch_size, throttle(1.0, show)))
+        )
+    except MailsyncError as exc:
+        _fail(exc)
+        return
+    show(done)
+    typer.echo(
+        f"re-encrypted {done.rotated}, already under the first key {done.current}, "
+        f"undecryptable {len(done.undecryptable)}, still locked {len(done.busy)}"
+    )
+    if done.undecryptable:
+        typer.echo(
+            f"not decryptable with any configured key: mailbox ids {_ids(done.undecryptable)} "
+            "(add the key they were encrypted with, or re-enter their credentials)",
+            err=True,
+        )
+    if done.busy:
+        typer.echo(f"locked throughout: mailbox ids {_ids(done.busy)}; run again", err=True)
+    if not done.complete:
+        raise typer.Exit(1)
+    typer.echo("every stored credential is under the first key: older keys may be removed")
+
+
+def _ids(ids: list[int], shown: int = 20) -> str:
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(str(i) for i in ids[:shown]) + more
 
 
 def _mount_optional() -> None:

@@ -6,6 +6,7 @@ what happens next (see ``policy.on_failure``).
 
     MailsyncError
     ├── ConfigError            bad settings or scenario input, named field
+    ├── StoreUnavailable       our own PostgreSQL or Redis failed mid-job: retry the job
     ├── QuotaDeferred          a chunked full sync gives its worker back until quota refills
     └── ProviderError          a sync against a provider failed
         ├── TransientError     network error, timeout, 5xx: retry with backoff
@@ -18,6 +19,10 @@ what happens next (see ``policy.on_failure``).
 
 from __future__ import annotations
 
+import asyncpg
+import redis.exceptions
+from throttled.exceptions import StoreUnavailableError
+
 from daemon.policy import ErrorKind
 
 
@@ -27,6 +32,24 @@ class MailsyncError(Exception):
 
 class ConfigError(MailsyncError):
     """Invalid configuration or input; the message names the offending field."""
+
+
+class StoreUnavailable(MailsyncError):
+    """PostgreSQL or Redis, not the provider, failed: the job is retried and the mailbox's
+    failure count stays as it is."""
+
+
+# Library errors that mean one of our own stores is unavailable (not the provider): the
+# worker lets them end the job attempt, so the queue retries it, instead of recording a
+# provider failure. OSError is included for sockets the libraries do not wrap.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    StoreUnavailable,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    redis.exceptions.RedisError,
+    StoreUnavailableError,
+    OSError,
+)
 
 
 class QuotaDeferred(MailsyncError):

@@ -9,20 +9,23 @@ not used (see docs/queue-engine.md); provider quotas are enforced in ``ratelimit
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from bullmq import Queue, Worker
+from bullmq import DelayedError, Queue, Worker
 
+from daemon.logs import get_logger
 from daemon.policy import TIERS, Profile, Tier
 from daemon.store.mailboxes import Claimed
 
 JOB_NAME = "sync"
+log = get_logger("queues")
 STATES = ("waiting", "active", "completed", "failed", "delayed", "prioritized")
-# Attempts cover infrastructure failures only (database or Redis down mid-job); provider
-# errors are recorded and rescheduled by the policy and complete the job normally.
-INFRA_ATTEMPTS = 6
-INFRA_BACKOFF_MS = 2000
+# Attempts (``Settings.infra_attempts``) cover infrastructure failures only (database or
+# Redis down mid-job); provider errors are recorded and rescheduled by the policy and
+# complete the job normally.
 
 Processor = Callable[[Any, str], Awaitable[Any]]
 
@@ -35,14 +38,22 @@ def queue_name(tier: Tier) -> str:
 class TierQueues:
     """Producer side: enqueue claimed mailboxes, read counts."""
 
-    def __init__(self, redis_url: str, prefix: str, keep_completed: int, keep_failed: int) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str,
+        keep_completed: int,
+        keep_failed: int,
+        attempts: int = 6,
+        backoff_s: float = 2.0,
+    ) -> None:
         opts = {"connection": redis_url, "prefix": prefix}
         self._queues: dict[Tier, Queue] = {t: Queue(queue_name(t), opts) for t in TIERS}
         self._job_opts: dict[str, Any] = {
             "removeOnComplete": keep_completed if keep_completed else True,
             "removeOnFail": keep_failed if keep_failed else True,
-            "attempts": INFRA_ATTEMPTS,
-            "backoff": {"type": "exponential", "delay": INFRA_BACKOFF_MS},
+            "attempts": attempts,
+            "backoff": {"type": "exponential", "delay": int(backoff_s * 1000)},
         }
 
     async def enqueue(self, claimed: Iterable[Claimed], delay_s: float = 0.0) -> int:
@@ -118,13 +129,21 @@ class TierWorkers:
         name: str,
     ) -> None:
         self._workers: dict[Tier, Worker] = {}
+        self._runs: dict[Tier, asyncio.Task[None]] = {}
+        self._processor = processor
+        self._stopping = False
+        self._holding = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
         for tier in TIERS:
             concurrency = profile.concurrency.for_tier(tier)
             if concurrency <= 0:
                 continue
-            self._workers[tier] = Worker(
+            worker = _CountingWorker(
+                self._held,
+                lambda: self._stopping,
                 queue_name(tier),
-                processor,
+                self._process,
                 {
                     "connection": redis_url,
                     "prefix": prefix,
@@ -136,26 +155,141 @@ class TierWorkers:
                     # Short idle poll so a job added right after a drain starts at once.
                     "drainDelay": 1,
                     "name": f"{name}:{tier}",
+                    # Started below, so that its fetch loop is a task this class can watch.
+                    "autorun": False,
                 },
             )
+            _log_events(worker, str(tier))
+            self._workers[tier] = worker
+            self._runs[tier] = asyncio.create_task(worker.run(), name=f"workers-{tier}")
 
     @property
     def tiers(self) -> list[Tier]:
         """Tiers this process works on."""
         return list(self._workers)
 
+    def stopped(self) -> list[str]:
+        """Tiers whose fetch loop has ended although nobody closed the worker."""
+        return [
+            f"workers-{tier}: not running"
+            for tier, run in self._runs.items()
+            if run.done() and not self._stopping
+        ]
+
+    async def _process(self, job: Any, token: str) -> Any:
+        if self._stopping:
+            await hand_back(job, token)
+            raise DelayedError  # tells bullmq the job has been moved, not completed
+        return await self._processor(job, token)
+
+    def _held(self, delta: int) -> None:
+        """Count jobs between their fetch and the end of their processing."""
+        self._holding += delta
+        if self._holding:
+            self._drained.clear()
+        else:
+            self._drained.set()
+
     async def close(self, timeout_s: float) -> bool:
         """Stop taking jobs and wait for running ones; force after ``timeout_s``.
 
-        Returns ``True`` when every running job finished. Jobs cut off by the timeout keep
-        their lock until it expires, then another process's stalled check re-queues them.
+        Returns ``True`` when every running job finished. Fetching stops first (the workers
+        are paused), then running jobs get until the timeout, and only then are the Redis
+        connections closed; a job fetched meanwhile is handed back. Jobs cut off by the
+        timeout keep their lock until it expires, then another process's stalled check
+        re-queues them.
         """
-        closing = [asyncio.ensure_future(w.close()) for w in self._workers.values()]
-        if not closing:
+        if not self._workers:
             return True
-        _, pending = await asyncio.wait(closing, timeout=timeout_s)
-        if not pending:
-            return True
+        self._stopping = True
+        deadline = time.monotonic() + timeout_s
+        pausing = [asyncio.ensure_future(w.pause()) for w in self._workers.values()]
+        _, pending = await asyncio.wait(pausing, timeout=timeout_s)
+        finished = not pending
+        if finished:
+            try:
+                left = max(0.0, deadline - time.monotonic())
+                await asyncio.wait_for(self._drained.wait(), timeout=left)
+            except TimeoutError:
+                finished = False
+        for task in pending:
+            task.cancel()
         for w in self._workers.values():
-            await w.close(force=True)
-        return False
+            await w.close(force=not finished)
+        for run in self._runs.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(run, timeout=5)
+        return finished
+
+async def hand_back(job: Any, token: str) -> None:
+    """Return a job fetched at the instant of shutdown to the queue at once (delayed by
+    nothing, no attempt spent), instead of leaving it locked until its lock lapses."""
+    await job.moveToDelayed(int(time.time() * 1000), token)
+
+
+class _CountingWorker(Worker):  # type: ignore[misc]  # bullmq ships no type hints
+    """A bullmq worker that reports every job it holds, from the fetch (the job is then
+    locked to this process) to the end of its processing. Pausing stops new fetches but
+    cannot see a fetch that was already answered; this count can."""
+
+    def __init__(
+        self,
+        held: Callable[[int], None],
+        stopping: Callable[[], bool],
+        name: str,
+        processor: Processor,
+        opts: Any,
+    ) -> None:
+        self._report_held = held
+        self._stopping = stopping
+        super().__init__(name, processor, opts)
+
+    async def getNextJob(self, token: str) -> Any:
+        job = await super().getNextJob(token)
+        if job is not None and self._stopping():
+            # A paused worker does not collect a fetch that completes after the pause: the
+            # job would stay locked until close, then be cut off. Hand it back here.
+            await hand_back(job, token)
+            return None
+        if job is not None:
+            self._report_held(1)
+        return job
+
+    async def processJob(self, job: Any, token: str) -> None:
+        try:
+            await super().processJob(job, token)
+        finally:
+            self._report_held(-1)
+
+
+def _log_events(worker: Worker, tier: str) -> None:
+    """Log what the queue library reports only as events (it prints nothing itself)."""
+
+    def on_error(err: BaseException, job: Any = None) -> None:
+        log.error(
+            "queue worker error",
+            tier=tier,
+            job_id=getattr(job, "id", None),
+            error=f"{type(err).__name__}: {err}"[:300],
+        )
+
+    def on_failed(job: Any, err: BaseException) -> None:
+        # Only infrastructure errors fail a job (provider errors complete it).
+        attempts = int(job.opts.get("attempts", 1))
+        log.warning(
+            "job attempt failed",
+            tier=tier,
+            job_id=job.id,
+            attempt=job.attemptsMade,
+            attempts=attempts,
+            gave_up=job.attemptsMade >= attempts,
+            error=f"{type(err).__name__}: {err}"[:300],
+        )
+
+    worker.on("error", on_error)
+    worker.on("failed", on_failed)
+    worker.on("stalled", lambda job_id, *_: log.warning("job stalled", tier=tier, job_id=job_id))
+    worker.on(
+        "lockRenewalFailed",
+        lambda job_ids: log.warning("job lock not renewed", tier=tier, job_ids=list(job_ids)),
+    )

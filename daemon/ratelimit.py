@@ -10,6 +10,7 @@ for the simulator.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,15 +19,26 @@ from datetime import timedelta
 import redis.exceptions
 from throttled.asyncio import Quota as TQuota
 from throttled.asyncio import Rate, RateLimiterType, RedisStore, Throttled
+from throttled.exceptions import StoreUnavailableError
 
-from daemon.errors import QuotaDeferred, TransientError
+from daemon.errors import QuotaDeferred, StoreUnavailable
 from daemon.gcra import split_cost
 from daemon.policy import ProviderLimits, Quota, QuotaScope, quota_deferral
 
 Sleep = Callable[[float], Awaitable[None]]
+
 # Told (seconds waited in this admission, seconds the next piece would wait); returns the
 # delay to give the worker back for, or None to wait.
 Defer = Callable[[float, float], float | None]
+
+
+def account_key(provider: str, address: str) -> str:
+    """Whose per-user quota buckets a sync draws from: the provider account (provider and
+    lower-cased address, hashed to keep addresses out of Redis key names), not the mailbox
+    row, so an account registered under two tenants spends one quota (docs/daemon.md,
+    "Registration rules")."""
+    digest = hashlib.sha256(f"{provider}:{address.lower()}".encode()).hexdigest()[:32]
+    return f"{provider}:{digest}"
 
 
 class CountingGate:
@@ -107,7 +119,8 @@ class QuotaLimiters:
             ]
 
     def gate(self, provider: str, mailbox_key: str, chunk_wait_s: float | None = None) -> QuotaGate:
-        """The gate one sync of one mailbox uses (``QuotaGate.chunked`` for ``chunk_wait_s``)."""
+        """The gate one sync of one mailbox uses (``QuotaGate.chunked`` for ``chunk_wait_s``);
+        ``mailbox_key`` keys the per-user buckets: the daemon passes ``account_key``."""
         return QuotaGate(self, provider, mailbox_key, chunk_wait_s)
 
     async def admit(
@@ -124,10 +137,9 @@ class QuotaLimiters:
                 while True:
                     try:
                         result = await limiter.limit(key, cost=piece)
-                    except (redis.exceptions.RedisError, OSError) as exc:
-                        raise TransientError(
-                            f"quota store unavailable: {exc}", provider=provider
-                        ) from exc
+                    except (redis.exceptions.RedisError, StoreUnavailableError, OSError) as exc:
+                        # Our Redis, not the provider: the job is retried, no failure counted.
+                        raise StoreUnavailable(f"quota store unavailable: {exc}") from exc
                     if not result.limited:
                         break
                     # A tiny floor avoids spinning on rounding at the bucket's edge.

@@ -1,19 +1,16 @@
 """The scheduler loop: claim due mailboxes in batches and enqueue them on their tier's queue.
 
 The decisions (which mailboxes, which tier, which kind) are ``policy.plan_cycle``, applied
-inside the claiming transaction; this module only paces the cycles and repairs what a
-crash or a Redis restart left behind.
+inside the claiming transaction. This module holds the steps the daemon's supervisor runs
+on their intervals (``supervise.py``): the claim cycle, the repair of what a crash, an
+outage or a Redis restart left behind, and the trim of old run records.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 
-import asyncpg
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from daemon.logs import get_logger
 from daemon.metrics import Metrics
@@ -22,15 +19,13 @@ from daemon.queues import TierQueues
 from daemon.store.mailboxes import Claimed, MailboxStore, ts
 
 log = get_logger("scheduler")
+# A run younger than this is not checked for a job that gave up (it has just started).
+RUNNING_GRACE_S = 5.0
 _LIVE_STATES = {"waiting", "active", "delayed", "prioritized", "waiting-children"}
-_INFRA_ERRORS = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    redis.exceptions.RedisError,
-    OSError,
-    TimeoutError,
-)
+# Old run records are deleted in batches this big, each its own short transaction.
+TRIM_BATCH = 10_000
+# Any number, the same in every process: one process trims at a time.
+_TRIM_LOCK = 0x6D61696C73796E63
 
 
 class Scheduler:
@@ -58,7 +53,6 @@ class Scheduler:
         self.max_run_s = max_run_s
         self.retention_s = retention_days * 86400
         self._redis_run_id: str | None = None
-        self._last_cleanup = 0.0
         self.cycles = 0
 
     async def cycle(self) -> list[Claimed]:
@@ -85,7 +79,7 @@ class Scheduler:
         return claimed
 
     async def repair(self) -> dict[str, int]:
-        """Re-add jobs Redis lost, free runs whose process died, trim old run records."""
+        """Re-add jobs Redis lost and free runs whose job is gone or whose process died."""
         now = self.clock()
         restarted = await self._redis_restarted()
         cutoff = now if restarted else now - self.requeue_after_s
@@ -105,14 +99,28 @@ class Scheduler:
             # Same job ids: if a job reappears meanwhile, adding it again is a no-op.
             requeued = await self.queues.enqueue(lost)
             log.warning("re-queued lost jobs", count=requeued, redis_restarted=restarted)
+        stranded = await self._release_stranded(now)
         released = await self.store.release_lost_runs(now - self.max_run_s, now)
         if released:
             log.warning("released runs presumed lost", count=released)
-        trimmed = 0
-        if now - self._last_cleanup > 600:
-            self._last_cleanup = now
-            trimmed = await self._trim_runs(now)
-        return {"requeued": requeued, "released": released, "trimmed": trimmed}
+        return {"requeued": requeued, "stranded": stranded, "released": released}
+
+    async def _release_stranded(self, now: float) -> int:
+        """Make a running mailbox due again once its job has given up (its infrastructure
+        retries ran out during an outage) or is gone; a job still active, waiting or
+        retrying keeps its run. The release is fenced on the run's start, so a retry that
+        started meanwhile keeps it."""
+        running = await self.store.running_before(now - RUNNING_GRACE_S, limit=2000)
+        given_up = []
+        for run in running:
+            if await self.queues.job_state(run.claimed) not in _LIVE_STATES:
+                given_up.append(run)
+        if not given_up:
+            return 0
+        released = await self.store.release_runs(given_up, now)
+        if released:
+            log.warning("released runs whose job gave up", count=released)
+        return released
 
     async def _redis_restarted(self) -> bool:
         info = await self.redis.info("server")
@@ -121,26 +129,27 @@ class Scheduler:
         self._redis_run_id = run_id
         return restarted
 
-    async def _trim_runs(self, now: float) -> int:
-        status = await self.store.pool.execute(
-            """DELETE FROM sync_runs WHERE id IN (
-                   SELECT id FROM sync_runs WHERE finished_at < $1 LIMIT 50000)""",
-            ts(now - self.retention_s),
-        )
-        return int(status.rsplit(" ", 1)[-1])
+    async def trim(self) -> int:
+        """Delete every run record past the retention, in batches; returns the count.
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Cycle every ``scheduler_interval_s`` until ``stop`` is set; survive outages."""
-        interval = self.profile.scheduler_interval_s
-        while not stop.is_set():
-            started = self.clock()
-            try:
-                await self.cycle()
-                await self.repair()
-            except _INFRA_ERRORS as exc:
-                log.warning(
-                    "scheduler cycle failed; will retry", error=f"{type(exc).__name__}: {exc}"
+        Called every ``trim_interval_s``, it removes all that expired since its last call,
+        however many syncs per minute wrote them. One process at a time: another process
+        finding the lock taken skips its turn.
+        """
+        cutoff = ts(self.clock() - self.retention_s)
+        total = 0
+        while True:
+            async with self.store.pool.acquire() as conn, conn.transaction():
+                if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _TRIM_LOCK):
+                    return total
+                status = await conn.execute(
+                    """DELETE FROM sync_runs WHERE id IN (
+                           SELECT id FROM sync_runs WHERE finished_at < $1
+                           ORDER BY finished_at LIMIT $2)""",
+                    cutoff,
+                    TRIM_BATCH,
                 )
-            delay = max(0.0, interval - (self.clock() - started))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+            deleted = int(status.rsplit(" ", 1)[-1])
+            total += deleted
+            if deleted < TRIM_BATCH:
+                return total

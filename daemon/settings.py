@@ -7,19 +7,30 @@ Secrets are ``SecretStr`` and print as ``**********``.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -235,6 +246,10 @@ class ImapSettings(BaseModel):
     # Extra CA bundle (PEM) for servers with a private CA.
     ca_file: str | None = None
     max_header_bytes: int = Field(default=65536, ge=1024)
+    # Host policy (docs/daemon.md, "IMAP host policy"): a mailbox's server must resolve to
+    # public addresses only, or to addresses inside one of these networks (CIDRs, e.g.
+    # ["127.0.0.0/8", "::1/128"] for a local Dovecot, ["10.1.2.0/24"] for an internal server).
+    allowed_networks: list[IPvAnyNetwork] = []
 
 
 class Settings(BaseSettings):
@@ -251,7 +266,11 @@ class Settings(BaseSettings):
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     # Namespace for every Redis key (queues, limiters); separate deployments on one Redis.
     redis_prefix: str = Field(default="mailsync", pattern=r"^[A-Za-z0-9_.-]+$")
-    # Fernet key (urlsafe base64, 32 bytes) encrypting mailbox credentials at rest.
+    # Fernet keys (urlsafe base64, 32 bytes each) of the credentials at rest, newest first:
+    # the first encrypts, every one decrypts (rotation: docs/daemon.md). In the environment a
+    # JSON list or comma-separated: MAILSYNC_ENCRYPTION_KEYS=new,old.
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = []
+    # The one-key form (existing configs); set it or encryption_keys, not both.
     encryption_key: SecretStr | None = None
     # Bearer token of the HTTP API; the API refuses to start without one.
     api_token: SecretStr | None = None
@@ -270,6 +289,15 @@ class Settings(BaseSettings):
     # A run older than this is presumed lost and the mailbox made due again.
     max_run_s: float = Field(default=3600.0, gt=0)
     shutdown_timeout_s: float = Field(default=30.0, ge=0)
+    # A job whose run hit a PostgreSQL or Redis error is retried this often, the delay
+    # doubling from the backoff; a run given up after the last attempt is released by the
+    # repair as soon as the database answers (docs/daemon.md, "Outages").
+    infra_attempts: int = Field(default=6, ge=1, le=50)
+    infra_backoff_s: float = Field(default=2.0, gt=0, le=600)
+    # /healthz fails when a background loop (scheduler, repair, trim) has been failing this long.
+    task_unhealthy_after_s: float = Field(default=30.0, gt=0)
+    # How often old sync_runs rows are deleted (all of them past the retention, in batches).
+    trim_interval_s: float = Field(default=60.0, gt=0)
     keep_completed_jobs: int = Field(default=1000, ge=0)
     keep_failed_jobs: int = Field(default=5000, ge=0)
     sync_runs_retention_days: float = Field(default=3.0, gt=0)
@@ -279,6 +307,31 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     process_name: str = Field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     seed: int | None = None
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _key_list(cls, v: object) -> object:
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [k.strip() for k in text.split(",") if k.strip()]
+        return v
+
+    @model_validator(mode="after")
+    def _one_key_form(self) -> Settings:
+        if self.encryption_key is not None and self.encryption_keys:
+            raise ValueError(
+                "set encryption_keys (several keys, newest first) or encryption_key "
+                "(one key), not both: move encryption_key into encryption_keys"
+            )
+        return self
+
+    def credential_keys(self) -> list[SecretStr]:
+        """The keys of the credentials at rest, newest (encrypting) first; may be empty."""
+        if self.encryption_key is not None:
+            return [self.encryption_key]
+        return list(self.encryption_keys)
 
     @property
     def profile(self) -> Profile:
@@ -292,13 +345,21 @@ class Settings(BaseSettings):
         return self.profile.concurrency.total + 6
 
 
+# Query parameters of a database or Redis URL that carry a secret (libpq's and redis-py's).
+_SECRET_PARAMS = frozenset({"password", "sslpassword", "passfile", "sslkey", "token"})
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, fit for logs."""
+    """The URL with any password replaced, fit for logs: in the user part and in the query
+    string (``?password=...``, as libpq accepts)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k.lower() in _SECRET_PARAMS for k, _ in pairs):
+        masked = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs]
+        parts = parts._replace(query=urlencode(masked, safe="*/"))
+    return urlunsplit(parts)
 
 
 def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:

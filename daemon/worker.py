@@ -15,8 +15,9 @@ from typing import Any
 import asyncpg
 import redis.exceptions
 
-from daemon.crypto import CredentialCipher
-from daemon.errors import BadResponse, ProviderError, QuotaDeferred
+from daemon.crypto import CredentialCipher, UndecryptableCredentials
+from daemon.errors import INFRASTRUCTURE_ERRORS, BadResponse, ProviderError, QuotaDeferred
+from daemon.keys import UNDECRYPTABLE, defer_undecryptable
 from daemon.logs import get_logger
 from daemon.metrics import Metrics
 from daemon.oauth import MailboxTokens, OAuthClient, TokenCache
@@ -37,7 +38,7 @@ from daemon.providers.base import (
     SyncResult,
     TokenSource,
 )
-from daemon.ratelimit import CountingGate, QuotaLimiters
+from daemon.ratelimit import CountingGate, QuotaLimiters, account_key
 from daemon.store.mailboxes import (
     Claimed,
     MailboxStore,
@@ -115,12 +116,14 @@ class SyncRunner:
         outcome = await self.run(int(data["mailbox_id"]), int(data["run_seq"]))
         return outcome.as_dict()
 
-    def _gate(self, provider: str, mailbox_id: int) -> CallGate:
+    def _gate(self, provider: str, address: str) -> CallGate:
         if provider in self.limiters.limits:
             # Only providers whose full syncs the policy chunks get a wait budget.
             chunked = provider in CHUNKED_FULL_SYNC_PROVIDERS
             wait = self.profile.full_sync_quota_wait_s if chunked else None
-            return self.limiters.gate(provider, str(mailbox_id), wait)
+            # Per-user quotas belong to the account, which several mailbox rows (tenants)
+            # may register: they share its buckets.
+            return self.limiters.gate(provider, account_key(provider, address), wait)
         return CountingGate()
 
     async def run(self, mailbox_id: int, run_seq: int) -> RunOutcome:
@@ -130,7 +133,7 @@ class SyncRunner:
             await self.store.release_inactive(mailbox_id, run_seq)
             return RunOutcome(mailbox_id, "stale")
         provider = self.providers.get(start.provider)
-        gate = self._gate(start.provider, mailbox_id)
+        gate = self._gate(start.provider, start.address)
         self.metrics.in_flight.inc()
         try:
             if provider is None:
@@ -157,7 +160,23 @@ class SyncRunner:
             )
         except ProviderError as exc:
             return await self._fail(start, run_seq, exc, gate)
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+        except UndecryptableCredentials:
+            # The operator's key configuration, not the provider: no failure is counted, the
+            # mailbox is tried again at its next regular sync (docs/daemon.md).
+            await defer_undecryptable(
+                self.store, start, run_seq, self.worker_name, self.clock(), self._interval(start)
+            )
+            self.metrics.observe_sync(start, start.kind, "failed", 0.0, 0, UNDECRYPTABLE)
+            return RunOutcome(mailbox_id, "failed", str(start.kind), UNDECRYPTABLE)
+        except INFRASTRUCTURE_ERRORS as exc:
+            # Our PostgreSQL or Redis, not the provider: the queue retries the job; the
+            # mailbox's failure count and backoff stay as they are.
+            log.warning(
+                "sync interrupted: store unavailable; the job will be retried",
+                mailbox_id=mailbox_id,
+                provider=start.provider,
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
             raise
         except Exception as exc:
             log.exception("provider crashed", mailbox_id=mailbox_id, provider=start.provider)

@@ -20,11 +20,12 @@ from typing import Any
 import structlog
 
 from daemon.crypto import secret_digest
-from daemon.errors import AuthRevoked, ConfigError, PermanentError, RateLimited
+from daemon.errors import AuthRevoked, ConfigError, PermanentError, RateLimited, TransientError
 from daemon.policy import SyncKind, imap_reauth_after
 from daemon.providers.base import MailboxContext, RequestObserver, SyncResult, ignore_request
 from daemon.providers.imap_client import PROVIDER, ImapConnection
 from daemon.providers.imap_cursor import CURSOR_VERSION, parse_cursor
+from daemon.providers.imap_hosts import HostPolicy, HostRefused, IPNetwork
 from daemon.providers.imap_identity import LoginIdentity
 from daemon.providers.imap_pool import ImapPool
 from daemon.providers.imap_sync import FolderSyncer, Mode
@@ -60,6 +61,8 @@ class ImapSettings:
     max_header_bytes: int = _DEFAULTS.max_header_bytes
     # Capabilities to pretend the server lacks (e.g. {"QRESYNC", "CONDSTORE"} = Outlook).
     ignore_capabilities: frozenset[str] = frozenset()
+    # Non-public networks a mailbox's server may be in (imap_hosts; tests pass LOOPBACK).
+    allowed_networks: tuple[IPNetwork, ...] = tuple(_DEFAULTS.allowed_networks)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     def __post_init__(self) -> None:
@@ -178,16 +181,38 @@ class ImapProvider:
             return Mode.CONDSTORE
         return Mode.PLAIN
 
+    async def _connect(self, account: AccountConfig) -> ImapConnection:
+        """Connect to the addresses the host policy allows, in resolver order, checked now
+        (the name may resolve differently than at registration); a refused host is a
+        ``PermanentError``, an unresolvable one transient."""
+        policy = HostPolicy(self.settings.allowed_networks)
+        try:
+            addresses = await policy.resolve(account.host, account.port)
+        except HostRefused as exc:
+            if exc.rule == "not_resolvable":
+                raise TransientError(f"mailbox config.host: {exc}", provider=PROVIDER) from exc
+            raise PermanentError(
+                f"mailbox config.host refused by the IMAP host policy: {exc}", provider=PROVIDER
+            ) from exc
+        for i, address in enumerate(addresses):
+            try:
+                return await ImapConnection.connect(
+                    address,
+                    account.port,
+                    ssl_context=self._ssl_context() if account.tls == "implicit" else None,
+                    timeout_s=self.settings.command_timeout_s,
+                    now=self.settings.clock(),
+                    observe=self.observe,
+                    server_hostname=account.host,
+                )
+            except TransientError:
+                if i == len(addresses) - 1:
+                    raise
+        raise AssertionError("resolve() returns at least one address")
+
     async def _open(self, account: AccountConfig, mailbox: MailboxContext) -> ImapConnection:
         await mailbox.gate.acquire("imap.login")
-        conn = await ImapConnection.connect(
-            account.host,
-            account.port,
-            ssl_context=self._ssl_context() if account.tls == "implicit" else None,
-            timeout_s=self.settings.command_timeout_s,
-            now=self.settings.clock(),
-            observe=self.observe,
-        )
+        conn = await self._connect(account)
         try:
             await self._authenticate(conn, account, mailbox)
             caps = conn.capabilities - self.settings.ignore_capabilities
@@ -316,6 +341,7 @@ def build_imap_provider(cfg: ImapConfig, observe: RequestObserver = ignore_reque
             verify_tls=cfg.verify_tls,
             ca_file=cfg.ca_file,
             max_header_bytes=cfg.max_header_bytes,
+            allowed_networks=tuple(cfg.allowed_networks),
         ),
         observe,
     )

@@ -150,7 +150,15 @@ class _Protocol(lib.IMAP4ClientProtocol):  # type: ignore[misc]  # aioimaplib is
 
 
 class _Client(lib.IMAP4):  # type: ignore[misc]  # aioimaplib is untyped
-    """aioimaplib.IMAP4 with our protocol; TLS through ``ssl_context`` (implicit TLS)."""
+    """aioimaplib.IMAP4 with our protocol; TLS through ``ssl_context`` (implicit TLS).
+
+    ``server_hostname`` is the name the certificate must match when ``host`` is an address
+    (the provider connects to the addresses its host policy checked, not to the name).
+    """
+
+    def __init__(self, *args: Any, server_hostname: str | None = None, **kwargs: Any) -> None:
+        self._server_hostname = server_hostname
+        super().__init__(*args, **kwargs)
 
     def create_client(
         self,
@@ -162,8 +170,11 @@ class _Client(lib.IMAP4):  # type: ignore[misc]  # aioimaplib is untyped
     ) -> None:
         local_loop = loop if loop is not None else asyncio.get_running_loop()
         self.protocol = _Protocol(local_loop, conn_lost_cb)
+        name = self._server_hostname if ssl_context is not None else None
         self._client_task = local_loop.create_task(
-            local_loop.create_connection(lambda: self.protocol, host, port, ssl=ssl_context)
+            local_loop.create_connection(
+                lambda: self.protocol, host, port, ssl=ssl_context, server_hostname=name
+            )
         )
 
 
@@ -174,10 +185,16 @@ def fixed_client(
     timeout_s: float,
     ssl_context: ssl.SSLContext | None = None,
     conn_lost_cb: Callable[[Exception | None], None] | None = None,
+    server_hostname: str | None = None,
 ) -> lib.IMAP4:
     """An ``aioimaplib.IMAP4`` with the fixes above, for code that drives it directly."""
     return _Client(
-        host, port, timeout=timeout_s, conn_lost_cb=conn_lost_cb, ssl_context=ssl_context
+        host,
+        port,
+        timeout=timeout_s,
+        conn_lost_cb=conn_lost_cb,
+        ssl_context=ssl_context,
+        server_hostname=server_hostname,
     )
 
 
@@ -246,10 +263,12 @@ class ImapConnection:
         timeout_s: float,
         now: float,
         observe: RequestObserver = ignore_request,
+        server_hostname: str | None = None,
     ) -> ImapConnection:
         """Open the socket and wait for the greeting; network failures are transient.
 
         ``observe`` is told the time of the handshake (``imap.connect``) and of every command.
+        With ``host`` an address, ``server_hostname`` is the name TLS verifies.
         """
         holder: list[ImapConnection] = []
 
@@ -258,7 +277,12 @@ class ImapConnection:
                 holder[0].broken = True
 
         client = fixed_client(
-            host, port, timeout_s=timeout_s, conn_lost_cb=lost, ssl_context=ssl_context
+            host,
+            port,
+            timeout_s=timeout_s,
+            conn_lost_cb=lost,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
         )
         conn = cls(client, created_at=now, observe=observe)
         holder.append(conn)

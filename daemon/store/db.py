@@ -48,10 +48,13 @@ def migrate(dsn: str) -> list[str]:
     from yoyo import get_backend, read_migrations
 
     backend: Any = get_backend(_yoyo_url(dsn))
-    migrations = read_migrations(str(MIGRATIONS))
-    with backend.lock():
-        pending = backend.to_apply(migrations)
-        backend.apply_migrations(pending)
+    try:
+        migrations = read_migrations(str(MIGRATIONS))
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+    finally:
+        backend.connection.close()  # yoyo keeps its connection open otherwise
     return [m.id for m in pending]
 
 
@@ -60,4 +63,7 @@ def pending_migrations(dsn: str) -> list[str]:
     from yoyo import get_backend, read_migrations
 
     backend: Any = get_backend(_yoyo_url(dsn))
-    return [m.id for m in backend.to_apply(read_migrations(str(MIGRATIONS)))]
+    try:
+        return [m.id for m in backend.to_apply(read_migrations(str(MIGRATIONS)))]
+    finally:
+        backend.connection.close()

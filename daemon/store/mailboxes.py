@@ -28,6 +28,12 @@ def epoch(d: datetime | None) -> float | None:
     return None if d is None else d.timestamp()
 
 
+def normalise_address(address: str) -> str:
+    """An address as stored and compared: lower-case (migration 0004; docs/daemon.md,
+    "Registration rules"), so one account registers once per tenant and provider."""
+    return address.lower()
+
+
 class NotFound(LookupError):
     """No such tenant or mailbox."""
 
@@ -71,6 +77,14 @@ class RunStart:
     run_token: uuid.UUID
     started_at: float
     queued_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """A mailbox in the middle of a run: its job and when the run started."""
+
+    claimed: Claimed
+    started_at: datetime
 
 
 _CLAIM_SELECT = """
@@ -198,14 +212,17 @@ class MailboxStore:
                    RETURNING *""",
                 tenant_id,
                 provider,
-                address,
+                normalise_address(address),
                 credentials_blob,
                 config or {},
                 sync_interval_s,
                 ts(now),
             )
         except asyncpg.UniqueViolationError as exc:
-            raise Conflict(f"mailbox {provider}:{address} already exists in this tenant") from exc
+            raise Conflict(
+                f"mailbox {provider}:{normalise_address(address)} already exists in this tenant "
+                "(addresses are compared case-insensitively)"
+            ) from exc
         except asyncpg.ForeignKeyViolationError as exc:
             raise NotFound(f"tenant {tenant_id} not found") from exc
         return public_mailbox(dict(row))
@@ -219,10 +236,10 @@ class MailboxStore:
                                       next_sync_at)
                SELECT * , $6::timestamptz FROM unnest($1::bigint[], $2::text[], $3::text[],
                                                     $4::bytea[], $5::jsonb[])
-               ON CONFLICT (tenant_id, provider, address) DO NOTHING""",
+               ON CONFLICT (tenant_id, provider, lower(address)) DO NOTHING""",
             [r[0] for r in rows],
             [r[1] for r in rows],
-            [r[2] for r in rows],
+            [normalise_address(r[2]) for r in rows],
             [r[3] for r in rows],
             [r[4] for r in rows],
             ts(now),
@@ -368,6 +385,37 @@ class MailboxStore:
             c.run_seq,
         )
         return None if row is None else Claimed(c.mailbox_id, row["run_seq"], c.tier, c.kind)
+
+    async def running_before(self, started_before: float, limit: int) -> list[Running]:
+        """Mailboxes whose run started before the cut-off, oldest first."""
+        rows = await self.pool.fetch(
+            """SELECT id, run_seq, tier, kind, started_at FROM mailboxes
+               WHERE state = 'running' AND started_at < $1 ORDER BY started_at LIMIT $2""",
+            ts(started_before),
+            limit,
+        )
+        return [
+            Running(
+                Claimed(r["id"], r["run_seq"], Tier(r["tier"]), SyncKind(r["kind"])),
+                r["started_at"],
+            )
+            for r in rows
+        ]
+
+    async def release_runs(self, runs: list[Running], now: float) -> int:
+        """Make these runs' mailboxes due now, unless a run (re)started since they were read."""
+        status = await self.pool.execute(
+            """UPDATE mailboxes AS m SET state = 'idle', run_token = NULL, next_sync_at = $4,
+                   updated_at = $4
+               FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS r(id, seq, started)
+               WHERE m.id = r.id AND m.run_seq = r.seq AND m.started_at = r.started
+                 AND m.state = 'running'""",
+            [r.claimed.mailbox_id for r in runs],
+            [r.claimed.run_seq for r in runs],
+            [r.started_at for r in runs],
+            ts(now),
+        )
+        return int(status.rsplit(" ", 1)[-1])
 
     async def release_lost_runs(self, started_before: float, now: float) -> int:
         """Make mailboxes whose run started before the cut-off due again; returns the count."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from daemon.store.mailboxes import Conflict, NotFound, ts
+from daemon.store.mailboxes import Conflict, NotFound, normalise_address, ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ INSERT INTO mailboxes (tenant_id, provider, address, credentials, config, sync_i
                        next_sync_at)
 SELECT $1, p, a, c, cfg, i, $7::timestamptz
 FROM unnest($2::text[], $3::text[], $4::bytea[], $5::jsonb[], $6::integer[]) AS u(p, a, c, cfg, i)
-ON CONFLICT (tenant_id, provider, address) DO NOTHING
+ON CONFLICT (tenant_id, provider, lower(address)) DO NOTHING
 RETURNING id, provider, address
 """
 
@@ -97,7 +97,7 @@ async def _insert_boxes(
             _BULK_MANY,
             [tid for tid, _ in boxes],
             [m.provider for _, m in boxes],
-            [m.address for _, m in boxes],
+            [normalise_address(m.address) for _, m in boxes],
             [m.credentials_blob for _, m in boxes],
             [m.config for _, m in boxes],
             [m.sync_interval_s for _, m in boxes],
@@ -119,7 +119,8 @@ async def register_many(
     """Register mailboxes of one tenant in one statement, all due at ``now``.
 
     Returns ``{id, provider, address}`` of the ones created; an address already registered
-    under the tenant is skipped, not updated (its secrets and state stay as they are).
+    under the tenant (in any case) is skipped, not updated (its secrets and state stay as
+    they are).
     """
     async with pool.acquire() as conn, conn.transaction():
         await _require_tenant(conn, tenant_id)
@@ -127,7 +128,7 @@ async def register_many(
             _BULK,
             tenant_id,
             [m.provider for m in mailboxes],
-            [m.address for m in mailboxes],
+            [normalise_address(m.address) for m in mailboxes],
             [m.credentials_blob for m in mailboxes],
             [m.config for m in mailboxes],
             [m.sync_interval_s for m in mailboxes],

@@ -19,6 +19,7 @@ import time
 from daemon.policy import SyncKind
 from daemon.providers.base import Credentials, MailboxContext
 from daemon.providers.imap import ImapProvider, ImapSettings
+from daemon.providers.imap_hosts import LOOPBACK
 from daemon.ratelimit import CountingGate
 from loadtest.dovecot.delay_proxy import Delay, DelayProxy
 from loadtest.dovecot.imap_admin import ImapAdmin
@@ -51,7 +52,9 @@ async def run(messages: int, seed: int, delay_ms: float) -> list[dict[str, objec
                 server.write_messages(
                     user, "INBOX", generate_mailbox(rng, messages, start=1.7e9, end=1.71e9)
                 )
-                provider = ImapProvider(ImapSettings(ignore_capabilities=ignored))
+                provider = ImapProvider(
+                    ImapSettings(allowed_networks=LOOPBACK, ignore_capabilities=ignored)
+                )
 
                 def ctx(name: str = user.name) -> MailboxContext:
                     return MailboxContext(

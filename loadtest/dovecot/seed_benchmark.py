@@ -17,8 +17,9 @@ import time
 
 from daemon.policy import SyncKind
 from daemon.providers.base import Credentials, MailboxContext
-from daemon.providers.imap import ImapProvider
+from daemon.providers.imap import ImapProvider, ImapSettings
 from daemon.providers.imap_client import ImapConnection
+from daemon.providers.imap_hosts import LOOPBACK
 from daemon.ratelimit import CountingGate
 from loadtest.dovecot.delay_proxy import Delay, DelayProxy
 from loadtest.dovecot.imap_admin import ImapAdmin
@@ -60,7 +61,7 @@ async def run(messages: int, seed: int, memory: bool, delay_ms: float) -> dict[s
 
         delay = Delay("constant", delay_ms / 1000)
         async with DelayProxy(server.host, server.port, up=delay, down=delay) as proxy:
-            provider = ImapProvider()
+            provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
             ctx = MailboxContext(
                 mailbox_id=1,
                 address="maildir@example.test",

@@ -76,6 +76,9 @@ def daemon_env(
             "MAILSYNC_GRAPH__TOKEN_URL": f"{mock_url}/common/oauth2/v2.0/token",
             "MAILSYNC_GRAPH__CLIENT_ID": MOCK_CLIENTS["graph"][0],
             "MAILSYNC_GRAPH__CLIENT_SECRET": MOCK_CLIENTS["graph"][1],
+            # The run's Dovecot (and its delay proxy) listen on loopback, which the IMAP
+            # host policy refuses by default.
+            "MAILSYNC_IMAP__ALLOWED_NETWORKS": '["127.0.0.0/8", "::1/128"]',
         }
     )
     if ca_file is not None:

@@ -126,6 +126,8 @@ def daemon_settings(
             "client_secret": "mock-graph-secret",
         },
         "policy": {"scheduler_interval_s": 0.3},
+        # The test Dovecot listens on loopback, which the IMAP host policy refuses by default.
+        "imap": {"allowed_networks": ["127.0.0.0/8", "::1/128"]},
         "requeue_after_s": 5,
         "lock_duration_s": 4,
         "stalled_interval_s": 2,
@@ -138,8 +140,8 @@ def daemon_settings(
 async def running(settings: Settings) -> AsyncIterator[Daemon]:
     """A daemon started in this event loop, shut down at the end."""
     d = Daemon(settings)
-    await d.start()
     try:
+        await d.start()
         yield d
     finally:
         await d.shutdown()

@@ -70,3 +70,30 @@ async def test_idle_worker_picks_up_a_job_after_a_long_idle(
     finally:
         await workers.close(5)
         await queues.close()
+
+
+async def test_shutdown_leaves_no_job_locked_while_jobs_flow(
+    redis_url: str, redis_prefix: str
+) -> None:
+    # Close at many instants while jobs are being fetched: a job fetched at the instant of
+    # shutdown must be handed back, not left active until its lock expires.
+    profile = with_overrides(PLAN_B, {"concurrency": {"high": 3, "normal": 0, "low": 0}})
+    for round_ in range(8):
+        prefix = f"{redis_prefix}-r{round_}"
+        queues = TierQueues(redis_url, prefix, 1000, 1000)
+        done: list[int] = []
+
+        async def processor(job: Any, token: str, done: list[int] = done) -> None:
+            await asyncio.sleep(0.003)
+            done.append(job.data["mailbox_id"])
+
+        await queues.enqueue([Claimed(i, 1, Tier.HIGH, SyncKind.INCREMENTAL) for i in range(300)])
+        workers = TierWorkers(redis_url, prefix, profile, processor, 30, 30, "stop")
+        await asyncio.sleep(0.05 + 0.013 * round_)
+        assert await workers.close(5)
+        counts = (await queues.counts())["high"]
+        assert counts["active"] == 0, counts
+        assert counts["completed"] == len(done) == len(set(done))
+        assert counts["completed"] + counts["waiting"] + counts["delayed"] == 300
+        await queues.obliterate()
+        await queues.close()

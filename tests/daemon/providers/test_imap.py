@@ -13,6 +13,7 @@ from daemon.errors import AuthRevoked, ConfigError, PermanentError, RateLimited,
 from daemon.policy import Outcome, RetryPolicy, SyncKind, on_failure
 from daemon.providers.base import MailboxContext
 from daemon.providers.imap import ImapProvider, ImapSettings, build_imap_provider
+from daemon.providers.imap_hosts import LOOPBACK
 from daemon.ratelimit import CountingGate
 from daemon.settings import Settings
 from loadtest.dovecot.imap_admin import ImapAdmin
@@ -43,7 +44,7 @@ async def test_full_sync_of_3000_messages(
     user = new_user()
     written = list(generate_mailbox(random.Random(7), 3000, start=START, end=START + 3e6))
     dovecot.write_messages(user, "INBOX", written)
-    provider = ImapProvider(ImapSettings(fetch_chunk=500))
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK, fetch_chunk=500))
     ctx = context_for(user)
     try:
         res = await provider.sync(ctx, SyncKind.FULL, None)
@@ -85,7 +86,9 @@ async def test_incremental_picks_up_only_changes(
     dovecot.write_messages(
         user, "INBOX", generate_mailbox(random.Random(3), 40, start=START, end=START + 4e5)
     )
-    provider = ImapProvider(ImapSettings(ignore_capabilities=MODES[mode]))
+    provider = ImapProvider(
+        ImapSettings(allowed_networks=LOOPBACK, ignore_capabilities=MODES[mode])
+    )
     try:
         first = await provider.sync(context_for(user), SyncKind.FULL, None)
         assert len(first.upserts) == 40
@@ -147,7 +150,7 @@ async def test_uidvalidity_change_resyncs_that_folder(
     dovecot.write_messages(
         user, "Work", generate_mailbox(rng, 8, start=START, end=START + 80, first_index=100)
     )
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     try:
         ctx = context_for(user, folders=["INBOX", "Work"])
         first = await provider.sync(ctx, SyncKind.FULL, None)
@@ -178,7 +181,7 @@ async def test_wrong_password_is_auth_revoked(
     dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
 ) -> None:
     user = new_user()
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     ctx = context_for(user, password="wrong")
     try:
         with pytest.raises(AuthRevoked, match="AUTHENTICATIONFAILED") as err:
@@ -214,7 +217,7 @@ async def test_xoauth2_stale_token_is_refreshed_once(
     valid["fresh-token"] = "olga"
     tokens = _Tokens("expired-token", "fresh-token")
     ctx = context_for(user, server=server, extra={"auth": "xoauth2"}, tokens=tokens)
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     try:
         res = await provider.sync(ctx, SyncKind.FULL, None)
     finally:
@@ -230,7 +233,7 @@ async def test_xoauth2_revoked_grant_is_auth_revoked(
     user = server.add_user("pavel", "unused-password")
     tokens = _Tokens("revoked-1", "revoked-2")
     ctx = context_for(user, server=server, extra={"auth": "xoauth2"}, tokens=tokens)
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     try:
         with pytest.raises(AuthRevoked, match="XOAUTH2"):
             await provider.sync(ctx, SyncKind.FULL, None)
@@ -250,7 +253,7 @@ async def test_malformed_messages_are_stored_with_reasons(
     dovecot.write_messages(
         user, "INBOX", generate_mailbox(rng, 10, start=START + 200, end=START + 210, first_index=50)
     )
-    provider = ImapProvider(ImapSettings(fetch_chunk=7))
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK, fetch_chunk=7))
     try:
         res = await provider.sync(context_for(user), SyncKind.FULL, None)
     finally:
@@ -284,7 +287,7 @@ async def test_missing_folder_is_skipped_and_scoped(
     dovecot.write_messages(
         user, "INBOX", generate_mailbox(random.Random(1), 3, start=START, end=START + 3)
     )
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     try:
         res = await provider.sync(context_for(user, folders=["INBOX", "Nope"]), SyncKind.FULL, None)
         assert len(res.upserts) == 3
@@ -308,7 +311,7 @@ async def test_missing_folder_is_skipped_and_scoped(
 async def test_bad_account_config_is_permanent(
     extra: dict[str, object], message: str, new_user: MakeUser, context_for: MakeCtx
 ) -> None:
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     with pytest.raises(PermanentError, match=message):
         await provider.sync(context_for(new_user(), extra=extra), SyncKind.FULL, None)
     await provider.aclose()
@@ -321,7 +324,7 @@ async def test_unreadable_cursor_falls_back_to_full(
     dovecot.write_messages(
         user, "INBOX", generate_mailbox(random.Random(2), 4, start=START, end=START + 4)
     )
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     try:
         cursor = {"v": 1, "folders": {"INBOX": {"uidvalidity": "x"}}}
         res = await provider.sync(context_for(user), SyncKind.INCREMENTAL, cursor)
@@ -340,9 +343,11 @@ async def test_implicit_tls(context_for: MakeCtx) -> None:
             user, "INBOX", generate_mailbox(random.Random(8), 3, start=START, end=START + 3)
         )
         ctx = context_for(user, server=server, extra={"tls": "implicit"})
-        trusted = ImapProvider(ImapSettings(ca_file=str(server.cert_path)))
-        unchecked = ImapProvider(ImapSettings(verify_tls=False))
-        strict = ImapProvider()
+        trusted = ImapProvider(
+            ImapSettings(allowed_networks=LOOPBACK, ca_file=str(server.cert_path))
+        )
+        unchecked = ImapProvider(ImapSettings(allowed_networks=LOOPBACK, verify_tls=False))
+        strict = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
         try:
             assert len((await trusted.sync(ctx, SyncKind.FULL, None)).upserts) == 3
             assert len((await unchecked.sync(ctx, SyncKind.FULL, None)).upserts) == 3
@@ -360,7 +365,7 @@ async def test_server_connection_cap_is_rate_limited(context_for: MakeCtx) -> No
     base = scratch_dir()
     server = DovecotServer(base, max_userip_connections=1)
     server.start()
-    provider = ImapProvider(ImapSettings(max_connections=3))
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK, max_connections=3))
     try:
         user = server.add_user("capped", "pw")
         async with await ImapAdmin.login(server.host, server.port, user.name, "pw"):
@@ -384,7 +389,7 @@ async def test_qresync_select_reporting_thousands_of_changes(
     dovecot.write_messages(
         user, "INBOX", generate_mailbox(random.Random(12), 4000, start=START, end=START + 4e4)
     )
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     try:
         first = await provider.sync(context_for(user), SyncKind.FULL, None)
         uv = first.cursor["folders"]["INBOX"]["uidvalidity"]

@@ -10,7 +10,8 @@ import asyncpg
 
 from daemon.policy import SyncKind
 from daemon.providers.base import MailboxContext
-from daemon.providers.imap import ImapProvider
+from daemon.providers.imap import ImapProvider, ImapSettings
+from daemon.providers.imap_hosts import LOOPBACK
 from daemon.store.mailboxes import MailboxStore
 from loadtest.dovecot.imap_admin import ImapAdmin
 from loadtest.dovecot.maildir import folder_dir, rebuild_index
@@ -108,7 +109,7 @@ async def test_folder_rebuilt_under_a_pooled_session_is_retried_then_replaced_ex
         # The same 20 messages, once each, under their new UIDs.
         assert sorted(v[0] for v in new_work.values()) == sorted(v[0] for v in work.values())
         assert await rows(db, mailbox, "INBOX") == inbox  # untouched, not even rewritten
-        reference = ImapProvider()
+        reference = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
         try:
             truth = await reference.sync(context_for(user, folders=FOLDERS), SyncKind.FULL, None)
         finally:

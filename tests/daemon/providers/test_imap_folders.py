@@ -11,7 +11,8 @@ import pytest
 from daemon.errors import TransientError
 from daemon.policy import SyncKind
 from daemon.providers.base import MailboxContext
-from daemon.providers.imap import ImapProvider
+from daemon.providers.imap import ImapProvider, ImapSettings
+from daemon.providers.imap_hosts import LOOPBACK
 from daemon.ratelimit import CountingGate
 from loadtest.dovecot.imap_admin import ImapAdmin
 from loadtest.dovecot.maildir import folder_dir, rebuild_index
@@ -42,7 +43,7 @@ async def test_folder_rebuilt_under_a_live_session_is_transient_then_replaced(
 ) -> None:
     user = new_user()
     seeded(dovecot, user, 31)
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     key = (dovecot.host, dovecot.port, user.name)
     try:
         first = await provider.sync(context_for(user, folders=FOLDERS), SyncKind.FULL, None)
@@ -72,7 +73,7 @@ async def test_select_refused_after_index_files_vanished_is_transient(
 ) -> None:
     user = new_user()
     seeded(dovecot, user, 32)
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     try:
         first = await provider.sync(context_for(user, folders=FOLDERS), SyncKind.FULL, None)
         for f in folder_dir(user.maildir, "Work").glob("dovecot.index*"):
@@ -94,7 +95,7 @@ async def test_folder_deleted_on_the_server_is_confirmed_by_list(
 ) -> None:
     user = new_user()
     seeded(dovecot, user, 33)
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     try:
         first = await provider.sync(context_for(user, folders=FOLDERS), SyncKind.FULL, None)
         async with await ImapAdmin.login(dovecot.host, dovecot.port, user.name, user.password) as a:

@@ -14,6 +14,7 @@ from daemon.errors import AuthRevoked, TransientError
 from daemon.policy import SyncKind
 from daemon.providers.base import MailboxContext
 from daemon.providers.imap import ImapProvider, ImapSettings
+from daemon.providers.imap_hosts import LOOPBACK
 from loadtest.dovecot.delay_proxy import Delay, DelayProxy
 from loadtest.dovecot.messages import generate_mailbox, malformed_messages
 from loadtest.dovecot.server import DovecotServer, DovecotUser, free_port
@@ -50,7 +51,9 @@ async def test_second_sync_reuses_the_login_and_idle_ones_are_checked(
         user, "INBOX", generate_mailbox(random.Random(1), 20, start=START, end=START + 20)
     )
     clock = ManualClock()
-    provider = ImapProvider(ImapSettings(clock=clock, keepalive_s=60, max_idle_s=600))
+    provider = ImapProvider(
+        ImapSettings(allowed_networks=LOOPBACK, clock=clock, keepalive_s=60, max_idle_s=600)
+    )
     ctx = context_for(user)
     try:
         first = await provider.sync(ctx, SyncKind.FULL, None)
@@ -80,7 +83,9 @@ async def test_per_account_connection_limit(
     dovecot.write_messages(
         user, "INBOX", generate_mailbox(random.Random(2), 300, start=START, end=START + 300)
     )
-    provider = ImapProvider(ImapSettings(max_connections=2, fetch_chunk=50))
+    provider = ImapProvider(
+        ImapSettings(allowed_networks=LOOPBACK, max_connections=2, fetch_chunk=50)
+    )
     try:
         results = await asyncio.gather(
             *(provider.sync(context_for(user), SyncKind.FULL, None) for _ in range(6))
@@ -105,7 +110,7 @@ async def test_broken_pooled_connection_is_replaced(
     proxy = DelayProxy(dovecot.host, dovecot.port)
     await proxy.start()
     port = proxy.port
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     ctx = context_for(user, port=port)
     try:
         first = await provider.sync(ctx, SyncKind.FULL, None)
@@ -133,7 +138,7 @@ async def test_sync_through_delay_proxy_pays_round_trips_not_bodies(
     async with DelayProxy(
         dovecot.host, dovecot.port, up=Delay("constant", delay), down=Delay("constant", delay)
     ) as proxy:
-        provider = ImapProvider(ImapSettings(fetch_chunk=25))
+        provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK, fetch_chunk=25))
         try:
             t0 = time.perf_counter()
             res = await provider.sync(context_for(user, port=proxy.port), SyncKind.FULL, None)
@@ -149,7 +154,7 @@ async def test_sync_through_delay_proxy_pays_round_trips_not_bodies(
 
 
 async def test_unreachable_server_is_transient(new_user: MakeUser, context_for: MakeCtx) -> None:
-    provider = ImapProvider(ImapSettings(command_timeout_s=2))
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK, command_timeout_s=2))
     try:
         with pytest.raises(TransientError, match="cannot connect"):
             await provider.sync(context_for(new_user(), port=free_port()), SyncKind.FULL, None)
@@ -166,7 +171,7 @@ async def test_cancelled_sync_never_returns_a_busy_connection(
     )
     slow = Delay("constant", 0.1)
     async with DelayProxy(dovecot.host, dovecot.port, up=slow, down=slow) as proxy:
-        provider = ImapProvider()
+        provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
         ctx = context_for(user, port=proxy.port)
         key = (dovecot.host, proxy.port, user.name)
         try:
@@ -190,7 +195,7 @@ async def test_pooled_login_serves_only_its_own_mailbox_and_credentials(
     dovecot.write_messages(
         user, "INBOX", generate_mailbox(random.Random(6), 7, start=START, end=START + 7)
     )
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     key = (dovecot.host, dovecot.port, user.name)
     try:
         first = await provider.sync(context_for(user, mailbox_id=1), SyncKind.FULL, None)
@@ -220,7 +225,13 @@ async def test_login_older_than_the_reauth_bound_is_replaced(
     user = new_user()
     clock = ManualClock()
     provider = ImapProvider(
-        ImapSettings(clock=clock, reauth_after_s=100, keepalive_s=300, max_idle_s=600)
+        ImapSettings(
+            allowed_networks=LOOPBACK,
+            clock=clock,
+            reauth_after_s=100,
+            keepalive_s=300,
+            max_idle_s=600,
+        )
     )
     key = (dovecot.host, dovecot.port, user.name)
     try:
@@ -250,7 +261,7 @@ async def test_new_credentials_close_the_old_login(
     dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
 ) -> None:
     user, other = new_user("a"), new_user("b")
-    provider = ImapProvider()
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     key = (dovecot.host, dovecot.port, user.name)
     try:
         await provider.sync(context_for(user, mailbox_id=5), SyncKind.FULL, None)
@@ -273,7 +284,7 @@ async def test_account_limit_makes_room_by_closing_another_logins_idle_session(
     dovecot: DovecotServer, new_user: MakeUser, context_for: MakeCtx
 ) -> None:
     user = new_user()
-    provider = ImapProvider(ImapSettings(max_connections=1))
+    provider = ImapProvider(ImapSettings(allowed_networks=LOOPBACK, max_connections=1))
     key = (dovecot.host, dovecot.port, user.name)
     try:
         await provider.sync(context_for(user, mailbox_id=11), SyncKind.FULL, None)
@@ -290,7 +301,9 @@ async def test_the_sweeper_closes_sessions_nobody_can_use_any_more(
 ) -> None:
     users = [new_user() for _ in range(3)]
     # A real clock: the sweeper runs on its own every max_idle_s / 3 (at least a second).
-    provider = ImapProvider(ImapSettings(keepalive_s=0.5, max_idle_s=1.5))
+    provider = ImapProvider(
+        ImapSettings(allowed_networks=LOOPBACK, keepalive_s=0.5, max_idle_s=1.5)
+    )
     try:
         for u in users:
             await provider.sync(context_for(u), SyncKind.FULL, None)

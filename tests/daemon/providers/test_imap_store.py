@@ -11,6 +11,7 @@ import pytest
 from daemon.policy import SyncKind
 from daemon.providers.base import MailboxContext, SyncResult
 from daemon.providers.imap import ImapProvider, ImapSettings
+from daemon.providers.imap_hosts import LOOPBACK
 from daemon.store.mailboxes import MailboxStore
 from daemon.store.messages import apply_result
 from loadtest.dovecot.imap_admin import ImapAdmin
@@ -59,8 +60,10 @@ async def test_incremental_syncs_keep_the_store_equal_to_the_server(
     row = await store.create_mailbox(tenant["id"], "imap", f"{user.name}@x.test", b"-")
     mailbox_id = int(row["id"])
     folders = ["INBOX", "Work"]
-    provider = ImapProvider(ImapSettings(ignore_capabilities=MODES[mode], fetch_chunk=40))
-    reference = ImapProvider()
+    provider = ImapProvider(
+        ImapSettings(allowed_networks=LOOPBACK, ignore_capabilities=MODES[mode], fetch_chunk=40)
+    )
+    reference = ImapProvider(ImapSettings(allowed_networks=LOOPBACK))
     try:
         result = await provider.sync(context_for(user, folders=folders), SyncKind.FULL, None)
         await _apply(db, mailbox_id, result)

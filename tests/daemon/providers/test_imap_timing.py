@@ -9,6 +9,7 @@ from daemon.policy import SyncKind
 from daemon.providers.base import MailboxContext
 from daemon.providers.imap import ImapProvider, ImapSettings
 from daemon.providers.imap_client import command_method
+from daemon.providers.imap_hosts import LOOPBACK
 from loadtest.dovecot.messages import generate_mailbox
 from loadtest.dovecot.server import DovecotServer, DovecotUser
 
@@ -30,7 +31,9 @@ async def test_round_trips_reach_the_observer(
         user, "INBOX", generate_mailbox(random.Random(3), 30, start=1.7e9, end=1.7e9 + 86400)
     )
     seen: list[tuple[str, str, float]] = []
-    provider = ImapProvider(ImapSettings(), lambda p, m, s: seen.append((p, m, s)))
+    provider = ImapProvider(
+        ImapSettings(allowed_networks=LOOPBACK), lambda p, m, s: seen.append((p, m, s))
+    )
     try:
         full = await provider.sync(context_for(user), SyncKind.FULL, None)
         assert len(full.upserts) == 30

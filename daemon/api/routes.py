@@ -1,119 +1,49 @@
-"""The HTTP API (OpenAPI at /docs and /openapi.json): tenants, mailboxes, sync now, status,
-metrics. Every route but /healthz wants ``Authorization: Bearer <api_token>``."""
+"""The routes of the HTTP API and what they are built from (``ApiDeps``)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal, cast
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import redis.asyncio as aioredis
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from daemon.api.guards import BodyLimit, health, validation_failed
+from daemon.api.models import (
+    MAX_ID,
+    BulkMailboxesIn,
+    BulkTenantsIn,
+    CredentialsIn,
+    MailboxIn,
+    TenantIn,
+)
 from daemon.crypto import CredentialCipher
 from daemon.metrics import Metrics
 from daemon.providers.base import Credentials
+from daemon.providers.imap_hosts import HostPolicy, HostRefused
 from daemon.queues import TierQueues
 from daemon.ratelimit import QuotaLimiters
 from daemon.scheduler import Scheduler
-from daemon.settings import check_graph_folders
 from daemon.status import snapshot, status_report
 from daemon.store import tenants
 from daemon.store.mailboxes import Conflict, MailboxStore, NotFound
 
-_STRICT = ConfigDict(extra="forbid")
 # Module level: route signatures are resolved from module globals (postponed annotations).
 _BEARER = HTTPBearer(auto_error=False)
+TenantId = Annotated[int, Path(ge=1, le=MAX_ID, description="A tenant id.")]
+MailboxId = Annotated[int, Path(ge=1, le=MAX_ID, description="A mailbox id.")]
+# Distinct IMAP hosts of one request resolved at once.
+_RESOLVING = 16
 
 
-class TenantIn(BaseModel):
-    """A tenant to create."""
-
-    model_config = _STRICT
-    name: str = Field(min_length=1, max_length=200)
-    sync_interval_s: int | None = Field(default=None, gt=0, le=86400)
-
-
-class ImapConfig(BaseModel):
-    """Server settings of an IMAP mailbox."""
-
-    model_config = _STRICT
-    host: str = Field(min_length=1)
-    port: int = Field(default=993, ge=1, le=65535)
-    tls: Literal["implicit", "none"] = "implicit"
-    username: str = Field(min_length=1)
-    auth: Literal["password", "xoauth2"] = "password"
-    folders: list[str] | None = None
-
-
-class MailboxIn(BaseModel):
-    """A mailbox to register; secrets go in ``credentials`` and are encrypted at rest."""
-
-    model_config = _STRICT
-    provider: Literal["gmail", "graph", "imap"]
-    address: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    credentials: dict[str, str]
-    config: dict[str, Any] = {}
-    sync_interval_s: int | None = Field(default=None, gt=0, le=86400)
-
-    @model_validator(mode="after")
-    def _provider_fields(self) -> MailboxIn:
-        creds = self.credentials
-        if self.provider in ("gmail", "graph"):
-            if not creds.get("refresh_token"):
-                raise ValueError("credentials.refresh_token is required for gmail and graph")
-            folders = self.config.get("folders")
-            if self.provider == "graph" and folders is not None:
-                check_graph_folders(folders, "config.folders")
-            elif folders is not None and (
-                not isinstance(folders, list) or not all(isinstance(f, str) for f in folders)
-            ):
-                raise ValueError("config.folders must be a list of folder names")
-        else:
-            cfg = ImapConfig.model_validate(self.config)
-            if cfg.auth == "password" and not creds.get("password"):
-                raise ValueError("credentials.password is required for imap password auth")
-            if cfg.auth == "xoauth2" and not creds.get("refresh_token"):
-                raise ValueError("credentials.refresh_token is required for imap xoauth2")
-        return self
-
-
-class BulkMailboxesIn(BaseModel):
-    """Many mailboxes of one tenant at once (onboarding, load tests)."""
-
-    model_config = _STRICT
-    mailboxes: list[MailboxIn] = Field(min_length=1, max_length=1000)
-
-
-class TenantWithMailboxesIn(TenantIn):
-    """A tenant and its mailboxes, for onboarding many at once."""
-
-    mailboxes: list[MailboxIn] = Field(default_factory=list, max_length=1000)
-
-
-class BulkTenantsIn(BaseModel):
-    """Up to 1,000 tenants with up to 10,000 mailboxes in all."""
-
-    model_config = _STRICT
-    tenants: list[TenantWithMailboxesIn] = Field(min_length=1, max_length=1000)
-
-    @model_validator(mode="after")
-    def _bounded(self) -> BulkTenantsIn:
-        if sum(len(t.mailboxes) for t in self.tenants) > 10_000:
-            raise ValueError("at most 10,000 mailboxes in one request")
-        return self
-
-
-class CredentialsIn(BaseModel):
-    """New secrets for a mailbox; by default reactivates one in ``needs_reauth``."""
-
-    model_config = _STRICT
-    credentials: dict[str, str] = Field(min_length=1)
-    reactivate: bool = True
+def _none_failed() -> Sequence[str]:
+    return ()
 
 
 @dataclass
@@ -129,6 +59,46 @@ class ApiDeps:
     limiters: QuotaLimiters
     clock: Callable[[], float]
     token: str
+    # Names of long-lived background tasks (scheduler, workers) that are not running;
+    # /healthz answers 503 naming them.
+    failed_tasks: Callable[[], Sequence[str]] = _none_failed
+    # Where IMAP mailboxes may point (settings ``imap.allowed_networks``).
+    imap_hosts: HostPolicy = field(default_factory=HostPolicy)
+
+
+async def _check_imap_hosts(
+    policy: HostPolicy, boxes: Sequence[tuple[tuple[str | int, ...], MailboxIn]]
+) -> None:
+    """422 naming ``config.host`` of every IMAP mailbox whose server the host policy refuses
+    (or that cannot be resolved); ``boxes`` are (location in the body, mailbox)."""
+    servers = {(m.config["host"], m.config["port"]) for _, m in boxes if m.provider == "imap"}
+    if not servers:
+        return
+    limit = asyncio.Semaphore(_RESOLVING)
+
+    async def verdict(host: str, port: int) -> HostRefused | None:
+        async with limit:
+            try:
+                await policy.resolve(host, port)
+            except HostRefused as exc:
+                return exc
+            return None
+
+    keys = sorted(servers)
+    found = await asyncio.gather(*(verdict(h, p) for h, p in keys))
+    refused = {k: v for k, v in zip(keys, found, strict=True) if v is not None}
+    errors = [
+        {
+            "type": f"imap_host_policy.{why.rule}",
+            "loc": ("body", *where, "config", "host"),
+            "msg": f"IMAP host policy: {why}",
+        }
+        for where, m in boxes
+        if m.provider == "imap"
+        and (why := refused.get((m.config["host"], m.config["port"]))) is not None
+    ]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 def create_app(deps: ApiDeps) -> FastAPI:
@@ -141,6 +111,8 @@ def create_app(deps: ApiDeps) -> FastAPI:
         description="Multi-tenant email sync daemon: registration, sync control, "
         "status and metrics.",
     )
+    app.add_middleware(BodyLimit)
+    app.add_exception_handler(RequestValidationError, validation_failed)
 
     def auth(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
         if cred is None or not secrets.compare_digest(
@@ -160,12 +132,16 @@ def create_app(deps: ApiDeps) -> FastAPI:
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        """Liveness and dependencies; no token needed."""
-        await deps.store.pool.fetchval("SELECT 1")
-        await cast(Awaitable[bool], deps.redis.ping())
-        return {"status": "ok"}
+    @app.get(
+        "/healthz",
+        tags=["ops"],
+        responses={503: {"description": "A dependency or background task is down"}},
+    )
+    async def healthz() -> JSONResponse:
+        """PostgreSQL, Redis and the daemon's background tasks; no token needed. 200
+        ``{"status": "ok"}``, or 503 ``{"status": "unavailable", "failed": [...]}``."""
+        code, body = await health(deps.store.pool, deps.redis, deps.failed_tasks)
+        return JSONResponse(body, status_code=code)
 
     @app.post("/tenants", status_code=201, dependencies=guarded, tags=["tenants"])
     async def create_tenant(body: TenantIn) -> dict[str, Any]:
@@ -176,6 +152,14 @@ def create_app(deps: ApiDeps) -> FastAPI:
     async def create_tenants(body: BulkTenantsIn) -> list[dict[str, Any]]:
         """Create tenants with their mailboxes in one transaction (onboarding, migrations);
         a name that exists already fails the whole request with 409."""
+        await _check_imap_hosts(
+            deps.imap_hosts,
+            [
+                (("tenants", i, "mailboxes", j), m)
+                for i, t in enumerate(body.tenants)
+                for j, m in enumerate(t.mailboxes)
+            ],
+        )
         new = [
             tenants.NewTenant(
                 t.name,
@@ -201,12 +185,12 @@ def create_app(deps: ApiDeps) -> FastAPI:
         return await deps.store.list_tenants()
 
     @app.get("/tenants/{tenant_id}", dependencies=guarded, tags=["tenants"])
-    async def get_tenant(tenant_id: int) -> dict[str, Any]:
+    async def get_tenant(tenant_id: TenantId) -> dict[str, Any]:
         """One tenant."""
         return await deps.store.get_tenant(tenant_id)
 
     @app.delete("/tenants/{tenant_id}", status_code=204, dependencies=guarded, tags=["tenants"])
-    async def delete_tenant(tenant_id: int) -> Response:
+    async def delete_tenant(tenant_id: TenantId) -> Response:
         """Delete a tenant, its mailboxes and messages."""
         await deps.store.delete_tenant(tenant_id)
         return Response(status_code=204)
@@ -214,8 +198,10 @@ def create_app(deps: ApiDeps) -> FastAPI:
     @app.post(
         "/tenants/{tenant_id}/mailboxes", status_code=201, dependencies=guarded, tags=["mailboxes"]
     )
-    async def create_mailbox(tenant_id: int, body: MailboxIn) -> dict[str, Any]:
-        """Register a mailbox; it is due for a full sync at once."""
+    async def create_mailbox(tenant_id: TenantId, body: MailboxIn) -> dict[str, Any]:
+        """Register a mailbox; it is due for a full sync at once. The address is stored
+        lower-case; the same account twice in one tenant is a 409."""
+        await _check_imap_hosts(deps.imap_hosts, [((), body)])
         blob = deps.cipher.encrypt(Credentials(body.credentials))
         return await deps.store.create_mailbox(
             tenant_id,
@@ -233,9 +219,12 @@ def create_app(deps: ApiDeps) -> FastAPI:
         dependencies=guarded,
         tags=["mailboxes"],
     )
-    async def create_mailboxes(tenant_id: int, body: BulkMailboxesIn) -> dict[str, Any]:
+    async def create_mailboxes(tenant_id: TenantId, body: BulkMailboxesIn) -> dict[str, Any]:
         """Register up to 1,000 mailboxes in one transaction; addresses already registered
-        under the tenant are skipped (``skipped`` counts them)."""
+        under the tenant (in any case) are skipped (``skipped`` counts them)."""
+        await _check_imap_hosts(
+            deps.imap_hosts, [(("mailboxes", i), m) for i, m in enumerate(body.mailboxes)]
+        )
         rows = [
             tenants.NewMailbox(
                 m.provider,
@@ -250,32 +239,32 @@ def create_app(deps: ApiDeps) -> FastAPI:
         return {"created": created, "skipped": len(rows) - len(created)}
 
     @app.post("/tenants/{tenant_id}/pause", dependencies=guarded, tags=["tenants"])
-    async def pause_tenant(tenant_id: int) -> dict[str, int]:
+    async def pause_tenant(tenant_id: TenantId) -> dict[str, int]:
         """Stop syncing the tenant's active mailboxes (cursors and messages are kept)."""
         return {"paused": await tenants.pause(deps.store.pool, tenant_id, deps.clock())}
 
     @app.post("/tenants/{tenant_id}/resume", dependencies=guarded, tags=["tenants"])
-    async def resume_tenant(tenant_id: int) -> dict[str, int]:
+    async def resume_tenant(tenant_id: TenantId) -> dict[str, int]:
         """Sync the tenant's paused mailboxes again, starting now."""
         return {"resumed": await tenants.resume(deps.store.pool, tenant_id, deps.clock())}
 
     @app.get("/mailboxes", dependencies=guarded, tags=["mailboxes"])
     async def list_mailboxes(
-        tenant_id: int | None = None,
+        tenant_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        after_id: Annotated[int, Query(ge=0)] = 0,
+        after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> list[dict[str, Any]]:
         """Mailboxes by id, paged with ``after_id``."""
         return await deps.store.list_mailboxes(tenant_id, limit, after_id)
 
     @app.get("/mailboxes/{mailbox_id}", dependencies=guarded, tags=["mailboxes"])
-    async def get_mailbox(mailbox_id: int) -> dict[str, Any]:
+    async def get_mailbox(mailbox_id: MailboxId) -> dict[str, Any]:
         """A mailbox's sync state."""
         return await deps.store.get_mailbox(mailbox_id)
 
     @app.get("/mailboxes/{mailbox_id}/runs", dependencies=guarded, tags=["mailboxes"])
     async def mailbox_runs(
-        mailbox_id: int, limit: Annotated[int, Query(ge=1, le=500)] = 20
+        mailbox_id: MailboxId, limit: Annotated[int, Query(ge=1, le=500)] = 20
     ) -> list[dict[str, Any]]:
         """The mailbox's most recent sync runs."""
         await deps.store.get_mailbox(mailbox_id)
@@ -289,13 +278,13 @@ def create_app(deps: ApiDeps) -> FastAPI:
     @app.delete(
         "/mailboxes/{mailbox_id}", status_code=204, dependencies=guarded, tags=["mailboxes"]
     )
-    async def delete_mailbox(mailbox_id: int) -> Response:
+    async def delete_mailbox(mailbox_id: MailboxId) -> Response:
         """Delete a mailbox and its messages."""
         await deps.store.delete_mailbox(mailbox_id)
         return Response(status_code=204)
 
     @app.put("/mailboxes/{mailbox_id}/credentials", dependencies=guarded, tags=["mailboxes"])
-    async def put_credentials(mailbox_id: int, body: CredentialsIn) -> dict[str, Any]:
+    async def put_credentials(mailbox_id: MailboxId, body: CredentialsIn) -> dict[str, Any]:
         """Replace secrets (after the user reconnected)."""
         await deps.store.update_credentials(
             mailbox_id,
@@ -308,7 +297,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     @app.post(
         "/mailboxes/{mailbox_id}/sync", status_code=202, dependencies=guarded, tags=["mailboxes"]
     )
-    async def sync_now(mailbox_id: int) -> dict[str, Any]:
+    async def sync_now(mailbox_id: MailboxId) -> dict[str, Any]:
         """Sync at high priority now (what a push notification triggers)."""
         mailbox = await deps.store.get_mailbox(mailbox_id)
         if mailbox["status"] != "active":

@@ -1,0 +1,11 @@
+"""The HTTP API (OpenAPI at /docs and /openapi.json): tenants, mailboxes, sync now, status,
+metrics. Every route but /healthz wants ``Authorization: Bearer <api_token>``.
+
+``models`` bounds every input, ``guards`` keeps every answer a 2xx or 4xx (body limit,
+validation errors without values, the health check), ``routes`` builds the app.
+"""
+
+from daemon.api.models import MailboxIn
+from daemon.api.routes import ApiDeps, create_app
+
+__all__ = ["ApiDeps", "MailboxIn", "create_app"]
