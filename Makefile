@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install report test lint typecheck services dovecot clean
+.PHONY: install report test lint typecheck services dovecot browser clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,10 @@ services:
 dovecot:
 	bash loadtest/dovecot/install.sh
 
-test: install services dovecot
+browser:
+	bash scripts/install-browser.sh
+
+test: install services dovecot browser
 	$(BIN)/pytest
 
 lint: install

@@ -8,16 +8,22 @@ functions registered on it, so the daemon's CLI can mount them one by one
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import structlog
 import typer
+from pydantic import ValidationError
 
 from daemon import logs
 from daemon.errors import ConfigError
 from simulator import html as h
+from simulator import limits
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Capacity simulator of the mailsync daemon.", no_args_is_help=True)
 
@@ -35,6 +41,28 @@ def _fail(e: ConfigError) -> None:
     raise typer.Exit(2)
 
 
+def _checked(what: str, fn: Callable[[], T]) -> T:
+    """``fn()``, with a validation error of a command-line value as a ``ConfigError``."""
+    try:
+        return fn()
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"{what}: {problems}") from None
+
+
+def _finite(x: float) -> float | None:
+    # JSON has no NaN or infinity: an undefined figure is null.
+    return x if math.isfinite(x) else None
+
+
+Force = Annotated[
+    bool,
+    typer.Option(help="Run an event simulation whose estimated time or memory is past the limits."),
+]
+
+
 def _parse_set(values: list[str] | None) -> dict[str, object]:
     out: dict[str, object] = {}
     for v in values or []:
@@ -48,18 +76,29 @@ def _parse_set(values: list[str] | None) -> dict[str, object]:
     return out
 
 
-def _ints(text: str, name: str) -> list[int]:
+def _ints(text: str, name: str, high: float = math.inf) -> list[int]:
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        out = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise ConfigError(f"--{name}: expected comma-separated integers, got {text!r}") from None
+    return _within(out, name, 1, high)
 
 
-def _floats(text: str, name: str) -> list[float]:
+def _floats(text: str, name: str, low: float = 0.0, high: float = math.inf) -> list[float]:
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        out = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise ConfigError(f"--{name}: expected comma-separated numbers, got {text!r}") from None
+    return _within(out, name, low, high)
+
+
+def _within(values: list[Any], name: str, low: float, high: float) -> list[Any]:
+    if not values:
+        raise ConfigError(f"--{name}: no values")
+    for v in values:
+        if not (math.isfinite(v) and low <= v <= high and (low > 0 or v > 0)):
+            raise ConfigError(f"--{name}: {v} is outside ({low:g}, {high:g}]")
+    return values
 
 
 @app.command()
@@ -83,10 +122,14 @@ def report(
     ] = None,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    force: Force = False,
+    open_: Annotated[
+        bool, typer.Option("--open", help="Open the report in a web browser when there is one.")
+    ] = False,
 ) -> None:
     """Write reports/<name>/index.html plus CSV/JSON (no Redis or PostgreSQL needed)."""
     from simulator.fast_report import fast_report
-    from simulator.report import Options, plan_b_report, scenario_report
+    from simulator.report import Options, open_in_browser, plan_b_report, scenario_report
 
     default_name = "plan-b-capacity" if not scenarios else Path(scenarios[0]).stem
     o = Options(
@@ -98,6 +141,7 @@ def report(
         calibration=calibration,
         jobs=jobs,
         progress=progress,
+        force=force,
     )
     try:
         if fast:
@@ -110,19 +154,22 @@ def report(
         _fail(e)
         return
     typer.echo(f"wrote {path}")
+    if open_ and not open_in_browser(path):
+        typer.echo("no web browser found: open the file above yourself", err=True)
 
 
 @app.command()
 def simulate(
     scenario: Annotated[str, typer.Argument(help="Scenario file or shipped name.")],
-    replications: Annotated[int | None, typer.Option(min=1)] = None,
+    replications: Annotated[int | None, typer.Option(min=1, max=limits.MAX_REPLICATIONS)] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a field: daemon.processes=4 (JSON values)."),
     ] = None,
     calibration: Annotated[Path | None, typer.Option()] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    jobs: Annotated[int | None, typer.Option()] = None,
+    jobs: Annotated[int | None, typer.Option(min=1)] = None,
+    force: Force = False,
 ) -> None:
     """Simulate one scenario and print its figures with 95 % confidence intervals."""
     from simulator.calibration import apply, load_calibration
@@ -134,22 +181,27 @@ def simulate(
         if calibration is not None:
             s = apply(s, load_calibration(calibration), calibration.name)
         if replications is not None:
-            s = s.updated({"run.replications": replications})
+            n = replications
+            s = _checked("--replications", lambda: s.updated({"run.replications": n}))
+        cost = limits.guard([s], jobs, force)
     except ConfigError as e:
         _fail(e)
         return
+    if cost.seconds > limits.NOTICE_S:
+        typer.echo(f"estimate: {cost.text()}", err=True)
     t0 = time.perf_counter()
     r = run_many([s], jobs=jobs, progress=not as_json)[0]
     if as_json:
         doc = {
             "scenario": s.name,
             "metrics": {
-                k: {"mean": e.mean, "ci95": e.half, "n": e.n} for k, e in r.metrics.items()
+                k: {"mean": _finite(e.mean), "ci95": _finite(e.half), "n": e.n}
+                for k, e in r.metrics.items()
             },
             "verdicts": {v.name: v.passed for v in r.verdicts},
             "bottleneck": r.bottleneck,
         }
-        typer.echo(json.dumps(doc, indent=1, default=str))
+        typer.echo(json.dumps(doc, indent=1, default=str, allow_nan=False))
         return
     typer.echo(
         f"{s.name}: {s.population.tenants} tenants, {s.daemon.profile} × "
@@ -195,7 +247,8 @@ def sweep(
     out: Annotated[Path, typer.Option(help="CSV file of the capacity table.")] = Path(
         "reports/capacity.csv"
     ),
-    jobs: Annotated[int | None, typer.Option()] = None,
+    jobs: Annotated[int | None, typer.Option(min=1)] = None,
+    force: Force = False,
 ) -> None:
     """Capacity table: the cheapest configuration per tenant count and its bottleneck."""
     from simulator.calibration import apply, load_calibration
@@ -204,6 +257,10 @@ def sweep(
     from simulator.sweep import capacity_table, event_grid
 
     try:
+        t_list = _ints(tenants, "tenants", limits.MAX_TENANTS)
+        c_list = _floats(concurrency, "concurrency", 0.0, 100.0)
+        k_list = _ints(processes, "processes", limits.MAX_PROCESSES)
+        i_list = _floats(intervals, "intervals", 1.0, limits.MAX_SYNC_INTERVAL_S)
         s = load_scenario(scenario)
         if calibration is not None:
             s = apply(s, load_calibration(calibration), calibration.name)
@@ -215,12 +272,8 @@ def sweep(
         )
         t0 = time.perf_counter()
         if event:
-            points, best = event_grid(
-                s,
-                _ints(tenants, "tenants"),
-                _floats(concurrency, "concurrency"),
-                _ints(processes, "processes"),
-                jobs=jobs,
+            points, best = _checked(
+                "sweep", lambda: event_grid(s, t_list, c_list, k_list, jobs=jobs, force=force)
             )
             out.parent.mkdir(parents=True, exist_ok=True)
             write_csv(out, best)
@@ -238,14 +291,11 @@ def sweep(
                     f"bottleneck {r['bottleneck']}"
                 )
             return
-        rows, n = capacity_table(
-            s,
-            _ints(tenants, "tenants"),
-            _floats(concurrency, "concurrency"),
-            _ints(processes, "processes"),
-            _floats(intervals, "intervals"),
-            verify=verify,
-            jobs=jobs,
+        rows, n = _checked(
+            "sweep",
+            lambda: capacity_table(
+                s, t_list, c_list, k_list, i_list, verify=verify, jobs=jobs, force=force
+            ),
         )
     except ConfigError as e:
         _fail(e)

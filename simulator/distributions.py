@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Dist(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No infinities or NaN: every figure must be a finite number.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Constant(_Dist):
@@ -81,6 +82,17 @@ def mean(d: Distribution) -> float:
     if isinstance(d, Uniform):
         return (d.low + d.high) / 2
     return float(np.mean(d.samples))
+
+
+def upper(d: Distribution) -> float:
+    """The largest value ``d`` can draw (inf for exponential and lognormal)."""
+    if isinstance(d, Constant):
+        return d.value
+    if isinstance(d, Uniform):
+        return d.high
+    if isinstance(d, Empirical):
+        return max(d.samples)
+    return math.inf
 
 
 def second_moment(d: Distribution) -> float:

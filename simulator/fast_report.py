@@ -8,31 +8,34 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from simulator import formatting as fm
 from simulator import html as h
 from simulator.analytic import RATIO_NAMES, job_profile, largest_interval
 from simulator.loader import load_scenario, shipped_scenarios
 from simulator.plan_sections import files_html, quota_html, scaling_html, sweep_html
 from simulator.report import Options, jsonable, prepare, write_csv
+from simulator.summary import capacity_table_html
 from simulator.sweep import capacity_table
 from simulator.validation import fast_for
 
+# (key, label, ``formatting`` unit) of the fast path's figures.
 FIGURES = [
-    ("demand_per_min", "offered syncs/min"),
-    ("throughput_per_min", "throughput/min"),
-    ("capacity_per_min", "capacity/min (drain)"),
-    ("wait_mean", "queue wait, mean s"),
-    ("lag_mean", "due → synced lag, mean s"),
-    ("staleness_mean", "staleness, mean s"),
-    ("staleness_p95", "staleness p95, s"),
-    ("staleness_q", "staleness at the criterion quantile, s"),
-    ("util_workers", "worker utilisation (steady tier)"),
-    ("cpu_pct_host", "CPU % of a host"),
-    ("ram_gb_host", "RAM per host, GB"),
-    ("imap_conn_account_peak", "IMAP connections of one account, peak"),
-    ("imap_conn_process_mean", "IMAP pooled connections per process, mean"),
-    ("db_util", "PostgreSQL utilisation"),
-    ("cost_month", "cost, USD/month"),
-    ("cost_per_tenant", "cost per tenant, USD/month"),
+    ("demand_per_min", "offered syncs", "/min"),
+    ("throughput_per_min", "throughput", "/min"),
+    ("capacity_per_min", "capacity (drain)", "/min"),
+    ("wait_mean", "queue wait, mean", fm.DURATION),
+    ("lag_mean", "due → synced lag, mean", fm.DURATION),
+    ("staleness_mean", "staleness, mean", fm.DURATION),
+    ("staleness_p95", "staleness p95", fm.DURATION),
+    ("staleness_q", "staleness at the criterion quantile", fm.DURATION),
+    ("util_workers", "worker utilisation (steady tier)", fm.SHARE),
+    ("cpu_pct_host", "CPU of a host (share of its vCPUs)", "%"),
+    ("ram_gb_host", "RAM per host", "GB"),
+    ("imap_conn_account_peak", "IMAP connections of one account, peak", ""),
+    ("imap_conn_process_mean", "IMAP pooled connections per process, mean", ""),
+    ("db_util", "PostgreSQL utilisation", fm.SHARE),
+    ("cost_month", "cost", "USD/month"),
+    ("cost_per_tenant", "cost per tenant", "USD/month"),
 ]
 
 
@@ -43,7 +46,7 @@ def fast_report(refs: Sequence[str], o: Options) -> Path:
     for s in scen:
         f = fast_for(s)
         c = s.criteria
-        row: dict[str, Any] = {"scenario": s.name, **{k: f[k] for k, _ in FIGURES}}
+        row: dict[str, Any] = {"scenario": s.name, **{k: f[k] for k, _, _ in FIGURES}}
         row["stable"] = bool(f["stable"])
         row["pass_throughput"] = f["capacity_per_min"] >= c.throughput_per_min
         row["pass_cpu"] = f["cpu_pct_host"] < c.cpu_pct_max
@@ -59,36 +62,43 @@ def fast_report(refs: Sequence[str], o: Options) -> Path:
     out = o.out / o.name
     out.mkdir(parents=True, exist_ok=True)
     header = ["figure", *[s.name for s in scen]]
-    body_rows = [[label, *[h.fmt(float(r[k])) for r in rows]] for k, label in FIGURES]
+    body_rows = [
+        [label, *[fm.quantity(float(r[k]), None, unit) for r in rows]] for k, label, unit in FIGURES
+    ]
     verdicts = [
-        [f"pass: {v}", *[str(r[f"pass_{v}"]) for r in rows]]
+        [f"meets {v}", *["✓ yes" if r[f"pass_{v}"] else "✗ no" for r in rows]]
         for v in ("throughput", "cpu", "ram", "freshness")
     ]
     extra = [
-        ["stable", *[str(r["stable"]) for r in rows]],
+        ["stable", *["yes" if r["stable"] else "no" for r in rows]],
         ["busiest resource", *[str(r["bottleneck"]) for r in rows]],
         [
             "largest interval meeting freshness",
             *[
                 "none"
                 if math.isnan(r["largest_interval_s"])
-                else f"{r['largest_interval_s']:.0f} s"
+                else fm.duration(r["largest_interval_s"])
                 for r in rows
             ],
         ],
     ]
-    body = (
-        "<h1>mailsync capacity report (fast path only)</h1><p>Closed-form estimates without "
-        "event simulation: batch-drain waits, capacity ceilings, resources and cost. Run "
-        "without <code>--fast</code> for simulated figures with confidence intervals, the "
-        "plan's claims and the dynamics.</p>"
-        + h.table(header, body_rows + verdicts + extra)
-        + sweep_html(base, "fast path only, not re-simulated", table, n)
-        + scaling_html(scen, [])
-        + quota_html()
-        + files_html()
+    summary = (
+        "<p class='lead'>Closed-form estimates without event simulation (fast path only): "
+        "batch-drain waits, capacity ceilings, resources and cost. Run without "
+        "<code>--fast</code> for simulated figures with confidence intervals, the plan's "
+        f"claims and the dynamics. Cheapest passing configuration per tenant count, from "
+        f"{n:,} configurations:</p>" + capacity_table_html(base, table)
     )
-    (out / "index.html").write_text(h.page("mailsync fast capacity report", body), "utf-8")
+    sections = [
+        h.section("Summary", summary, folded=False),
+        h.section("Scenarios (fast path)", h.table(header, body_rows + verdicts + extra)),
+        h.fold(sweep_html(base, "fast path only, not re-simulated", table, n)),
+        h.fold(scaling_html(scen, [])),
+        h.fold(quota_html()),
+        h.fold(files_html()),
+    ]
+    title = "mailsync capacity report (fast path only)"
+    (out / "index.html").write_text(h.page(title, h.header(title, sections)), "utf-8")
     write_csv(out / "scenarios.csv", rows)
     write_csv(out / "capacity.csv", table)
     (out / "report.json").write_text(

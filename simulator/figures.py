@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import PercentFormatter
 
 from simulator.metrics import EDGES, TIER_NAMES
 from simulator.results import ScenarioResult
@@ -59,11 +60,17 @@ def scaling(
 
 
 def staleness_cdf(results: Sequence[ScenarioResult]) -> str:
-    """Distribution of sampled staleness per tier, one panel per scenario."""
+    """Distribution of sampled staleness per tier, one panel per scenario in a two-column
+    grid (readable at laptop width)."""
     n = len(results)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
+    cols = min(n, 2)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 3.3 * rows), squeeze=False)
     centers = np.concatenate([[0.5], np.sqrt(EDGES[1:] * np.maximum(EDGES[:-1], 0.5)), [EDGES[-1]]])
-    for ax, r in zip(axes[0], results, strict=True):
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    for ax, r in zip(flat[:n], results, strict=True):
         for i, tier in enumerate(TIER_NAMES):
             h = r.staleness_hist[i] if r.staleness_hist.size else np.zeros(1)
             if h.sum() == 0:
@@ -79,34 +86,37 @@ def staleness_cdf(results: Sequence[ScenarioResult]) -> str:
         if len(nz):
             ax.set_xlim(max(centers[nz[0]] / 60, 0.05), centers[nz[-1]] / 60 * 1.5)
         ax.axvline(5, color="r", lw=0.8, ls=":")
-        ax.set_title(r.scenario.name, fontsize=9)
+        ax.set_title(r.scenario.name, fontsize=10)
         ax.set_xlabel("staleness, minutes")
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("share of samples")
+        ax.set_ylabel("share of samples")
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+        ax.legend(fontsize=8)
     return _png(fig)
 
 
 def utilisation(results: Sequence[ScenarioResult]) -> str:
-    """Worker utilisation per tier, CPU, RAM and database load per scenario."""
+    """Worker utilisation per tier, CPU (percent of the busiest host's vCPUs), RAM against
+    its limit and database load per scenario, all in percent."""
     keys = [
-        ("util_high", "workers high"),
-        ("util_normal", "workers normal"),
-        ("util_low", "workers low"),
-        ("ratio_cpu", "CPU / limit"),
-        ("ratio_ram", "RAM / limit"),
-        ("db_util", "database"),
+        ("util_high", "workers high", 1.0),
+        ("util_normal", "workers normal", 1.0),
+        ("util_low", "workers low", 1.0),
+        ("cpu_pct_host", "CPU, % of host", 0.01),
+        ("ratio_ram", "RAM, % of limit", 1.0),
+        ("db_util", "database", 1.0),
     ]
-    fig, ax = plt.subplots(figsize=(11, 3.6))
+    fig, ax = plt.subplots(figsize=(11, 3.8))
     width = 0.8 / len(keys)
     x = np.arange(len(results))
-    for j, (k, label) in enumerate(keys):
-        vals = [r.get(k) for r in results]
+    for j, (k, label, scale) in enumerate(keys):
+        vals = [r.get(k) * scale for r in results]
         vals = [0.0 if math.isnan(v) else v for v in vals]
         ax.bar(x + j * width, vals, width, label=label)
-    ax.set_xticks(x + 0.4 - width / 2, [r.scenario.name for r in results], fontsize=8)
-    ax.set_ylabel("share of capacity")
+    ax.set_xticks(x + 0.4 - width / 2, [r.scenario.name for r in results], fontsize=9)
+    ax.set_ylabel("busy, % of capacity")
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
     ax.axhline(1.0, color="r", lw=0.8, ls=":")
-    ax.legend(fontsize=7, ncol=3)
+    ax.legend(fontsize=8, ncol=3)
     ax.set_title("Utilisation")
     return _png(fig)
 
@@ -129,9 +139,10 @@ def quota_use(results: Sequence[ScenarioResult]) -> str:
         ax.bar(x + j * width, [0 if math.isnan(v) else v for v in vals], width, label=q)
     ax.set_xticks(x + 0.4 - width / 2, [r.scenario.name for r in results], fontsize=8)
     ax.set_yscale("symlog", linthresh=1e-3)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=1))
     ax.axhline(1.0, color="r", lw=0.8, ls=":")
-    ax.set_ylabel("use / limit")
-    ax.legend(fontsize=7, ncol=4)
+    ax.set_ylabel("use, % of limit")
+    ax.legend(fontsize=8, ncol=4)
     ax.set_title("API use against each quota (mailbox quotas: the busiest mailbox)")
     return _png(fig)
 

@@ -131,6 +131,7 @@ class ProviderRuntime:
             e.auth_revoked + e.permanent + e.transient,
         )
         self._cache: dict[tuple[int, int, int, int, int], tuple[Request, ...]] = {}
+        self._cached = 0  # requests held by the cache
         self.counters = ProviderCounters()
         # A list: one scalar update per job is cheaper than on a numpy array.
         self.units_by_mailbox: list[float] = [0.0] * n_mailboxes
@@ -194,9 +195,13 @@ class ProviderRuntime:
                 extra = inner_s * inner if inner > 1 else 0.0
                 out.append((sampler, inner, inner * cost, inner * rcost, extra))
         result = tuple(out)
-        if len(self._cache) > 200_000:
+        # Bounded by entries and by requests: a few syncs of a whole mailbox each hold
+        # hundreds of thousands of requests (about 100 bytes each).
+        if len(self._cache) > 200_000 or self._cached > 2_000_000:
             self._cache.clear()
+            self._cached = 0
         self._cache[key] = result
+        self._cached += len(result)
         return result
 
     # --- buckets ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from daemon.errors import ConfigError
+from simulator import limits
 from simulator.scenario import Scenario
 
 Loc = tuple[str | int, ...]
@@ -116,17 +117,25 @@ def _toml_lines(text: str) -> dict[Loc, int]:
 
 def read_document(path: Path) -> Document:
     """Parse one YAML or TOML file; syntax errors become ``ConfigError`` with the line."""
+    src = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
-    src = str(path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{src}: line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
     lines: dict[Loc, int]
     if path.suffix == ".toml":
         try:
             data: Any = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{src}: invalid TOML: {e}") from e
+        except (tomllib.TOMLDecodeError, ValueError, RecursionError) as e:
+            raise ConfigError(f"{src}: invalid TOML: {_one_line(e)}") from None
         lines = _toml_lines(text)
     else:
         try:
@@ -135,7 +144,10 @@ def read_document(path: Path) -> Document:
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{src}:{where}: invalid YAML: {e}") from e
+            raise ConfigError(f"{src}:{where}: invalid YAML: {_one_line(e)}") from None
+        except (ValueError, TypeError, RecursionError) as e:
+            # A scalar YAML cannot convert (a date like 2024-13-45) or nesting too deep.
+            raise ConfigError(f"{src}: invalid YAML: {_one_line(e)}") from None
         lines = {}
         if node is not None:
             _yaml_lines(node, (), lines)
@@ -146,13 +158,47 @@ def read_document(path: Path) -> Document:
     return Document(data, {k: (src, v) for k, v in lines.items()}, src)
 
 
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def _replaces(base: Any, over: Any) -> bool:
+    # A mapping merges into a mapping, except a distribution of another kind: its fields
+    # (a lognormal's sigma under an exponential) mean nothing to the new kind.
+    if not (isinstance(base, dict) and isinstance(over, dict)):
+        return True
+    return "kind" in over and "kind" in base and over["kind"] != base["kind"]
+
+
 def _merge(base: Any, over: Any) -> Any:
-    if isinstance(base, dict) and isinstance(over, dict):
-        out = dict(base)
-        for k, v in over.items():
-            out[k] = _merge(base[k], v) if k in base else v
-        return out
-    return over
+    if _replaces(base, over):
+        return over
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(base[k], v) if k in base else v
+    return out
+
+
+def _replaced(base: Any, over: Any, loc: Loc = ()) -> list[Loc]:
+    """Where ``over`` replaces ``base`` rather than merging into it."""
+    if _replaces(base, over):
+        return [loc]
+    out: list[Loc] = []
+    for k, v in over.items():
+        if k in base:
+            out.extend(_replaced(base[k], v, (*loc, k)))
+    return out
+
+
+def _inherited_lines(parent: Document, child: dict[str, Any]) -> dict[Loc, tuple[str, int]]:
+    # The parent's lines, less those under what the child replaced: an error there is in
+    # the child's file.
+    gone = _replaced(parent.data, child)
+    return {
+        loc: hit
+        for loc, hit in parent.lines.items()
+        if not any(loc[: len(g)] == g and len(loc) > len(g) for g in gone)
+    }
 
 
 def load_document(ref: str | Path, relative_to: Path | None = None, depth: int = 0) -> Document:
@@ -168,15 +214,22 @@ def load_document(ref: str | Path, relative_to: Path | None = None, depth: int =
         line = doc.lines.get(("extends",), (doc.source, 0))[1]
         raise ConfigError(f"{doc.source}: line {line}: extends: must be a file or scenario name")
     parent = load_document(parent_ref, path.parent, depth + 1)
-    return Document(_merge(parent.data, doc.data), {**parent.lines, **doc.lines}, doc.source)
+    lines = {**_inherited_lines(parent, doc.data), **doc.lines}
+    return Document(_merge(parent.data, doc.data), lines, doc.source)
 
 
 def _where(doc: Document, loc: Loc) -> str:
     for n in range(len(loc), 0, -1):
         hit = doc.lines.get(loc[:n])
         if hit is not None:
-            return f"{hit[0]}: line {hit[1]}"
+            return f"{hit[0]}: line {hit[1]}" if hit[1] > 0 else hit[0]
     return doc.source
+
+
+# pydantic's error types of a value out of bounds: the loader says why the bound exists.
+_BOUND_ERRORS = frozenset(
+    {"less_than_equal", "less_than", "greater_than_equal", "greater_than", "finite_number"}
+)
 
 
 def validate(model: type[M], doc: Document) -> M:
@@ -189,13 +242,20 @@ def validate(model: type[M], doc: Document) -> M:
             # Union members add their tag to the path; drop those so the path reads as YAML.
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
             msg = err["msg"].removeprefix("Value error, ")
-            # Cross-field rules say which field they are about ("providers: ..."): point there.
+            # Cross-field rules say which field they are about ("providers: ..." or
+            # "overrides: batch_size: ..."): point there, as deep as the file names it.
             head, sep, rest = msg.partition(": ")
-            if sep and (*loc, head) in doc.lines:
+            while sep and (*loc, head) in doc.lines:
                 loc, msg = (*loc, head), rest
+                head, sep, rest = msg.partition(": ")
             field = ".".join(str(p) for p in loc) or "(document)"
+            why = limits.WHY.get(field) or limits.WHY.get(str(loc[-1]) if loc else "")
+            if err["type"] in _BOUND_ERRORS and why:
+                msg = f"{msg} ({why})"
             problems.append(f"{_where(doc, loc)}: {field}: {msg}")
-        raise ConfigError("invalid input:\n  " + "\n  ".join(problems)) from e
+        if len(problems) == 1:
+            raise ConfigError(problems[0]) from None
+        raise ConfigError(f"{len(problems)} problems:\n  " + "\n  ".join(problems)) from None
 
 
 _UNION_TAGS = frozenset({"constant", "exponential", "lognormal", "uniform", "empirical"})
@@ -204,13 +264,21 @@ _UNION_TAGS = frozenset({"constant", "exponential", "lognormal", "uniform", "emp
 def apply_overrides(doc: Document, overrides: Mapping[str, Any]) -> Document:
     """``doc`` with dotted-path values replaced (command-line ``--set`` style)."""
     data = copy.deepcopy(doc.data)
+    lines = dict(doc.lines)
     for key, value in overrides.items():
         *heads, last = key.split(".")
         node = data
         for h in heads:
-            node = node.setdefault(h, {})
+            child = node.setdefault(h, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {h} is not a mapping of fields")
+            node = child
         node[last] = value
-    return Document(data, doc.lines, doc.source)
+        # An error in a value given on the command line points at the option, not the file.
+        loc = tuple(key.split("."))
+        lines = {k: v for k, v in lines.items() if k[: len(loc)] != loc}
+        lines[loc] = (f"--set {key}", 0)
+    return Document(data, lines, doc.source)
 
 
 def load_scenario(ref: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:

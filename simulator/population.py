@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from daemon.errors import ConfigError
+from simulator import limits
 from simulator.distributions import draw
+from simulator.limits import MAX_SYNC_INTERVAL_S
 from simulator.scenario import PROVIDERS, Scenario
 
 
@@ -32,7 +35,14 @@ class PopulationArrays:
 def mailboxes_per_tenant(s: Scenario, rng: np.random.Generator) -> np.ndarray:
     """Mailbox count of each tenant (at least one)."""
     raw = draw(s.population.mailboxes_per_tenant, rng, s.population.tenants)
-    counts: np.ndarray = np.maximum(1, np.rint(raw)).astype(np.int64)
+    # A long tail (lognormal) may draw a tenant past every bound: no tenant holds more
+    # mailboxes than a whole scenario may (``limits.MAX_MAILBOXES``).
+    counts: np.ndarray = np.clip(np.rint(raw), 1, limits.MAX_MAILBOXES).astype(np.int64)
+    if counts.sum() > 2 * limits.MAX_MAILBOXES:
+        raise ConfigError(
+            f"population.mailboxes_per_tenant: drew {int(counts.sum()):,} mailboxes, more "
+            f"than {limits.MAX_MAILBOXES:,} (a distribution with a long tail; narrow it)"
+        )
     return counts
 
 
@@ -89,7 +99,8 @@ def draw_mailboxes(s: Scenario, rng: np.random.Generator) -> Mailboxes:
     if pop.sync_interval_s is None:
         interval = np.full(n, default_interval)
     else:
-        t_int = np.maximum(1.0, draw(pop.sync_interval_s, rng, pop.tenants))
+        # Within the daemon's own range (at most a day); a long tail cannot draw past it.
+        t_int = np.clip(draw(pop.sync_interval_s, rng, pop.tenants), 1.0, MAX_SYNC_INTERVAL_S)
         interval = t_int[tenant]
     return Mailboxes(tenant, provider, rate, size, interval)
 

@@ -10,6 +10,7 @@ import csv
 import json
 import math
 import time
+import webbrowser
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from simulator import claims
+from simulator import claims, limits
 from simulator import html as h
 from simulator.calibration import apply as apply_calibration
 from simulator.calibration import load_calibration
@@ -35,6 +36,7 @@ from simulator.plan_sections import (
 from simulator.runner import run_many
 from simulator.scenario import Scenario, plan_job_time
 from simulator.sections import dynamics_section, presets_section, summary_section
+from simulator.summary import summary_html
 from simulator.sweep import capacity_table
 from simulator.validation import compare
 
@@ -53,6 +55,8 @@ class Options:
     calibration: Path | None = None
     jobs: int | None = None
     progress: bool = True
+    # Run event simulations past the cost limits (``limits.guard``).
+    force: bool = False
 
 
 def prepare(s: Scenario, o: Options) -> Scenario:
@@ -201,22 +205,33 @@ def plan_b_report(o: Options) -> Path:
     agreement = [a for r in model + plan for a in compare(r)]
     out = o.out / o.name
     out.mkdir(parents=True, exist_ok=True)
-    body = [summary_section(presets, o.quick, time.perf_counter() - t0)]
-    body.append(presets_section("Plan B presets: the model's latency defaults", model))
-    body.append(presets_section("Plan B presets: the plan's 10 s per job", plan))
-    body.append(claims_html(checks))
-    body.append(freshness_html(presets))
-    body.append(
-        dynamics_section([by_name[s.name] for s in dyn], [by_name[s.name] for s in onboard])
+    seconds = time.perf_counter() - t0
+    titles = (
+        "Plan B presets: the model's latency defaults",
+        "Plan B presets: the plan's 10 s per job",
     )
-    for base, label, table, n_configs in tables:
-        body.append(sweep_html(base, label, table, n_configs))
-    body.append(scaling_html(presets, model))
-    body.append(agreement_html(agreement))
-    body.append(quota_html())
-    body.append(files_html())
+    cal = load_calibration(o.calibration) if o.calibration is not None else None
+    graded = [(claims.ASSUMPTIONS["model"], model), (claims.ASSUMPTIONS["plan"], plan)]
+    # The summary comes first and open; every detail section is folded under it.
+    body = [
+        h.section("Summary", summary_html(tables, graded, checks, presets, cal), folded=False),
+        h.fold(presets_section(titles[0], model)),
+        h.fold(presets_section(titles[1], plan)),
+        h.fold(claims_html(checks)),
+        h.fold(freshness_html(presets)),
+        h.fold(
+            dynamics_section([by_name[s.name] for s in dyn], [by_name[s.name] for s in onboard])
+        ),
+        *[h.fold(sweep_html(base, label, table, n)) for base, label, table, n in tables],
+        h.fold(scaling_html(presets, model)),
+        h.fold(agreement_html(agreement)),
+        h.fold(quota_html()),
+        h.section("How this report was made", summary_section(presets, o.quick, seconds)),
+        h.fold(files_html()),
+    ]
     (out / "index.html").write_text(
-        h.page("mailsync capacity report", "".join(body)), encoding="utf-8"
+        h.page("mailsync capacity report", h.header("mailsync capacity report", body)),
+        encoding="utf-8",
     )
     rows = [r.row() for r in model + plan]
     write_csv(out / "scenarios.csv", rows)
@@ -240,23 +255,37 @@ def plan_b_report(o: Options) -> Path:
     return out / "index.html"
 
 
+def open_in_browser(path: Path) -> bool:
+    """Open a written report in the user's web browser; False when there is none (or it
+    could not be started), never an error."""
+    try:
+        return webbrowser.open(path.resolve().as_uri())
+    except webbrowser.Error:
+        return False
+
+
 def scenario_report(refs: Sequence[str], o: Options) -> Path:
     """A report on the given scenario files: results, verdicts, figures, fast-path check."""
     t0 = time.perf_counter()
     scen = [prepare(load_scenario(r), o) for r in refs]
+    est = limits.guard(scen, o.jobs, o.force)
+    log.info("estimate", text=est.text())
     results = run_many(scen, jobs=o.jobs, progress=o.progress)
     agreement = [a for r in results for a in compare(r)]
     out = o.out / o.name
     out.mkdir(parents=True, exist_ok=True)
     body = [
-        summary_section(scen, o.quick, time.perf_counter() - t0),
-        presets_section("Scenarios", results),
-        freshness_html(scen),
-        agreement_html(agreement),
-        files_html(),
+        h.fold(presets_section("Scenarios", results), folded=False),
+        h.fold(freshness_html(scen)),
+        h.fold(agreement_html(agreement)),
+        h.section(
+            "How this report was made", summary_section(scen, o.quick, time.perf_counter() - t0)
+        ),
+        h.fold(files_html()),
     ]
     (out / "index.html").write_text(
-        h.page("mailsync scenario report", "".join(body)), encoding="utf-8"
+        h.page("mailsync scenario report", h.header("mailsync scenario report", body)),
+        encoding="utf-8",
     )
     rows = [r.row() for r in results]
     write_csv(out / "scenarios.csv", rows)

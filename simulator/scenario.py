@@ -8,16 +8,19 @@ overrides, a quota preset and a quota margin, and ``Scenario.profile()`` /
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from daemon import policy
 from daemon.providers.imap import KNOWN_CONNECTION_LIMITS
 from daemon.settings import ImapSettings
-from simulator.distributions import Constant, Distribution, Exponential, Lognormal
+from simulator import limits
+from simulator.distributions import Constant, Distribution, Exponential, Lognormal, upper
+from simulator.distributions import mean as dist_mean
 
 PROVIDERS: tuple[str, ...] = ("gmail", "graph", "imap")
 IMAP = PROVIDERS.index("imap")
@@ -36,7 +39,8 @@ def _known(lookup: Any, name: str) -> None:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No infinities or NaN: a horizon of .inf ran until killed.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ActivityClass(_Model):
@@ -58,7 +62,7 @@ def _default_activity() -> list[ActivityClass]:
 class Population(_Model):
     """Tenants and their mailboxes."""
 
-    tenants: int = Field(ge=1)
+    tenants: int = Field(ge=1, le=limits.MAX_TENANTS)
     mailboxes_per_tenant: Distribution = Constant(value=1)
     # Share of tenants on each provider; a tenant's mailboxes share its provider.
     providers: dict[str, float] = Field(default_factory=lambda: {"gmail": 0.5, "graph": 0.5})
@@ -67,7 +71,7 @@ class Population(_Model):
     changes_per_arrival: float = Field(default=0.5, ge=0)
     deletes_per_arrival: float = Field(default=0.2, ge=0)
     mailbox_size: Distribution = Lognormal(mean=5000, sigma=1.0)
-    mailbox_size_cap: int = Field(default=200_000, ge=1)
+    mailbox_size_cap: int = Field(default=200_000, ge=1, le=limits.MAX_MAILBOX_SIZE)
     # Per tenant; None means the profile's ``sync_interval_s``.
     sync_interval_s: Distribution | None = None
     # steady: synced mailboxes with cursors, due times spread over one interval;
@@ -90,6 +94,29 @@ class Population(_Model):
             raise ValueError("providers: shares must sum to 1")
         if abs(sum(a.share for a in self.activity) - 1) > 1e-6:
             raise ValueError("activity: shares must sum to 1")
+        per_tenant = dist_mean(self.mailboxes_per_tenant)
+        if self.tenants * max(1.0, per_tenant) > limits.MAX_MAILBOXES:
+            raise ValueError(
+                f"mailboxes_per_tenant: {self.tenants:,} tenants x a mean of {per_tenant:,.4g} "
+                f"mailboxes is more than {limits.MAX_MAILBOXES:,} mailboxes "
+                f"({limits.WHY['population.tenants']})"
+            )
+        size = dist_mean(self.mailbox_size)
+        if size > self.mailbox_size_cap:
+            raise ValueError(
+                f"mailbox_size: a mean of {size:,.4g} messages is above mailbox_size_cap "
+                f"({self.mailbox_size_cap:,}, at most {limits.MAX_MAILBOX_SIZE:,}): sizes are "
+                "capped, so every mailbox would hold the cap"
+            )
+        if self.sync_interval_s is not None:
+            top = upper(self.sync_interval_s)
+            if top == float("inf"):
+                top = dist_mean(self.sync_interval_s)
+            if top > limits.MAX_SYNC_INTERVAL_S:
+                raise ValueError(
+                    f"sync_interval_s: {top:,.4g} s is longer than "
+                    f"{limits.MAX_SYNC_INTERVAL_S:,.0f} s ({limits.WHY['sync_interval_s']})"
+                )
         return self
 
 
@@ -120,7 +147,7 @@ class Daemon(_Model):
 
     profile: str = policy.DEFAULT_PROFILE
     overrides: dict[str, Any] = Field(default_factory=dict)
-    processes: int = Field(default=1, ge=1)
+    processes: int = Field(default=1, ge=1, le=limits.MAX_PROCESSES)
     hosts: int = Field(default=1, ge=1)
     instance: str = "gp-4"
     quota_preset: str = policy.DEFAULT_QUOTA_PRESET
@@ -135,6 +162,14 @@ class Daemon(_Model):
     # (false: they have been running, their pools and caches are warm).
     fresh_start: bool = False
 
+    @field_validator("overrides")
+    @classmethod
+    def _overrides(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        name = info.data.get("profile")
+        if not isinstance(name, str) or name not in policy.PROFILES:
+            return value  # the profile's own error is reported
+        return checked_overrides(policy.PROFILES[name], value)
+
     @model_validator(mode="after")
     def _check(self) -> Daemon:
         _known(policy.get_profile, self.profile)
@@ -142,6 +177,59 @@ class Daemon(_Model):
         if self.hosts > self.processes:
             raise ValueError("hosts must be <= processes")
         return self
+
+
+def _flat(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    # ``{"retry": {"cap_s": 60}}`` and ``{"retry.cap_s": 60}`` alike, as dotted keys.
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if isinstance(value, Mapping):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[str(key)] = value
+    return out
+
+
+# Profile fields whose values the simulator bounds beyond the policy's own checks.
+_OVERRIDE_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "sync_interval_s": (0.0, limits.MAX_SYNC_INTERVAL_S, limits.WHY["sync_interval_s"]),
+    "scheduler_interval_s": (0.1, 86_400.0, "each cycle of every process is a simulated event"),
+    "batch_size": (1, 1_000_000, "a claim of more than a million rows is not a scheduler batch"),
+}
+
+
+def checked_overrides(profile: policy.Profile, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` of ``profile`` with every value of the field's type, finite and within
+    bounds; raises ``ValueError`` naming the field (``key: reason``)."""
+    out: dict[str, Any] = {}
+    for key, value in _flat(overrides).items():
+        if value is None:
+            continue
+        head, _, rest = key.partition(".")
+        current: Any = getattr(profile, head, None)
+        if current is not None and rest:
+            current = getattr(current, rest, None)
+        if current is None:
+            raise ValueError(f"{key}: unknown profile field")
+        if hasattr(current, "__dataclass_fields__"):
+            raise ValueError(f"{key}: expected a mapping of its fields, got {value!r}")
+        if isinstance(current, int | float):
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not math.isfinite(value):
+                raise ValueError(f"{key}: expected a finite number, got {value!r}")
+            if isinstance(current, int):
+                if value != int(value):
+                    raise ValueError(f"{key}: expected a whole number, got {value!r}")
+                value = int(value)
+            low, high, why = _OVERRIDE_BOUNDS.get(key, (-math.inf, math.inf, ""))
+            if not low <= value <= high:
+                raise ValueError(f"{key}: {value!r} is outside [{low:g}, {high:g}] ({why})")
+        out[key] = value
+    try:
+        policy.with_overrides(profile, out)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"{next(iter(out), 'overrides')}: {e}") from None
+    return out
 
 
 class ErrorRates(_Model):
@@ -324,11 +412,11 @@ class Costs(_Model):
 class Run(_Model):
     """Horizon, warm-up, replications, seed."""
 
-    horizon_s: float = Field(default=7200.0, gt=0)
+    horizon_s: float = Field(default=7200.0, gt=0, le=limits.MAX_HORIZON_S)
     warmup_s: float = Field(default=1800.0, ge=0)
-    replications: int = Field(default=5, ge=1)
+    replications: int = Field(default=5, ge=1, le=limits.MAX_REPLICATIONS)
     seed: int = 1
-    sample_interval_s: float = Field(default=30.0, gt=0)
+    sample_interval_s: float = Field(default=30.0, ge=limits.MIN_SAMPLE_INTERVAL_S)
     # Also run the drain experiment (all mailboxes due at once) to measure capacity.
     drain: bool = True
     # Run the steady-state experiment (off for pure drain / onboarding studies).
@@ -370,7 +458,23 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:
-        policy.with_overrides(policy.get_profile(self.daemon.profile), self.daemon.overrides)
+        # The mail one incremental sync reads: the busiest class over the longest interval.
+        pop = self.population
+        interval = self.profile().sync_interval_s
+        if pop.sync_interval_s is not None:
+            interval = upper(pop.sync_interval_s)
+            if interval == float("inf"):
+                interval = dist_mean(pop.sync_interval_s)
+        busiest = max(a.arrivals_per_hour for a in pop.activity)
+        touched = 1 + pop.changes_per_arrival + pop.deletes_per_arrival
+        per_sync = busiest / 3600 * interval * touched
+        if per_sync > limits.MAX_MESSAGES_PER_SYNC:
+            raise ValueError(
+                f"population: one sync would read about {per_sync:,.0f} messages "
+                f"({busiest:,.4g} arrivals/h x {interval:,.0f} s x {touched:.3g} with changes "
+                f"and deletions), more than {limits.MAX_MESSAGES_PER_SYNC:,} "
+                f"({limits.WHY['messages_per_sync']})"
+            )
         return self
 
     def profile(self) -> policy.Profile:

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from daemon.errors import ConfigError
 from daemon.policy import TIERS
+from simulator import limits
 from simulator.analytic import RATIO_NAMES, JobProfile, evaluate, job_profile
 from simulator.catalogue import load_catalogue
 from simulator.distributions import mean as dist_mean
@@ -55,6 +57,13 @@ def grid(
 ) -> Grid:
     """Every combination; hosts run from one to one per process (dividing evenly)."""
     n_inst = len(load_catalogue(s.costs.catalogue).instances)
+    hosts = sum(sum(1 for h in range(1, k + 1) if k % h == 0) for k in processes)
+    size = len(tenants) * len(conc) * n_inst * len(intervals) * hosts
+    if size > limits.MAX_GRID:
+        raise ConfigError(
+            f"sweep: {size:,} configurations, more than {limits.MAX_GRID:,} "
+            "(about 40 numbers each); give fewer values"
+        )
     rows = [
         (t, c, k, h, i, iv)
         for t, c, k, i, iv in itertools.product(tenants, conc, processes, range(n_inst), intervals)
@@ -154,14 +163,17 @@ def capacity_table(
     verify: bool = True,
     jobs: int | None = None,
     progress: bool = True,
+    force: bool = True,
 ) -> tuple[list[dict[str, Any]], int]:
-    """The capacity table and the number of configurations evaluated."""
+    """The capacity table and the number of configurations evaluated; without ``force`` the
+    verification refuses an event simulation past ``limits.guard``."""
     g = grid(s, tenants, conc, processes, intervals)
     out = evaluate_grid(s, g)
     rows = cheapest(s, g, out)
     if verify:
         todo = [r for r in rows if r["feasible"]]
         scen = [scenario_for(s, r) for r in todo]
+        limits.guard(scen, jobs, force)
         results = run_many(scen, jobs=jobs, progress=progress, desc="verifying")
         for r, res in zip(todo, results, strict=True):
             r["event_pass"] = res.passed
@@ -184,9 +196,11 @@ def event_grid(
     processes: Sequence[int],
     jobs: int | None = None,
     progress: bool = True,
+    force: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every tenants x concurrency x processes point through the event simulation (one host
-    per process, the scenario's instance and interval), in parallel processes.
+    per process, the scenario's instance and interval), in parallel processes; without
+    ``force`` a grid past ``limits.guard`` is refused.
 
     Returns (all points, cheapest passing point per tenant count).
     """
@@ -210,6 +224,7 @@ def event_grid(
         )
         for p, k in ((p, p["processes"]) for p in points)
     ]
+    limits.guard(scen, jobs, force)
     results = run_many(scen, jobs=jobs, progress=progress, desc="sweep")
     prof = s.profile()
     for p, r in zip(points, results, strict=True):
