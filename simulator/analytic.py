@@ -21,7 +21,7 @@ from daemon import policy
 from daemon.oauth import EXPIRY_MARGIN_S
 from daemon.policy import QuotaScope, SyncKind, quota_deferral
 from simulator import closed_forms as cf
-from simulator import population
+from simulator import population, resources
 from simulator.catalogue import load_catalogue
 from simulator.distributions import mean as dist_mean
 from simulator.gate import LOGIN, NOOP, ProviderRuntime, Request
@@ -55,6 +55,10 @@ class JobProfile:
     oauth_share: float = 0.0
     token_s: float = 0.0
     token_serves_s: float = 3479.0
+    # Push notifications: per-mailbox rates (share of arrivals that notify x arrivals per
+    # second) in up to 16 groups, with the share of mailboxes in each; empty without push.
+    push_rates: tuple[float, ...] = ()
+    push_weights: tuple[float, ...] = ()
 
 
 def _walk(
@@ -182,6 +186,7 @@ def job_profile(
         provs = [PROVIDERS[int(x)] for x in pop.provider[oauth]]
         token_s = float(np.mean([runtimes[p].token_request[0].mean for p in provs]))
         serves = float(np.mean([s.providers[p].token_lifetime_s for p in provs])) - EXPIRY_MARGIN_S
+    push_rates, push_weights = _push_groups(pop.arrivals_per_s * s.daemon.push_share)
     return JobProfile(
         s_inc=float(dur.mean()),
         s2_inc=float(np.mean(dur**2)),
@@ -200,16 +205,73 @@ def job_profile(
         oauth_share=float(oauth.mean()),
         token_s=token_s,
         token_serves_s=max(1.0, serves),
+        push_rates=push_rates,
+        push_weights=push_weights,
     )
 
 
-def _cheapest(busy: Arr, capacity: Arr, price: Arr, headroom: float = 0.7) -> tuple[Arr, Arr]:
-    # Per configuration, the cheapest tier whose capacity keeps ``busy`` under the headroom.
-    order = np.argsort(price)
-    cap, cost = capacity[order], price[order]
-    fits = busy[..., None] <= headroom * cap
-    idx = np.where(fits.any(axis=-1), fits.argmax(axis=-1), len(cap) - 1)
-    return cost[idx], busy / cap[idx]
+def _push_groups(
+    rates: np.ndarray, groups: int = 16
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-mailbox push rates as (rate, share) groups: the distinct rates (activity classes),
+    or the means of ``groups`` quantile bins when there are more."""
+    if rates.size == 0 or float(rates.max()) <= 0:
+        return (), ()
+    values, counts = np.unique(rates, return_counts=True)
+    if values.size > groups:
+        order = np.sort(rates)
+        bins = np.array_split(order, groups)
+        values = np.array([b.mean() for b in bins])
+        counts = np.array([b.size for b in bins])
+    w = counts / counts.sum()
+    return tuple(float(x) for x in values), tuple(float(x) for x in w)
+
+
+def push_cycle(rates: Arr, d_claim: Arr) -> tuple[Arr, Arr, Arr]:
+    """A mailbox's sync cycle when pushes (Poisson, rate r) can cut it short.
+
+    From a sync's start the next one is claimed at ``d_claim`` (interval + claim wait)
+    unless a push comes first (X ~ Exp(r)): then it is enqueued at once. Either way it
+    starts a dispatch and a queue wait later. With M = min(X, d_claim): returns
+    E[M], E[M²] and P(push first) = 1 - exp(-r d_claim), broadcast over ``rates``' last axis.
+    """
+    r = np.asarray(rates, dtype=float)
+    d = np.asarray(d_claim, dtype=float)[..., None]
+    rd = r * d
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        e = np.exp(-rd)
+        p_push = -np.expm1(-rd)
+        m1 = np.where(r > 0, p_push / np.where(r > 0, r, 1.0), d)
+        m2 = np.where(r > 0, 2 / np.where(r > 0, r, 1.0) ** 2 * (p_push - rd * e), d**2)
+    return m1, m2, p_push
+
+
+def age_quantile(q: float, rates: Arr, weights: Arr, span: Arr) -> Arr:
+    """The ``q`` quantile of staleness over mailboxes whose syncs come every ``span`` seconds
+    or at a push (rate r), whichever first: P(age > a) = (e^(-r a) - e^(-r L)) / (1 - e^(-r L))
+    on [0, L] per group (uniform when r = 0), mixed with ``weights``. Bisection."""
+    r = np.asarray(rates, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    big = np.asarray(span, dtype=float)
+    lo = np.zeros_like(big)
+    hi = big.copy()
+
+    def survival(a: Arr) -> Arr:
+        rl = r * big[..., None]
+        ra = r * a[..., None]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            pushed = (np.exp(-ra) - np.exp(-rl)) / -np.expm1(-rl)
+            flat = 1 - a[..., None] / big[..., None]
+            sj = np.where(r > 0, pushed, flat)
+        return np.asarray(np.sum(w * np.clip(sj, 0.0, 1.0), axis=-1), dtype=float)
+
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        above = survival(mid) > 1 - q
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    out: Arr = (lo + hi) / 2
+    return out
 
 
 RATIO_NAMES = [
@@ -221,28 +283,6 @@ RATIO_NAMES = [
     "Redis",
     "IMAP connections per account",
 ]
-
-
-def overlapping_batches(b: Arr, c: Arr, svc: Arr | float, k: Arr, period: float) -> tuple[Arr, Arr]:
-    """Mean and longest wait of a batch of ``b`` that may land on j still-running batches."""
-    from scipy import stats
-
-    k_arr = np.asarray(k, dtype=float)
-    p_overlap = np.minimum(svc, period) / period
-    kmax = int(np.max(k_arr))
-    mean = np.zeros(np.broadcast(b, c, k_arr).shape)
-    worst = np.zeros_like(mean)
-    for j in range(kmax):
-        pj = stats.binom.pmf(j, k_arr - 1, p_overlap)
-        ahead = j * b
-        # The batch's jobs are the last b of a virtual batch of (j + 1) b.
-        total = cf.batch_drain_mean(ahead + b, c, svc) * (ahead + b)
-        before = cf.batch_drain_mean(ahead, c, svc) * ahead
-        with np.errstate(divide="ignore", invalid="ignore"):
-            wj = np.where(b > 0, (total - before) / np.maximum(b, 1e-12), 0.0)
-        mean = mean + pj * wj
-        worst = np.where(pj > 0.05, np.maximum(worst, cf.batch_drain_max(ahead + b, c, svc)), worst)
-    return mean, worst
 
 
 def claim_wait(
@@ -315,17 +355,28 @@ def evaluate(
     f = p.full_share
     r = s.resources
     demand = lam
-    w_prev: Arr | float = 0.0
+    # Push notifications: Poisson syncs on the high queue beside the batch releases.
+    has_push = bool(p.push_rates)
+    pr = np.asarray(p.push_rates if has_push else (0.0,), dtype=float)
+    pw = np.asarray(p.push_weights if has_push else (1.0,), dtype=float)
+    lam_p: Arr = np.zeros_like(lam)
+    w_prev: Arr | float = 0.0  # scheduled jobs' queue wait beyond their dispatch
     b_prev = np.minimum(lam * period / k, prof.batch_size)
     dispatch = (r.dispatch_ms + r.enqueue_ms_per_job * b_prev) / 1000
     over = r.scheduler_overshoot_ms / 1000
     claim_mean = claim_wait(period, k, mean_i, dispatch, w_prev, over)
+    # Intervals of whole scheduler periods: due instants re-align to the claims, and the
+    # batches even out (``cf.equal_batch_wait``); otherwise they follow the phases.
+    frac = np.mod(np.asarray(mean_i, dtype=float), period) / period
+    locked = (frac < 1e-6) | (frac > 1 - 1e-6)
+    # Service-time variability of incremental jobs (squared coefficient of variation).
+    var_inc = max(p.s2_inc - p.s_inc**2, 0.0)
     # A mailbox is due one interval after its sync *started*, so each cycle lasts the
     # interval plus the claim wait and the queue wait: the rate is N / (I + claim + wait).
-    # Two passes settle the wait and the rate it depends on.
-    for _ in range(2):
+    # Three passes settle the wait and the rate it depends on.
+    for _ in range(3):
         # IMAP connection set-up depends on how far apart a mailbox's syncs are.
-        gap = mean_i + claim_mean + w_prev
+        gap = mean_i + claim_mean + dispatch + w_prev
         pool = pool_costs(
             p.imap, n, gap, k, r.cpu_ms_per_call, interval=mean_i,
             cpu_ms_per_connect=r.cpu_ms_per_connect,
@@ -333,6 +384,7 @@ def evaluate(
         tok_s = p.oauth_share * refresh_share(gap, k, p.token_serves_s) * p.token_s
         s_inc = p.s_inc + pool.extra_s + tok_s
         s_mean = (1 - f) * s_inc + f * (p.s_full + pool.extra_s + tok_s)
+        cs2 = var_inc / np.maximum(s_inc, 1e-12) ** 2
         cpu_s = (p.cpu_ms + pool.extra_cpu_ms) / 1000
         # Capacity: the smallest of the independent ceilings.
         caps = [c / s_mean, k * prof.batch_size / period]
@@ -344,26 +396,74 @@ def evaluate(
         shape = np.broadcast(lam, c, k, s_mean).shape
         x_max = np.minimum.reduce([np.broadcast_to(x, shape) for x in caps])
         stable = lam < 0.98 * x_max
-        # Waits: batch drain on the workers that long (full) syncs leave free. The K
-        # schedulers run at random phases: each other scheduler's last batch is still
-        # running with probability min(S, T) / T, so a batch may land on j earlier ones.
-        busy_long = lam * f * p.s_full
+        # Waits. Scheduled syncs: batches released by K randomly phased schedulers, each
+        # the mailboxes due since the cycle before (``cf.batch_release_wait``), on the
+        # workers that long (full) syncs and push syncs leave free. Push syncs arrive at
+        # random and queue behind the batches' time-average backlog.
+        lam_s = np.maximum(lam - lam_p, 0.0)
+        busy_long = lam * f * p.s_full + lam_p * s_inc
         c_eff = np.maximum(c - busy_long, 1)
-        b = np.minimum(lam * period / k, prof.batch_size)
-        w_mean, w_max = overlapping_batches(b, c_eff, s_inc, k, period)
-        w_mean = np.where(stable, w_mean, np.inf)
-        w_max = np.where(stable, w_max, np.inf)
-        w_prev = np.where(stable, w_mean, 0.0)
-        dispatch = (r.dispatch_ms + r.enqueue_ms_per_job * b) / 1000
+        w_s = np.where(
+            locked,
+            cf.equal_batch_wait(lam_s, c_eff, s_inc, cs2, period, k),
+            cf.batch_release_wait(lam_s, c_eff, s_inc, cs2, period, k),
+        )
+        # The job-weighted batch: larger batches hold more jobs (and take longer to enqueue).
+        _b_mean, b_spaced = cf.spacing_moments(period, k)
+        b_jobs = np.where(locked, period / k, b_spaced)
+        dispatch = (r.dispatch_ms + r.enqueue_ms_per_job * lam_s * b_jobs) / 1000
+        push_dispatch = (r.dispatch_ms + r.enqueue_ms_per_job) / 1000
+        w_p = lam_s * w_s * s_inc / c_eff + cf.allen_cunneen_wait(c, lam, s_inc, var_inc + s_inc**2)
+        w_s = np.where(stable, w_s, np.inf)
+        w_p = np.where(stable, w_p, np.inf)
+        w_prev = np.where(stable, w_s, 0.0)
         claim_mean = claim_wait(period, k, mean_i, dispatch, w_prev, over)
-        cycle = mean_i + claim_mean + dispatch + w_prev
-        lam = np.where(stable, n / cycle / (1 - p.error_rate), demand)
+        # Each mailbox: claimed an interval plus the claim wait after its start, or pushed.
+        d_claim = mean_i + claim_mean
+        d_start = dispatch + w_prev
+        m1, m2, p_push = push_cycle(pr, d_claim)
+        cycle_j = m1 + np.asarray(d_start)[..., None]
+        per_box = np.sum(pw / cycle_j, axis=-1)
+        push_box = np.sum(pw * p_push / cycle_j, axis=-1)
+        lam = np.where(stable, n * per_box / (1 - p.error_rate), demand)
+        lam_p = np.where(stable, n * push_box / (1 - p.error_rate), 0.0)
+    lam_s = np.maximum(lam - lam_p, 0.0)
     thr = np.minimum(lam, x_max)
+    # The mean wait of all high-queue jobs, their dispatch included (as the event model
+    # measures it: from the enqueue to the start of the sync).
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w_all = (lam_s * (dispatch + w_s) + lam_p * (push_dispatch + w_p)) / np.maximum(lam, 1e-300)
+    w_mean = np.where(stable, np.where(lam > 0, w_all, dispatch + w_s), np.inf)
+    # The longest wait: the job last in the batch behind the longest spacing.
+    b_big = np.where(
+        locked,
+        lam_s * period / k + 2 * np.sqrt(lam_s * period / k),
+        lam_s * period * cf.harmonic(k) / k,
+    )
+    w_max = (r.dispatch_ms + r.enqueue_ms_per_job * b_big) / 1000 + np.maximum(
+        b_big - c_eff * (1 + cs2) / 2, 0
+    ) * s_inc / c_eff
+    w_max = np.where(stable, np.maximum(w_max, w_mean), np.inf)
     claim_max = period * cf.harmonic(k) / k
-    lag_mean = claim_mean + dispatch + w_mean + s_inc
-    gap = mean_i + claim_mean + dispatch + w_mean
-    st_mean = gap / 2
-    st_p95 = 0.95 * (mean_i + claim_max + w_max)
+    lag_mean = claim_mean + w_mean + s_inc
+    gap = mean_i + claim_mean + dispatch + w_s
+    # Staleness: the age of each mailbox's last sync, mixed over the push-rate groups (all
+    # mailboxes alike without push: uniform over the cycle).
+    d_claim = mean_i + claim_mean
+    m1, m2, _pp = push_cycle(pr, d_claim)
+    d_start = np.asarray(dispatch + w_s)[..., None]
+    g1 = m1 + d_start
+    g2 = m2 + 2 * d_start * m1 + d_start**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        st_mean = np.sum(pw * g2 / (2 * g1), axis=-1)
+    st_mean = np.where(stable, st_mean, np.inf)
+    span95 = mean_i + claim_max + w_max
+    if has_push:
+        st_p50 = age_quantile(0.5, pr, pw, np.broadcast_to(gap, np.shape(st_mean)))
+        st_p95 = age_quantile(0.95, pr, pw, np.broadcast_to(span95, np.shape(st_mean)))
+    else:
+        st_p50 = gap / 2
+        st_p95 = 0.95 * span95
     # The longest staleness: a full cycle plus the worst waits, or a full-sync straggler.
     fulls_in_horizon = lam * f * (s.run.horizon_s - s.run.warmup_s)
     straggler = np.where(fulls_in_horizon >= 1, p.s_full_p99, 0.0)
@@ -383,18 +483,11 @@ def evaluate(
     )
     ram_gb = rss * per_host / 1024
     db_busy = thr * p.db_ms / 1000 + k / period * r.db_ms_per_claim / 1000
-    pg_cost, db_util = _cheapest(
-        db_busy,
-        np.array([t.vcpu for t in cat.postgres.values()], dtype=float),
-        np.array([t.usd_month for t in cat.postgres.values()]),
-    )
     ops = thr * r.redis_ops_per_job + thr * p.requests * r.redis_ops_per_request * 2
-    redis_cost, redis_util = _cheapest(
-        ops,
-        np.array([t.ops_per_s for t in cat.redis.values()]),
-        np.array([t.usd_month for t in cat.redis.values()]),
-    )
-    cost = h * price + pg_cost + redis_cost
+    # Managed tiers and the price: the same sizing and cost function as the event model's.
+    svc = resources.service_tiers(s, ops, db_busy, n, thr, k)
+    db_util, redis_util = svc["postgres_util"], np.maximum(svc["redis_util"], svc["redis_mem_util"])
+    cost = h * price + svc["postgres_cost"] + svc["redis_cost"]
     t_claim = 0.95 * n / (k * prof.batch_size / period)
     t_work = 0.95 * n * s_inc / c
     t95 = period / (k + 1) + np.maximum(t_claim, t_work) + s_inc
@@ -436,6 +529,8 @@ def evaluate(
         "wait_max": w_max,
         "lag_mean": lag_mean,
         "staleness_mean": st_mean,
+        "staleness_p50": st_p50,
+        "push_per_min": np.minimum(lam_p, thr) * 60,
         "staleness_p95": st_p95,
         "staleness_max": st_max,
         "staleness_q": st_q,
@@ -445,6 +540,10 @@ def evaluate(
         "ram_gb_host": ram_gb,
         "db_util": db_util,
         "redis_ops_per_s": ops,
+        "redis_mb": np.broadcast_to(svc["redis_mb"], thr.shape),
+        "pg_memory_mb": np.broadcast_to(svc["pg_memory_mb"], thr.shape),
+        "redis_tier": np.broadcast_to(svc["redis_tier"], thr.shape),
+        "postgres_tier": np.broadcast_to(svc["postgres_tier"], thr.shape),
         "cost_month": cost,
         "cost_per_tenant": cost / np.asarray(tenants, dtype=float),
         "imap_login_share": np.broadcast_to(pool.login_share, thr.shape),

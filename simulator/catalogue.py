@@ -55,24 +55,38 @@ class Catalogue(_Model):
                 f"daemon.instance: unknown {name!r}; known: {', '.join(self.instances)}"
             ) from None
 
-    def redis_for(self, ops_per_s: float, name: str | None = None) -> tuple[str, RedisTier]:
-        """The named Redis tier, or the cheapest that carries ``ops_per_s`` below 70 %."""
+    def redis_for(
+        self, ops_per_s: float, name: str | None = None, ram_gb: float = 0.0
+    ) -> tuple[str, RedisTier]:
+        """The named Redis tier, or the cheapest that carries ``ops_per_s`` and holds
+        ``ram_gb`` below 70 % (the largest when none does)."""
         if name is not None:
             if name not in self.redis:
                 raise ConfigError(f"costs.redis: unknown {name!r}; known: {', '.join(self.redis)}")
             return name, self.redis[name]
-        fits = [(t.usd_month, n) for n, t in self.redis.items() if ops_per_s <= 0.7 * t.ops_per_s]
+        fits = [
+            (t.usd_month, n)
+            for n, t in self.redis.items()
+            if ops_per_s <= 0.7 * t.ops_per_s and ram_gb <= 0.7 * t.ram_gb
+        ]
         n = min(fits)[1] if fits else max(self.redis, key=lambda k: self.redis[k].ops_per_s)
         return n, self.redis[n]
 
-    def postgres_for(self, busy_cores: float, name: str | None = None) -> tuple[str, PostgresTier]:
-        """The named PostgreSQL tier, or the cheapest whose vCPUs stay below 70 % busy."""
+    def postgres_for(
+        self, busy_cores: float, name: str | None = None, ram_gb: float = 0.0
+    ) -> tuple[str, PostgresTier]:
+        """The named PostgreSQL tier, or the cheapest whose vCPUs stay below 70 % busy and
+        whose memory holds ``ram_gb`` below 70 % (the largest when none does)."""
         if name is not None:
             if name not in self.postgres:
                 known = ", ".join(self.postgres)
                 raise ConfigError(f"costs.postgres: unknown {name!r}; known: {known}")
             return name, self.postgres[name]
-        fits = [(t.usd_month, n) for n, t in self.postgres.items() if busy_cores <= 0.7 * t.vcpu]
+        fits = [
+            (t.usd_month, n)
+            for n, t in self.postgres.items()
+            if busy_cores <= 0.7 * t.vcpu and ram_gb <= 0.7 * t.ram_gb
+        ]
         n = min(fits)[1] if fits else max(self.postgres, key=lambda k: self.postgres[k].vcpu)
         return n, self.postgres[n]
 

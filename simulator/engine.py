@@ -6,14 +6,16 @@ through the quota gates live in ``simulator.job``.
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 from array import array
-from collections.abc import Generator
-from typing import Any, Literal, NamedTuple, cast
+from collections.abc import Callable, Generator
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL
 
 from daemon import policy
 from daemon.policy import ErrorKind, SyncKind
@@ -29,10 +31,8 @@ from simulator.tokens import TokenCaches
 
 Mode = Literal["steady", "drain"]
 TIER_INDEX = {t: i for i, t in enumerate(policy.TIERS)}
+_exp = math.exp
 FULL, INCR = SyncKind.FULL, SyncKind.INCREMENTAL
-# What a finished job's event carries: job, kind run, failure (None = success), Retry-After,
-# and for a chunk of a full sync stopped for quota the instant its quota is back.
-_Done = tuple["Job", SyncKind, ErrorKind | None, float | None, float | None]
 
 
 class JobTrace(NamedTuple):
@@ -53,6 +53,25 @@ class JobTrace(NamedTuple):
     setup: int
     calls: int
     fail: ErrorKind | None
+
+
+class _JobEnd(simpy.Event):
+    """A job's end: a ``simpy.Timeout`` carrying the job, born with its one callback (the
+    event model's most frequent event, so no callback list to append to)."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        delay: float,
+        job: Job,
+        callback: Callable[[simpy.Event], None],
+    ) -> None:
+        # As Timeout.__init__ does, without Event.__init__.
+        self.env = env
+        self.callbacks = [callback]
+        self._value = job
+        self._ok = True
+        env.schedule(self, NORMAL, delay)
 
 
 class Simulation(JobWalk):
@@ -104,6 +123,8 @@ class Simulation(JobWalk):
         self.pools = self._pools(scenario, pop, seed)
         self.tokens = self._tokens(scenario, pop, seed)
         self.env = simpy.Environment()
+        self._on_end = self._end_event  # bound once, not once per job
+        self._on_resume = self._resume_event
         self.stations = [
             Station(k * self.profile.concurrency.for_tier(t), self._start) for t in policy.TIERS
         ]
@@ -120,7 +141,17 @@ class Simulation(JobWalk):
         self._t95_left = self.n - math.ceil(0.95 * self.n)
         self.t95: float | None = None
         self._done = self.env.event()
-        self._res = scenario.resources
+        self._res = r = scenario.resources
+        # Read once per job: CPU ms per call, per message, per job, per connect; DB ms per
+        # commit and per message.
+        self._costs = (
+            r.cpu_ms_per_call,
+            r.cpu_ms_per_message,
+            r.cpu_ms_per_job,
+            r.cpu_ms_per_connect,
+            r.db_commit_ms,
+            r.db_ms_per_message,
+        )
         self._dispatch_ms = scenario.resources.dispatch_ms
         self._overshoot = scenario.resources.scheduler_overshoot_ms / 1000.0
         self._late_rng = random.Random(seed ^ 0x1A7E)
@@ -141,6 +172,8 @@ class Simulation(JobWalk):
         self._chunk_wait = self.profile.full_sync_quota_wait_s
         # When each mailbox finished its first sync (drain runs: onboarding times).
         self.first_done = np.full(self.n, np.nan)
+        # Jobs a worker took, warm-up included (benchmarks compare them with bare SimPy).
+        self.jobs_started = 0
 
     @staticmethod
     def _pools(s: Scenario, pop: population.PopulationArrays, seed: int) -> ConnectionPools | None:
@@ -239,7 +272,9 @@ class Simulation(JobWalk):
     # --- jobs ------------------------------------------------------------------------
 
     def _start(self, job: Job, now: float, wait: float, cls: int) -> None:
+        # The hot path: runs once per job (attributes read once into locals).
         m = job.m
+        self.jobs_started += 1
         self.table.state[m] = RUNNING
         env_now = now
         queued = wait  # in the station's queue (Little's law), without the dispatch
@@ -252,13 +287,25 @@ class Simulation(JobWalk):
         pv = self.prov[self.provider_of[m]]
         assert pv is not None  # every mailbox's provider has a runtime
         # Mail that arrived since contents were last drawn, kept until a sync succeeds.
-        mu = self.rate[m] * (now - self.content_at[m])
-        self.content_at[m] = now
+        content_at = self.content_at
+        rate = self.rate[m]
+        mu = rate * (now - content_at[m])
+        content_at[m] = now
         pend = self.pending[m]
         if mu > 0:
             # One Poisson draw for all events, split by kind (Poisson thinning): most syncs
-            # see no change at all and cost a single uniform.
-            events = poisson(mu * self._all_events, rnd)
+            # see no change at all and cost a single uniform. (``poisson`` inlined for the
+            # small means of mail between two syncs: the same arithmetic, the same draws.)
+            lam = mu * self._all_events
+            if lam > 30:
+                events = poisson(lam, rnd)
+            else:
+                p = _exp(-lam)
+                u, events, cum = rnd.random(), 0, p
+                while u > cum and events < 200:
+                    events += 1
+                    p *= lam / events
+                    cum += p
             if events:
                 added = deleted = 0
                 p_add, p_del = self._p_added, self._p_deleted
@@ -273,7 +320,7 @@ class Simulation(JobWalk):
                 pend[2] += deleted
                 if added:
                     # Given their number, Poisson arrivals are uniform over the gap.
-                    prev, lr = now - mu / self.rate[m], self.lag_rng
+                    prev, lr = now - mu / rate, self.lag_rng
                     got = [prev + lr.random() * (now - prev) for _ in range(added)]
                     have = self.arrived[m]
                     if have is None:
@@ -283,7 +330,7 @@ class Simulation(JobWalk):
                 left = self.size[m] + added - deleted
                 self.size[m] = left if left > 0 else 0
         kind = job.kind
-        resume = self.resume.get(m)
+        resume = self.resume.get(m) if self.resume else None
         first = 0
         if resume is not None:
             # Where the full sync stopped for quota (whatever kind the claim chose).
@@ -310,10 +357,10 @@ class Simulation(JobWalk):
         if pools is not None and pv.imap is not None:
             proc, how = pools.take(m, now, counting)
             if how:
-                reqs = pv.setup[how] + reqs
-        elif self.tokens is not None and self.tokens.take(m, now, counting)[1] and not first:
+                reqs = pv.with_setup(how, reqs)
+        elif self.tokens is not None and self.tokens.refresh(m, now, counting) and not first:
             # (A resumed chunk's token fetch is left out: its requests are walked in place.)
-            reqs = (pv.token_request, *reqs)
+            reqs = pv.with_token(reqs)
         p_auth, p_perm, p_any = pv.fail_p
         u = rnd.random()
         fail: ErrorKind | None = None
@@ -328,21 +375,25 @@ class Simulation(JobWalk):
             stored = 0
         rec = self.rec
         if counting:
-            rec.waits[job.tier].append(wait)
-            rec.queued_s[job.tier] += queued
+            tier = job.tier
+            rec.waits[tier].append(wait)
+            rec.queued_s[tier] += queued
         # A Gmail full sync gives its worker back rather than wait past the budget.
         budget = self._chunk_wait if kind is FULL and pv.chunks_full else None
+        ra: float | None = None
+        throttled_out = False
         if pv.simple:
-            plan = self._virtual_simple(m, pv, reqs, n, now, counting, budget, first)
+            short = self._virtual_simple(m, pv, reqs, n, now, counting, budget, first)
+            if short is None:
+                self._step(job, pv, reqs, n, fail, kind, stored, first, proc)
+                return
+            t_end, calls, stop = short
         else:
-            plan = self._virtual(m, pv, reqs, n, now, budget, first)
-        if plan is None:
-            # Only app-wide quotas step a job; IMAP has none, so its connection is given back
-            # below, on the virtual clock.
-            assert proc < 0
-            self.env.process(self._stepped(job, pv, reqs, n, fail, kind, stored, first))
-            return
-        t_end, throttled_out, ra, calls, stop = plan
+            walk = self._virtual(m, pv, reqs, n, now, budget, first)
+            if walk is None:
+                self._step(job, pv, reqs, n, fail, kind, stored, first, proc)
+                return
+            t_end, throttled_out, ra, calls, stop = walk
         resume_at: float | None = None
         if throttled_out:
             fail = ErrorKind.RATE_LIMITED
@@ -359,25 +410,42 @@ class Simulation(JobWalk):
         if self.trace is not None:
             pe = (0, 0, 0) if kind is FULL else (pend[0], pend[1], pend[2])
             self.trace.append(JobTrace(m, pv.name, kind, self.size[m], *pe, proc, how, calls, fail))
-        r = self._res
-        cpu = r.cpu_ms_per_call * calls + r.cpu_ms_per_message * stored + r.cpu_ms_per_job
+        cpu_call, cpu_msg, cpu_job, cpu_connect, db_commit, db_msg = self._costs
+        cpu = cpu_call * calls + cpu_msg * stored + cpu_job
         if how == LOGIN:
-            cpu += r.cpu_ms_per_connect
-        db = r.db_commit_ms + r.db_ms_per_message * stored
+            cpu += cpu_connect
+        db = db_commit + db_msg * stored
         if counting:
             rec.cpu_ms += cpu
             rec.db_ms += db
             rec.stored += stored
-        done = (job, kind, fail, ra, resume_at)
-        ev = self.env.timeout(t_end - env_now + (cpu + db) / 1000.0, done)
-        ev.callbacks.append(self._finish_event)
+        job.kind, job.fail, job.ra, job.resume_at = kind, fail, ra, resume_at
+        _JobEnd(self.env, t_end - env_now + (cpu + db) / 1000.0, job, self._on_end)
 
-    def _finish_event(self, ev: simpy.Event) -> None:
-        job, kind, fail, ra, resume_at = cast(_Done, ev.value)
-        if resume_at is not None:
-            self._pause(job, resume_at)
+    def _step(
+        self,
+        job: Job,
+        pv: ProviderRuntime,
+        reqs: tuple[Request, ...],
+        n: int,
+        fail: ErrorKind | None,
+        kind: SyncKind,
+        stored: int,
+        first: int,
+        proc: int,
+    ) -> None:
+        """Start a job that an app-wide gate would delay: stepped at the current instant."""
+        # Only app-wide quotas step a job; IMAP has none, so its connection is given back on
+        # the virtual clock.
+        assert proc < 0
+        self.env.process(self._stepped(job, pv, reqs, n, fail, kind, stored, first))
+
+    def _end_event(self, ev: simpy.Event) -> None:
+        job: Job = ev._value  # a _JobEnd carries its job
+        if job.resume_at is not None:
+            self._pause(job, job.resume_at)
         else:
-            self._finish(job, kind, fail, ra)
+            self._finish(job, job.kind, job.fail, job.ra)
 
     def _pause(self, job: Job, resume_at: float) -> None:
         """A chunk of a full sync is committed: the mailbox is queued again, delayed until
@@ -389,37 +457,44 @@ class Simulation(JobWalk):
         self.stations[job.tier].depart(now)
         at = max(resume_at, now)
         ready = at + self._dispatch_ms / 1000.0
-        again = Job(m, job.tier, FULL, job.due, at, ready)
-        ev = self.env.timeout(at - now)
-        ev.callbacks.append(lambda _ev: self.stations[again.tier].arrive(again, at))
+        _JobEnd(self.env, at - now, Job(m, job.tier, FULL, job.due, at, ready), self._on_resume)
+
+    def _resume_event(self, ev: simpy.Event) -> None:
+        job: Job = ev._value  # a _JobEnd carries its job
+        self.stations[job.tier].arrive(job, job.enq)
 
     def _finish(self, job: Job, kind: SyncKind, fail: ErrorKind | None, ra: float | None) -> None:
         now, m = self.env.now, job.m
         rec = self.rec
+        tier = job.tier
         if fail is None:
-            self.resume.pop(m, None)
-            self.table.succeed(m, job.started, now)
+            if self.resume:
+                self.resume.pop(m, None)
+            started = job.started
+            self.table.succeed(m, started, now)
             pend = self.pending[m]
             pend[0] = pend[1] = pend[2] = 0
             rec.last[m] = now
-            rec.tier[m] = job.tier
+            rec.tier[m] = tier
+            arrived = self.arrived[m]
             if now >= self.warm:
                 rec.successes += 1
                 rec.attempts += 1
                 rec.done_since += 1
                 if kind is FULL:
                     rec.full_since += 1
-                rec.lag.append(now - job.due)
-                rec.lag_tier[job.tier].append(now - job.due)
-                rec.durations[kind].append(now - job.started)
-                arrived = self.arrived[m]
+                lag = now - job.due
+                rec.lag.append(lag)
+                rec.lag_tier[tier].append(lag)
+                rec.durations[kind].append(now - started)
                 if arrived is not None:
-                    key = (self.provider_of[m], job.tier)
+                    key = (self.provider_of[m], tier)
                     got = rec.msg_lag.get(key)
                     if got is None:
                         got = rec.msg_lag[key] = array("d")
                     got.extend([now - a for a in arrived])
-            self.arrived[m] = None
+            if arrived is not None:
+                self.arrived[m] = None
         else:
             d = self.table.fail(m, fail, now, self.prng, self.profile.retry, ra)
             rec.failure(fail, d.outcome, now)
@@ -432,7 +507,7 @@ class Simulation(JobWalk):
             if self._remaining == 0:
                 self.drained_at = now
                 self._done.succeed()
-        self.stations[job.tier].depart(now)
+        self.stations[tier].depart(now)
 
     def _onboarding(self) -> dict[str, float]:
         """Time to the first complete sync, over all mailboxes and the smaller half."""
@@ -454,14 +529,24 @@ class Simulation(JobWalk):
         for ph in self.phases:
             env.process(self._scheduler(ph))
         env.process(self._pushes())
-        if self.mode == "drain":
-            cap = max(self.s.run.horizon_s, 1.0)
-            env.run(until=env.any_of([self._done, env.timeout(cap)]))
-        else:
-            env.process(self._sampler())
-            if self.warm > 0:
-                env.process(self._warmup())
-            env.run(until=self.s.run.horizon_s)
+        # The run allocates millions of short-lived objects that reference counting frees
+        # (jobs, events, tuples) and keeps large long-lived ones (mailbox columns, request
+        # tuples): the cyclic collector only rescans the latter, 5-10 % of the run, so it
+        # is paused while the calendar runs and put back as it was.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            if self.mode == "drain":
+                cap = max(self.s.run.horizon_s, 1.0)
+                env.run(until=env.any_of([self._done, env.timeout(cap)]))
+            else:
+                env.process(self._sampler())
+                if self.warm > 0:
+                    env.process(self._warmup())
+                env.run(until=self.s.run.horizon_s)
+        finally:
+            if collecting:
+                gc.enable()
         end = env.now
         for st in self.stations:
             st.close(end)

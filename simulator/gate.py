@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,8 +28,31 @@ _CALL = OAuthProviderSettings.model_fields
 IN_SYNC_RETRIES: int = _CALL["max_call_retries"].default
 RETRY_AFTER_CAP_S: float = _CALL["max_inline_wait_s"].default
 
+
+class Latency(Sampler):
+    """A ``Sampler`` that can also hand out its next draws in one piece."""
+
+    __slots__ = ()
+
+    def take(self, k: int) -> list[float]:
+        """The next ``k`` draws: the values ``k`` calls would return, in their order (the
+        same blocks drawn at the same moments, so seeded runs do not change)."""
+        c = self.constant
+        if c is not None:
+            return [c] * k
+        i = self._i
+        j = i + k
+        buf = self._buf
+        if j <= len(buf):
+            self._i = j
+            return buf[i:j]
+        return [self() for _ in range(k)]
+
+
 # (latency sampler, quota-charged calls, enforced units, real-provider units, extra latency)
-Request = tuple[Sampler, int, int, int, float]
+Request = tuple[Latency, int, int, int, float]
+# Consecutive equal requests as one: (latency sampler, calls, units, extra latency, count).
+Run = tuple[Latency, int, int, float, int]
 
 # How an IMAP sync gets its connection from the process's pool (indexes ``setup``).
 REUSE, NOOP, LOGIN = 0, 1, 2
@@ -47,12 +71,74 @@ def split_requests(
     return [per] * (requests - 1) + [count - per * (requests - 1)]
 
 
-def real_bucket(q: policy.Quota) -> Gcra:
-    """The real provider's limit as a window total: rate limit/period, capacity ``limit``."""
-    return Gcra(q.period_s / q.limit, q.limit)
+class RealWindow:
+    """The real provider's limit: at most ``capacity`` units in any ``period`` seconds.
+
+    A sliding window (a log of admissions), not a bucket: Google words the per-user quota as
+    units per minute per user, a moving average over the minute, and Microsoft the Outlook
+    limit as 10,000 requests per 10 minutes per app and mailbox without naming window edges,
+    so the reading that holds for *every* span of ``period`` is the safe one. A fixed window
+    would let 2 x limit through across an edge, and a GCRA bucket of burst ``limit`` (the
+    earlier model) let 11,999 units of a 6,000 limit through in one minute. Units admitted
+    at ``a`` count in [a, a + period); a request is admitted when they leave room for it.
+    Like ``daemon.gcra.Gcra``, consult it in non-decreasing time order.
+    """
+
+    __slots__ = ("_log", "_used", "capacity", "period")
+
+    def __init__(self, limit: int, period: float) -> None:
+        self.capacity = limit
+        self.period = float(period)
+        self._log: deque[tuple[float, int]] = deque()  # (admitted at, units), in time order
+        self._used = 0  # units in the log
+
+    def _expire(self, now: float) -> None:
+        log, p = self._log, self.period
+        while log and log[0][0] + p <= now:
+            self._used -= log.popleft()[1]
+
+    def earliest(self, now: float, cost: int = 1) -> float:
+        """The instant >= ``now`` at which ``cost`` units fit in the window; changes nothing."""
+        if cost > self.capacity:
+            raise ValueError(f"cost {cost} exceeds the window's limit {self.capacity}")
+        self._expire(now)
+        excess = self._used + cost - self.capacity
+        if excess <= 0:
+            return now
+        for at, units in self._log:
+            excess -= units
+            if excess <= 0:
+                return at + self.period
+        raise AssertionError("unreachable: cost <= capacity")
+
+    def reserve(self, now: float, cost: int = 1) -> float:
+        """Admit ``cost`` units at the earliest instant >= ``now``; return that instant."""
+        at = self.earliest(now, cost)
+        if cost > 0:
+            self._expire(at)
+            self._log.append((at, cost))
+            self._used += cost
+        return at
+
+    # The job walk snapshots a walk's buckets through ``tat`` and restores them when it
+    # steps the job instead (``simulator.job``); for a window that is its whole log.
+    @property
+    def tat(self) -> tuple[tuple[tuple[float, int], ...], int]:
+        """The window's state, for a snapshot (named like ``Gcra.tat`` for the job walk)."""
+        return tuple(self._log), self._used
+
+    @tat.setter
+    def tat(self, state: tuple[tuple[tuple[float, int], ...], int]) -> None:
+        self._log = deque(state[0])
+        self._used = state[1]
 
 
-@dataclass
+def real_bucket(q: policy.Quota) -> RealWindow:
+    """The real provider's limit ``q``: a sliding window of ``limit`` units per ``period_s``."""
+    return RealWindow(q.limit, q.period_s)
+
+
+@dataclass(slots=True)
 class ProviderCounters:
     """What one provider did inside the measurement window."""
 
@@ -96,13 +182,13 @@ class ProviderRuntime:
         self.real_app = (
             [real_bucket(q) for q in real.quotas if q.scope is QuotaScope.APP] if real else []
         )
-        # Per-mailbox buckets, created on first use.
-        self._mb: list[list[Gcra] | None] = [None] * n_mailboxes
-        self._real_mb: list[list[Gcra] | None] = [None] * n_mailboxes
+        # Per-mailbox buckets, created on first use (``mailbox_buckets``).
+        self.mb_of: list[list[Gcra] | None] = [None] * n_mailboxes
+        self._real_mb: list[list[RealWindow] | None] = [None] * n_mailboxes
         # Up to this many units, one reservation passes the (single) mailbox bucket.
         self.chunk = min((q.burst for q in self.mb_quotas), default=1 << 30)
-        self.latency = Sampler(model.latency_s, rng)
-        self._by_method = {m: Sampler(d, rng) for m, d in model.latency_by_method.items()}
+        self.latency = Latency(model.latency_s, rng)
+        self._by_method = {m: Latency(d, rng) for m, d in model.latency_by_method.items()}
         self.overhead = Sampler(model.sync_overhead_s, rng)
         self.imap = model if isinstance(model, ImapModel) else None
         # Batches sized as the daemon sizes them: whole in one admission of every bucket.
@@ -132,6 +218,12 @@ class ProviderRuntime:
         )
         self._cache: dict[tuple[int, int, int, int, int], tuple[Request, ...]] = {}
         self._cached = 0  # requests held by the cache
+        # Derived from a request tuple, keyed by its id() and holding it: its runs, and it
+        # after a connection set-up or a token fetch (keyed (how or -1, id)).
+        self._runs: dict[int, tuple[tuple[Request, ...], tuple[Run, ...]]] = {}
+        self._prefixed: dict[tuple[int, int], tuple[tuple[Request, ...], tuple[Request, ...]]]
+        self._prefixed = {}
+        self._memo_held = 0  # requests held by the memos
         self.counters = ProviderCounters()
         # A list: one scalar update per job is cheaper than on a numpy array.
         self.units_by_mailbox: list[float] = [0.0] * n_mailboxes
@@ -148,7 +240,7 @@ class ProviderRuntime:
 
     # --- requests --------------------------------------------------------------------
 
-    def _sampler(self, method: str) -> Sampler:
+    def _sampler(self, method: str) -> Latency:
         return self._by_method.get(method, self.latency)
 
     def _setup_requests(self) -> tuple[tuple[Request, ...], ...]:
@@ -204,17 +296,64 @@ class ProviderRuntime:
         self._cached += len(result)
         return result
 
+    def runs(self, reqs: tuple[Request, ...]) -> tuple[Run, ...]:
+        """``reqs`` as runs of equal consecutive requests (memoised per tuple): a Graph sync
+        is one run of a dozen requests, walked with one ``Latency.take``."""
+        hit = self._runs.get(id(reqs))
+        if hit is not None and hit[0] is reqs:
+            return hit[1]
+        out: list[Run] = []
+        for sampler, inner, u, _ru, extra in reqs:
+            if out:
+                last = out[-1]
+                if last[0] is sampler and last[1] == inner and last[2] == u and last[3] == extra:
+                    out[-1] = (sampler, inner, u, extra, last[4] + 1)
+                    continue
+            out.append((sampler, inner, u, extra, 1))
+        runs = tuple(out)
+        self._forget_if_full(len(reqs))
+        self._runs[id(reqs)] = (reqs, runs)
+        return runs
+
+    def with_setup(self, how: int, reqs: tuple[Request, ...]) -> tuple[Request, ...]:
+        """``reqs`` after the connection set-up ``how`` (memoised per tuple, as ``runs``)."""
+        return self._prefix(how, self.setup[how], reqs)
+
+    def with_token(self, reqs: tuple[Request, ...]) -> tuple[Request, ...]:
+        """``reqs`` after a token fetch (memoised per tuple, as ``runs``)."""
+        return self._prefix(-1, (self.token_request,), reqs)
+
+    def _prefix(
+        self, what: int, head: tuple[Request, ...], reqs: tuple[Request, ...]
+    ) -> tuple[Request, ...]:
+        hit = self._prefixed.get((what, id(reqs)))
+        if hit is not None and hit[0] is reqs:
+            return hit[1]
+        out = head + reqs
+        self._forget_if_full(len(reqs))
+        self._prefixed[(what, id(reqs))] = (reqs, out)
+        return out
+
+    def _forget_if_full(self, adding: int) -> None:
+        # The memos hold each tuple they are keyed by, so its id is not reused while the
+        # entry lives; bounded like the requests' cache (a full sync is a long tuple).
+        self._memo_held += adding
+        if len(self._runs) + len(self._prefixed) > 50_000 or self._memo_held > 1_000_000:
+            self._runs.clear()
+            self._prefixed.clear()
+            self._memo_held = adding
+
     # --- buckets ---------------------------------------------------------------------
 
     def mailbox_buckets(self, m: int) -> list[Gcra]:
         """Enforced per-mailbox buckets of mailbox ``m``."""
-        b = self._mb[m]
+        b = self.mb_of[m]
         if b is None:
             b = [Gcra.for_quota(q) for q in self.mb_quotas]
-            self._mb[m] = b
+            self.mb_of[m] = b
         return b
 
-    def real_mailbox_buckets(self, m: int) -> list[Gcra]:
+    def real_mailbox_buckets(self, m: int) -> list[RealWindow]:
         """The real provider's per-mailbox buckets of mailbox ``m``."""
         b = self._real_mb[m]
         if b is None:
@@ -248,7 +387,7 @@ class ProviderRuntime:
         """``policy.quota_deferral`` for the next request of a chunked full sync at ``t``."""
         return policy.quota_deferral(waited, self.mailbox_earliest(buckets, t, units) - t, budget)
 
-    def real_admits(self, buckets: list[Gcra], t: float, units: int) -> float:
+    def real_admits(self, buckets: list[RealWindow], t: float, units: int) -> float:
         """0 if the real provider takes ``units`` at ``t`` (and charges them), else the wait."""
         if not buckets or units <= 0:
             return 0.0

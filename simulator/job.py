@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import simpy
 
-from daemon.gcra import split_cost
+from daemon.gcra import Gcra, split_cost
 from daemon.policy import ErrorKind, SyncKind, quota_deferral
 from simulator.gate import ProviderRuntime, Request
 from simulator.metrics import Recorder
@@ -40,10 +40,14 @@ class Walk(NamedTuple):
     stop: Stop | None = None
 
 
+# What ``_virtual_simple`` returns: the walk's end, its quota calls and where it stopped.
+SimpleWalk = tuple[float, int, "Stop | None"]
+
+
 class Job:
     """One sync job on a tier queue."""
 
-    __slots__ = ("due", "enq", "kind", "m", "ready", "started", "tier")
+    __slots__ = ("due", "enq", "fail", "kind", "m", "ra", "ready", "resume_at", "started", "tier")
 
     def __init__(
         self, m: int, tier: int, kind: SyncKind, due: float, enq: float, ready: float = 0.0
@@ -52,6 +56,12 @@ class Job:
         # When a free worker can have it: the claim's enqueue and the worker's pickup.
         self.ready = ready
         self.started = 0.0
+        # How its walk ended, set when it starts (``kind`` becomes the kind run): the
+        # failure (None: success), the last Retry-After, and for a chunk of a full sync
+        # stopped for quota the instant its quota is back.
+        self.fail: ErrorKind | None = None
+        self.ra: float | None = None
+        self.resume_at: float | None = None
 
 
 def poisson(mu: float, rnd: random.Random) -> int:
@@ -98,36 +108,83 @@ class JobWalk:
         counting: bool,
         budget: float | None = None,
         first: int = 0,
-    ) -> Walk | None:
-        """``_virtual`` for a provider without real-quota or random 429s (the common case)."""
-        mb = pv.mailbox_buckets(m) if pv.mb_quotas else None
+    ) -> SimpleWalk | None:
+        """``_virtual`` for a provider without real-quota or random 429s (the common case).
+
+        Returns (end, quota calls made, where it stopped for quota); None as ``_virtual``.
+        """
+        mb = (pv.mb_of[m] or pv.mailbox_buckets(m)) if pv.mb_quotas else None
         oh = pv.overhead.constant
         t = now + (oh if oh is not None else pv.overhead())
         units = calls = 0
         gate_wait = 0.0
-        chunk = pv.chunk
-        # One bucket: GCRA reserve inlined (same arithmetic as daemon.gcra.Gcra.reserve).
-        one = mb[0] if mb is not None and len(mb) == 1 else None
-        snap1 = one.tat if one is not None else 0.0
-        snap = [b.tat for b in mb] if mb and one is None else None
         stop: Stop | None = None
-        for i in range(first, n):
-            sampler, inner, u, _ru, extra = reqs[i]
-            if one is not None and u <= chunk:
-                tat = one.tat
-                base = t if t > tat else tat
-                start = base - (one.capacity - u) * one.emission_interval
-                if start < t:
-                    start = t
-                if budget is not None and start > t:
-                    later = quota_deferral(gate_wait, start - t, budget)
-                    if later is not None:
-                        stop = Stop(i, later)
-                        break
-                one.tat = (start if start > tat else tat) + u * one.emission_interval
-                gate_wait += start - t
-                t = start
-            elif mb:
+        one: Gcra | None = None
+        snap: list[float] | None = None
+        tat0 = tat = 0.0
+        if mb is not None and len(mb) == 1:
+            # One bucket: Gcra.reserve inlined on locals (the same arithmetic, in the same
+            # order), written back once; requests over its burst take the general gate.
+            one = mb[0]
+            chunk = pv.chunk
+            tat0 = tat = one.tat
+            cap, ei = one.capacity, one.emission_interval
+            if n > 2 and budget is None and first == 0 and n == len(reqs):
+                # The whole sync (of more than two requests), no chunk can stop it: run by
+                # run, each run's latencies drawn at once (the draws the per-request loop
+                # below would make).
+                for sampler, inner, u, extra, count in pv.runs(reqs):
+                    if u <= chunk:
+                        w, d = (cap - u) * ei, u * ei
+                        for lat in sampler.take(count):
+                            start = (t if t > tat else tat) - w
+                            if start > t:
+                                gate_wait += start - t
+                                t = start
+                            tat = (t if t > tat else tat) + d
+                            t += lat + extra
+                    else:
+                        one.tat = tat
+                        for lat in sampler.take(count):
+                            t2 = pv.gate_mailbox(mb, t, u)
+                            gate_wait += t2 - t
+                            t = t2 + (lat + extra)
+                        tat = one.tat
+                    units += u * count
+                    calls += inner * count
+                first = n
+            for i in range(first, n):
+                sampler, inner, u, _ru, extra = reqs[i]
+                if u <= chunk:
+                    start = (t if t > tat else tat) - (cap - u) * ei
+                    if start > t:
+                        if budget is not None:
+                            later = quota_deferral(gate_wait, start - t, budget)
+                            if later is not None:
+                                stop = Stop(i, later)
+                                break
+                        gate_wait += start - t
+                        t = start
+                    tat = (t if t > tat else tat) + u * ei
+                else:
+                    one.tat = tat
+                    if budget is not None:
+                        later = pv.mailbox_deferral(mb, t, u, gate_wait, budget)
+                        if later is not None:
+                            stop = Stop(i, later)
+                            break
+                    t2 = pv.gate_mailbox(mb, t, u)
+                    gate_wait += t2 - t
+                    t = t2
+                    tat = one.tat
+                units += u
+                calls += inner
+                t += sampler() + extra
+            one.tat = tat
+        elif mb:
+            snap = [b.tat for b in mb]
+            for i in range(first, n):
+                sampler, inner, u, _ru, extra = reqs[i]
                 if budget is not None:
                     later = pv.mailbox_deferral(mb, t, u, gate_wait, budget)
                     if later is not None:
@@ -136,9 +193,21 @@ class JobWalk:
                 t2 = pv.gate_mailbox(mb, t, u)
                 gate_wait += t2 - t
                 t = t2
-            units += u
-            calls += inner
-            t += sampler() + extra
+                units += u
+                calls += inner
+                t += sampler() + extra
+        elif n > 2 and budget is None and first == 0 and n == len(reqs):
+            for sampler, inner, u, extra, count in pv.runs(reqs):
+                for lat in sampler.take(count):
+                    t += lat + extra
+                units += u * count
+                calls += inner * count
+        else:
+            for i in range(first, n):
+                sampler, inner, u, _ru, extra = reqs[i]
+                units += u
+                calls += inner
+                t += sampler() + extra
         app = pv.app
         if app:
             # Inlined Gcra.earliest/reserve at ``now``: admitted when tat - (cap - units) T <= now.
@@ -146,14 +215,16 @@ class JobWalk:
                 ei = b.emission_interval
                 if units > b.capacity or b.tat - (b.capacity - units) * ei > now:
                     if one is not None:
-                        one.tat = snap1
+                        one.tat = tat0
                     elif mb and snap:
                         for bk, tat in zip(mb, snap, strict=True):
                             bk.tat = tat
                     return None
             for b in app:
                 b.tat = (b.tat if b.tat > now else now) + units * b.emission_interval
-            pv.admitted_by_app(now, units)
+            pv.app_admitted += units  # admitted_by_app(), inlined
+            if pv.app_log is not None:
+                pv.app_log.append((now, units))
         if counting:
             c = pv.counters
             c.requests += n
@@ -163,7 +234,7 @@ class JobWalk:
             c.syncs += 1
             c.api_s += t - now
             pv.units_by_mailbox[m] += units
-        return Walk(t, False, None, calls, stop)
+        return t, calls, stop
 
     def _virtual(
         self,
@@ -233,15 +304,15 @@ class JobWalk:
                     for b, tat in zip(mb, snap, strict=True):
                         b.tat = tat
                 if rmb and rsnap:
-                    for b, tat in zip(rmb, rsnap, strict=True):
-                        b.tat = tat
+                    for w, state in zip(rmb, rsnap, strict=True):
+                        w.tat = state
                 return None
             for b in pv.app:
                 b.reserve(now, units)
             if pv.app:
                 pv.admitted_by_app(now, units)
-            for b in pv.real_app:
-                b.reserve(now, runits)
+            for w in pv.real_app:
+                w.reserve(now, runits)
         self.rec.provider(pv, m, now, requests, calls, units, throttled, gate_wait, t - now)
         return Walk(t, out_of_retries, ra_out, calls, stop)
 

@@ -15,6 +15,7 @@ from daemon import policy
 from daemon.policy import Assignment, DueMailbox, ErrorKind, FailureDecision, Outcome, Profile
 
 IDLE, QUEUED, RUNNING = 0, 1, 2
+_tuple_new = tuple.__new__
 ACTIVE, NEEDS_REAUTH, ERROR = 0, 1, 2
 
 
@@ -61,12 +62,18 @@ class MailboxTable:
         # entries are exactly the batch select_batch would take from the whole table.
         heap = self._heap
         out: list[DueMailbox] = []
+        if limit < 1:
+            return out
         version, state, status = self._version, self.state, self.status
-        while heap and len(out) < limit and heap[0][0] <= now:
-            t, m, v = heapq.heappop(heap)
+        last, cursor, pop = self.last_success_at, self.has_cursor, heapq.heappop
+        while heap and heap[0][0] <= now:
+            t, m, v = pop(heap)
             if v != version[m] or state[m] != IDLE or status[m] != ACTIVE:
                 continue
-            out.append(DueMailbox(m, t, self.last_success_at[m], self.has_cursor[m]))
+            # DueMailbox(m, t, ...) without the named tuple's Python-level __new__.
+            out.append(_tuple_new(DueMailbox, (m, t, last[m], cursor[m])))
+            if len(out) == limit:
+                break
         return out
 
     def claim(self, now: float, profile: Profile) -> list[Assignment]:

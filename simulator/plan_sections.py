@@ -10,8 +10,9 @@ import numpy as np
 
 from daemon import policy
 from simulator import claims, figures
+from simulator import formatting as fm
 from simulator import html as h
-from simulator.analytic import evaluate, job_profile, largest_interval
+from simulator.analytic import evaluate, largest_interval, mean_interval
 from simulator.results import ScenarioResult
 from simulator.scenario import Scenario
 
@@ -34,7 +35,7 @@ def claims_html(checks: Sequence[claims.Check]) -> str:
 def freshness_html(presets: Sequence[Scenario]) -> str:
     rows = []
     for s in presets:
-        p = job_profile(s)
+        p = claims.profile(s)
         strict = largest_interval(s, p, s.population.tenants, s.daemon.processes)
         ops = largest_interval(
             s.updated({"criteria.fresh_quantile": 0.99}),
@@ -77,21 +78,22 @@ def sweep_html(s: Scenario, label: str, table: Sequence[dict[str, Any]], n: int)
         "tenants",
         "processes",
         "hosts × instance",
+        "Redis, PostgreSQL",
         "concurrency h/n/l",
-        "interval",
-        "$/month",
-        "$/tenant",
-        "capacity/min",
+        "sync interval (changed)",
+        "cost",
+        "cost per tenant",
+        "capacity",
         "p99 staleness",
-        "CPU %",
-        "RAM GB",
+        "CPU, share of the host",
+        "RAM per host",
         "binding bottleneck",
         "event check",
     ]
     rows, cls = [], []
     for r in table:
         if not r["feasible"]:
-            rows.append((r["tenants"], "no configuration of the grid passes", *[""] * 11))
+            rows.append((r["tenants"], "no configuration of the grid passes", *[""] * 12))
             cls.append("fail")
             continue
         ev = (
@@ -104,28 +106,41 @@ def sweep_html(s: Scenario, label: str, table: Sequence[dict[str, Any]], n: int)
                 r["tenants"],
                 r["processes"],
                 f"{r['hosts']} × {r['instance']}",
+                r.get("services", ""),
                 r["concurrency"],
-                f"{r['interval_s']:.0f} s",
-                h.fmt(r["cost_month"]),
-                h.fmt(r["cost_per_tenant"]),
-                h.fmt(r["capacity_per_min"]),
-                f"{r['staleness_q_s']:.0f} s",
-                h.fmt(r["cpu_pct_host"]),
-                h.fmt(r["ram_gb_host"]),
-                f"{r['bottleneck']} ({r['bottleneck_ratio']:.0%})",
+                fm.duration(r["interval_s"]),
+                fm.usd_month(r["cost_month"]),
+                fm.usd_month(r["cost_per_tenant"]),
+                fm.num(r["capacity_per_min"], "/min"),
+                fm.duration(r["staleness_q_s"]),
+                fm.num(r["cpu_pct_host"], "%"),
+                fm.num(r["ram_gb_host"], "GB"),
+                f"{r['bottleneck']} ({fm.pct(r['bottleneck_ratio'], digits=2)})",
                 ev,
             )
         )
         cls.append("pass" if r.get("event_pass", True) else "fail")
+    base_iv = mean_interval(s)
+    changed = sorted({r["interval_s"] for r in table if r["feasible"]} - {base_iv})
+    iv_note = (
+        f", sync interval changed from {fm.duration(base_iv)} to "
+        f"{', '.join(fm.duration(x) for x in changed)}"
+        if changed
+        else ""
+    )
     return (
-        f"<h2>Capacity table: {h.esc(label)}</h2><p>Cheapest configuration per tenant count "
-        f"that meets "
+        f"<h2>Capacity table: {h.esc(label)}{h.esc(iv_note)}</h2><p>Cheapest configuration "
+        "per tenant count that meets "
         f"every criterion (freshness read operationally: p99 of staleness ≤ "
         f"{s.criteria.fresh_within_s:.0f} s), from {n:,} configurations of tenants × "
         f"concurrency × processes × hosts × instance × interval evaluated by the fast path; "
         f"each choice then re-run with the event simulation. Base: {h.esc(s.name)}, "
         f"quotas <code>{h.esc(s.daemon.quota_preset)}</code> enforced at "
-        f"{s.daemon.quota_margin:.0%} (the daemon's quota margin).</p>"
+        f"{fm.pct(s.daemon.quota_margin)} (the daemon's quota margin). This table changes "
+        "inputs of the base scenario: the sync interval, the workers per process, the "
+        "processes, hosts and instance. Costs come from the same function as every other "
+        "table (hosts × instance + Redis tier + PostgreSQL tier); a deployment costs the same "
+        "wherever it appears.</p>"
         + h.table(header, rows, 1, cls)
         + h.figure(figures.cost_per_tenant(table), f"Cost per tenant ({label})")
     )
@@ -136,7 +151,7 @@ def scaling_html(presets: Sequence[Scenario], model: Sequence[ScenarioResult]) -
     fast = {}
     chosen = [s for s in presets if s.name in ("plan-b-1000", "plan-c-5000")] or presets[:2]
     for s in chosen:
-        p = job_profile(s)
+        p = claims.profile(s)
         fast[f"{s.daemon.profile} × {s.daemon.processes}"] = evaluate(
             s, p, tenants, np.full_like(tenants, s.daemon.processes)
         )
@@ -145,8 +160,17 @@ def scaling_html(presets: Sequence[Scenario], model: Sequence[ScenarioResult]) -
     )
 
 
+def _agreement_verdict(a: Any) -> str:
+    if a.resolved:
+        return "ok" if a.ok else "outside"
+    return "within CI" if a.ok else "outside CI"
+
+
 def agreement_html(rows: Sequence[Any]) -> str:
     bad = sum(1 for a in rows if not a.ok)
+    resolved = [a for a in rows if a.resolved]
+    good = sum(1 for a in resolved if a.ok)
+    unresolved = len(rows) - len(resolved)
     body = [
         (
             a.scenario,
@@ -154,17 +178,34 @@ def agreement_html(rows: Sequence[Any]) -> str:
             h.fmt(a.fast),
             h.fmt(a.event),
             h.fmt(a.event_ci),
-            h.fmt(a.tolerance),
-            "ok" if a.ok else "outside",
+            ("+" if a.error > 0 else "") + fm.num(a.error * 100, "%"),
+            fm.num(a.tolerance * 100, "%"),
+            _agreement_verdict(a),
+            a.note,
         )
         for a in rows
     ]
     return (
-        f"<h2>Fast path against the event simulation</h2><p>{len(rows) - bad} of "
-        f"{len(rows)} figures agree within the stated tolerance (overloaded scenarios "
-        f"are skipped: the fast path reports them as unstable).</p>"
+        f"<h2>Fast path against the event simulation</h2><p>{good} of {len(resolved)} "
+        "figures the simulation resolves agree within their relative tolerance "
+        f"({bad} of all {len(rows)} do not). A figure is resolved when the simulation's 95 % "
+        "confidence interval is narrower than the tolerance; "
+        f"{unresolved} are not (too few replications), and are held to the interval instead. "
+        "Error = (fast − simulation) / simulation. Overloaded scenarios are skipped: the fast "
+        "path reports them as unstable. Where the fast path is not expected to agree, the "
+        "last column says why.</p>"
         + h.table(
-            ["scenario", "figure", "fast path", "simulation", "± CI", "tolerance", ""],
+            [
+                "scenario",
+                "figure",
+                "fast path",
+                "simulation",
+                "± CI",
+                "error",
+                "tolerance",
+                "",
+                "not expected to agree",
+            ],
             body,
             2,
             ["" if a.ok else "fail" for a in rows],

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from simulator.catalogue import load_catalogue
 from simulator.closed_forms import t_quantile
 from simulator.metrics import RunMetrics
-from simulator.resources import derive
+from simulator.resources import derive, tiers_for_runs
 from simulator.scenario import Scenario
 
 
@@ -95,9 +96,19 @@ class ScenarioResult:
         e = self.metrics.get(key)
         return e.mean if e is not None else float("nan")
 
+    def deployment(self) -> dict[str, Any]:
+        """What is paid for: hosts, instance and the managed tiers (one per scenario)."""
+        cat = load_catalogue(self.scenario.costs.catalogue)
+        tiers = {}
+        for kind, names in (("redis", list(cat.redis)), ("postgres", list(cat.postgres))):
+            idx = self.get(f"{kind}_tier")
+            tiers[kind] = names[int(idx)] if not math.isnan(idx) else ""
+        d = self.scenario.daemon
+        return {"processes": d.processes, "hosts": d.hosts, "instance": d.instance, **tiers}
+
     def row(self) -> dict[str, Any]:
         """A flat record for CSV/JSON: name, means, CI half-widths, verdicts."""
-        out: dict[str, Any] = {"scenario": self.scenario.name}
+        out: dict[str, Any] = {"scenario": self.scenario.name, **self.deployment()}
         for k, e in sorted(self.metrics.items()):
             out[k] = e.mean
             out[f"{k}_ci"] = e.half
@@ -162,7 +173,9 @@ def _verdicts(s: Scenario, m: dict[str, Estimate]) -> list[Verdict]:
 
 def combine(s: Scenario, runs: list[RunMetrics], drains: list[RunMetrics]) -> ScenarioResult:
     """Aggregate replications of the steady run and of the drain run."""
-    per_run = [{**r.scalars, **derive(s, r.scalars)} for r in runs]
+    # One Redis and one PostgreSQL tier for every replication: a deployment has one price.
+    tiers = tiers_for_runs(s, [r.scalars for r in runs]) if runs else None
+    per_run = [{**r.scalars, **derive(s, r.scalars, tiers)} for r in runs]
     keys = sorted({k for r in per_run for k in r})
     metrics = {k: estimate([r.get(k, float("nan")) for r in per_run]) for k in keys}
     drained = ("drain_s", "drain95_s", "capacity_per_min", "partial_runs")

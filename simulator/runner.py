@@ -50,23 +50,38 @@ def run_many(
     ``mailboxes`` (one per scenario) fixes who a scenario's mailboxes are."""
     tasks: list[Task] = []
     owner: list[tuple[int, str]] = []
+    # The same scenario (whatever its name), seed and mode runs once: a report asks for some
+    # scenarios under several names.
+    same: dict[str, int] = {}
+    copies: list[tuple[int, int]] = []  # (owner index of a copy, index of the task it reuses)
     for i, s in enumerate(scenarios):
         data = s.model_dump(mode="json")
         fixed = mailboxes[i] if mailboxes is not None else None
         boxes = fixed.to_lists() if fixed is not None else None
+        body = s.model_dump_json(exclude={"name", "description"}) if fixed is None else None
         for seed in seeds(s.run.seed, s.run.replications):
-            if s.run.steady:
-                tasks.append((data, seed, "steady", boxes))
-                owner.append((i, "steady"))
-            if s.run.drain:
-                tasks.append((data, seed, "drain", boxes))
-                owner.append((i, "drain"))
+            modes: tuple[Mode, ...] = ("steady", "drain")
+            for mode in modes:
+                if not (s.run.steady if mode == "steady" else s.run.drain):
+                    continue
+                key = f"{body}|{seed}|{mode}"
+                owner.append((i, mode))
+                if body is not None and key in same:
+                    copies.append((len(owner) - 1, same[key]))
+                    continue
+                same[key] = len(owner) - 1
+                tasks.append((data, seed, mode, boxes))
+    # Owner slots that run a task of their own, in task order.
+    copied = {c for c, _ in copies}
+    running = [j for j in range(len(owner)) if j not in copied]
     jobs = min(jobs or default_jobs(), len(tasks)) or 1
     log.info("simulate", scenarios=len(scenarios), runs=len(tasks), processes=jobs)
     bar = tqdm(total=len(tasks), desc=desc, disable=not progress, unit="run")
     results: list[RunMetrics | None] = [None] * len(tasks)
     # Large scenarios first so the pool does not end on one long straggler.
-    order = sorted(range(len(tasks)), key=lambda i: -scenarios[owner[i][0]].population.tenants)
+    order = sorted(
+        range(len(tasks)), key=lambda i: -scenarios[owner[running[i]][0]].population.tenants
+    )
     if jobs == 1:
         for i in order:
             results[i] = _one(tasks[i])
@@ -78,6 +93,12 @@ def run_many(
                 results[i] = r
                 bar.update()
     bar.close()
+    by_owner: list[RunMetrics | None] = [None] * len(owner)
+    for t, j in enumerate(running):
+        by_owner[j] = results[t]
+    for c, src in copies:
+        by_owner[c] = by_owner[src]
+    results = by_owner
     out = []
     for i, s in enumerate(scenarios):
         steady = [r for r, o in zip(results, owner, strict=True) if o == (i, "steady") and r]

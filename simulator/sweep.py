@@ -118,6 +118,10 @@ def cheapest(
                 ),
                 "conc_scale": scale,
                 "interval_s": float(g.interval[i]),
+                "services": f"{list(cat.redis)[int(out['redis_tier'][i])]}, "
+                f"{list(cat.postgres)[int(out['postgres_tier'][i])]}",
+                "redis": list(cat.redis)[int(out["redis_tier"][i])],
+                "postgres": list(cat.postgres)[int(out["postgres_tier"][i])],
                 "cost_month": float(out["cost_month"][i]),
                 "cost_per_tenant": float(out["cost_per_tenant"][i]),
                 "capacity_per_min": float(out["capacity_per_min"][i]),
@@ -150,6 +154,9 @@ def scenario_for(s: Scenario, row: dict[str, Any]) -> Scenario:
                 },
             },
             "population.sync_interval_s": {"kind": "constant", "value": row["interval_s"]},
+            # The managed tiers the table priced: the simulation prices the same deployment.
+            "costs.redis": row.get("redis", s.costs.redis),
+            "costs.postgres": row.get("postgres", s.costs.postgres),
         }
     )
 
@@ -164,29 +171,42 @@ def capacity_table(
     jobs: int | None = None,
     progress: bool = True,
     force: bool = True,
+    p: JobProfile | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """The capacity table and the number of configurations evaluated; without ``force`` the
-    verification refuses an event simulation past ``limits.guard``."""
+    verification refuses an event simulation past ``limits.guard``. ``p``: the base's job
+    profile when already computed."""
     g = grid(s, tenants, conc, processes, intervals)
-    out = evaluate_grid(s, g)
+    out = evaluate_grid(s, g, p)
     rows = cheapest(s, g, out)
     if verify:
-        todo = [r for r in rows if r["feasible"]]
-        scen = [scenario_for(s, r) for r in todo]
+        scen = verification(s, rows)
         limits.guard(scen, jobs, force)
-        results = run_many(scen, jobs=jobs, progress=progress, desc="verifying")
-        for r, res in zip(todo, results, strict=True):
-            r["event_pass"] = res.passed
-            r["event_capacity_per_min"] = res.get("capacity_per_min")
-            r["event_staleness_q_s"] = res.get("staleness_q")
-            r["event_bottleneck"] = res.bottleneck
-            failed = [v.name for v in res.verdicts if not v.passed]
-            r["event_failed"] = ",".join(failed)
+        verified(rows, run_many(scen, jobs=jobs, progress=progress, desc="verifying"))
     for r in rows:
         for k, v in list(r.items()):
             if isinstance(v, float) and math.isinf(v):
                 r[k] = None
     return rows, g.size
+
+
+def verification(s: Scenario, rows: Sequence[dict[str, Any]]) -> list[Scenario]:
+    """The event simulations that check a capacity table's feasible rows (one per row, in
+    order), for running together with other scenarios."""
+    return [scenario_for(s, r) for r in rows if r["feasible"]]
+
+
+def verified(rows: Sequence[dict[str, Any]], results: Sequence[Any]) -> None:
+    """Write the event simulation's verdicts (``verification``'s results) into the rows."""
+    todo = [r for r in rows if r["feasible"]]
+    for r, res in zip(todo, results, strict=True):
+        r["event_pass"] = res.passed
+        r["event_capacity_per_min"] = res.get("capacity_per_min")
+        r["event_staleness_q_s"] = res.get("staleness_q")
+        r["event_bottleneck"] = res.bottleneck
+        r["event_cost_month"] = res.get("cost_month")
+        failed = [v.name for v in res.verdicts if not v.passed]
+        r["event_failed"] = ",".join(failed)
 
 
 def event_grid(

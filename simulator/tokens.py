@@ -70,6 +70,20 @@ class TokenCaches:
             self.refreshes += refresh
         return p, refresh
 
+    def refresh(self, m: int, now: float, counting: bool) -> bool:
+        """``take`` without the process: whether mailbox ``m``'s sync fetches a token first."""
+        r = self.row[m]
+        mine = self.until[r]
+        p = int(self._rnd.random() * self.k) if self.k > 1 else 0
+        if counting:
+            self.syncs += 1
+        if mine[p] > now:
+            return False
+        mine[p] = now + self.serves[r]
+        if counting:
+            self.refreshes += 1
+        return True
+
     def reset_counters(self) -> None:
         """Start the measurement window."""
         self.refreshes = 0

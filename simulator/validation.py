@@ -11,25 +11,33 @@ from simulator.analytic import evaluate, job_profile
 from simulator.results import ScenarioResult
 from simulator.scenario import Scenario
 
-# (fast-path key, event key, relative tolerance, absolute tolerance). A figure agrees when
-# |fast - event| <= max(rel * |event|, abs). Waits are the loosest: with several schedulers
-# the batches interact in ways the closed form only approximates.
-CHECKS: list[tuple[str, str, float, float]] = [
-    ("throughput_per_min", "throughput_per_min", 0.03, 1.0),
-    ("capacity_per_min", "capacity_per_min", 0.20, 5.0),
-    ("wait_mean", "wait_mean_high", 0.50, 1.0),
-    ("staleness_mean", "staleness_p50_all", 0.08, 5.0),
-    ("staleness_p95", "staleness_p95_all", 0.05, 5.0),
-    ("util_workers", "util_high", 0.20, 0.10),
-    ("cpu_pct_host", "cpu_pct_host", 0.35, 0.5),
-    ("ram_gb_host", "ram_gb_host", 0.10, 0.01),
-    ("cost_month", "cost_month", 0.0, 0.01),
+# (fast-path key, event key, relative tolerance). A figure is *resolved* when the event
+# simulation's 95 % confidence half-width is at most ``rel`` of its mean; it then agrees when
+# |fast - event| <= rel * |event|. An unresolved figure (too few replications to tell a
+# ``rel`` error from noise) is held to its confidence interval instead. No absolute floors:
+# they made waits of 0.0001-0.3 s and CPU near 0.5 % agree whatever the fast path said.
+REL_TOL = 0.05
+CHECKS: list[tuple[str, str, float]] = [
+    ("throughput_per_min", "throughput_per_min", REL_TOL),
+    ("capacity_per_min", "capacity_per_min", REL_TOL),
+    ("wait_mean", "wait_mean_high", REL_TOL),
+    ("staleness_p50", "staleness_p50_all", REL_TOL),
+    ("staleness_p95", "staleness_p95_all", REL_TOL),
+    ("util_workers", "util_high", REL_TOL),
+    ("cpu_pct_host", "cpu_pct_host", REL_TOL),
+    ("ram_gb_host", "ram_gb_host", REL_TOL),
+    ("cost_month", "cost_month", 0.0),
 ]
 
 
 @dataclass(frozen=True)
 class Agreement:
-    """One figure, by both methods."""
+    """One figure, by both methods.
+
+    ``error`` is (fast - event) / event; ``tolerance`` the relative tolerance; ``resolved``
+    whether the simulation's CI half-width (``event_ci``) is within it; ``ok`` whether the
+    fast path agrees (within the tolerance when resolved, else within the CI).
+    """
 
     scenario: str
     metric: str
@@ -38,6 +46,29 @@ class Agreement:
     event_ci: float
     tolerance: float
     ok: bool
+    error: float = 0.0
+    resolved: bool = True
+    note: str = ""
+
+
+def judge(
+    scenario: str, metric: str, fast: float, event: float, half: float, rel: float, note: str = ""
+) -> Agreement:
+    """One agreement row: relative error, whether the CI resolves ``rel``, the verdict."""
+    scale = abs(event)
+    diff = abs(fast - event)
+    if scale > 0:
+        error = (fast - event) / scale
+    else:
+        error = 0.0 if diff == 0 else math.copysign(math.inf, fast - event)
+    # One replication has no CI: nothing is resolved, and only the tolerance can judge.
+    has_ci = not math.isnan(half)
+    resolved = has_ci and half <= rel * scale
+    ok = diff <= (rel * scale if resolved or not has_ci else half)
+    if rel == 0:
+        # Exact figures (cost): equal up to rounding, whatever the CI.
+        resolved, ok = True, diff <= 1e-9 * max(scale, 1.0)
+    return Agreement(scenario, metric, fast, event, half, rel, ok, error, resolved, note)
 
 
 def fast_for(s: Scenario) -> dict[str, float]:
@@ -53,16 +84,40 @@ def fast_for(s: Scenario) -> dict[str, float]:
     return {k: float(np.asarray(v).ravel()[0]) for k, v in out.items()}
 
 
+def expected_gap(s: Scenario, metric: str) -> str:
+    """Why the fast path is not expected to agree on ``metric`` for ``s`` ("" when it is)."""
+    if metric == "wait_mean" and s.daemon.processes > 1:
+        return (
+            "several schedulers: each run's batch sizes follow the phases drawn for it (and "
+            "even out as late jobs move to the next scheduler); the fast path averages them"
+        )
+    if metric == "wait_mean" and s.daemon.cursor_expiry_per_sync > 0:
+        return (
+            "full syncs after expired cursors hold workers for minutes in quota-sized "
+            "chunks, each re-queued with a dispatch-only wait; the fast path takes their "
+            "mean worker time off every batch (up to 45 % high with model latencies)"
+        )
+    if metric == "ram_gb_host" and s.resources.rss_per_job_mb > 0:
+        return (
+            "the simulation takes the peak of jobs in flight at its samples, which fall at "
+            "one phase of the scheduler's cycle; the fast path the mean"
+        )
+    if metric == "cpu_pct_host" and s.daemon.cursor_expiry_per_sync > 0:
+        return (
+            "rare full syncs after expired cursors carry much of the CPU; the fast path "
+            "averages 200 sampled ones (5-17 % high on the shipped presets, not explained)"
+        )
+    return ""
+
+
 def compare(result: ScenarioResult) -> list[Agreement]:
     """Agreement rows for one event-simulated scenario (skipped when it is overloaded)."""
     s = result.scenario
     f = fast_for(s)
     rows = []
-    for fk, ek, rel, abs_tol in CHECKS:
+    for fk, ek, rel in CHECKS:
         e = result.metrics.get(ek)
         if e is None or math.isnan(e.mean) or not f["stable"]:
             continue
-        tol = max(rel * abs(e.mean), abs_tol)
-        ok = abs(f[fk] - e.mean) <= tol
-        rows.append(Agreement(s.name, fk, f[fk], e.mean, e.half, tol, ok))
+        rows.append(judge(s.name, fk, f[fk], e.mean, e.half, rel, expected_gap(s, fk)))
     return rows

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
 from simulator.loader import load_scenario
+from simulator.report import Options, plan_b_report
 from simulator.scenario import Scenario
 
 
@@ -19,3 +23,14 @@ def small() -> Scenario:
             "run.replications": 2,
         }
     )
+
+
+@pytest.fixture(scope="session")
+def quick_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One quick Plan B report shared by every test that reads it."""
+    t0 = time.perf_counter()
+    index = plan_b_report(
+        Options(out=tmp_path_factory.mktemp("report"), quick=True, progress=False)
+    )
+    print(f"quick report written in {time.perf_counter() - t0:.0f} s: {index}")
+    return index

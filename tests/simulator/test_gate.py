@@ -9,7 +9,7 @@ import pytest
 
 from daemon import policy
 from daemon.policy import SyncKind
-from simulator.gate import LOGIN, NOOP, REUSE, ProviderRuntime
+from simulator.gate import LOGIN, NOOP, REUSE, Latency, ProviderRuntime
 from simulator.loader import load_scenario
 
 MODES = ("qresync", "condstore", "plain")
@@ -83,3 +83,35 @@ def test_gmail_batches_are_sized_like_the_daemons(preset: str, batch: int) -> No
     # getProfile, one messages.list page, then the batches of gets.
     gets = [r[1] for r in reqs[2:]]
     assert len(gets) == -(-123 // batch) and sum(gets) == 123 and max(gets) == batch
+
+
+def test_latency_take_is_the_draws_calls_would_make() -> None:
+    # Across block refills too: the same values from the same generator, in the same order.
+    d = load_scenario("plan-b-1000").providers.graph.latency_s
+    one, many = (Latency(d, np.random.default_rng(3), block=16) for _ in range(2))
+    calls = [one() for _ in range(100)]
+    taken = many.take(5) + many.take(30) + many.take(1) + many.take(64)
+    assert taken == calls
+
+
+def test_runs_and_prefixes_walk_the_same_requests() -> None:
+    s = load_scenario("plan-b-1000")
+    pv = ProviderRuntime(
+        "graph",
+        s.providers.graph,
+        s.enforced("graph"),
+        None,
+        4,
+        np.random.default_rng(1),
+        random.Random(1),
+    )
+    reqs = pv.requests(SyncKind.INCREMENTAL, 500, 3, 1, 0)
+    expanded = [
+        (sampler, inner, u, extra)
+        for sampler, inner, u, extra, k in pv.runs(reqs)
+        for _ in range(k)
+    ]
+    assert expanded == [(r[0], r[1], r[2], r[4]) for r in reqs]
+    assert pv.runs(reqs) is pv.runs(reqs)
+    assert pv.with_token(reqs) == (pv.token_request, *reqs)
+    assert pv.with_token(reqs) is pv.with_token(reqs)

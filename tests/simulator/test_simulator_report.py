@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from simulator.report import Options, plan_b_report, scenario_report
+from simulator.report import Options, scenario_report
 from simulator.summary import SUMMARY_TABLE_ID
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,17 +25,6 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 VIEWPORT = (1366, 768)
 # A number in scientific notation: 2.34e+03, 9.86e-15, 1e3.
 SCIENTIFIC = re.compile(r"\d(?:\.\d+)?[eE][+-]?\d")
-
-
-@pytest.fixture(scope="module")
-def quick_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One quick Plan B report shared by the tests of this module."""
-    t0 = time.perf_counter()
-    index = plan_b_report(
-        Options(out=tmp_path_factory.mktemp("report"), quick=True, progress=False)
-    )
-    print(f"quick report written in {time.perf_counter() - t0:.0f} s: {index}")
-    return index
 
 
 def _text(page: str) -> str:
