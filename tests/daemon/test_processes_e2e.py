@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
+from daemon.queues import TierQueues
 from daemon.store.db import create_pool, migrate
 from daemon.store.mailboxes import MailboxStore, ts
 from tests.daemon.harness import assert_store_matches_mock, register, wait_until
@@ -119,7 +120,18 @@ async def test_two_processes_share_the_work_without_running_a_mailbox_twice(
     assert set(workers) == {"p1", "p2"} and min(workers.values()) > 40
     await _no_overlapping_runs(db)
     assert await _count(db, "SELECT count(*) FROM sync_runs WHERE error IS NOT NULL") == 0
-    assert await _count(db, "SELECT count(*) FROM mailboxes WHERE state <> 'idle'") == 0
+    # A clean stop leaves no mailbox running and no job active. On a loaded machine the
+    # daemons may fall behind a 4 s interval: a mailbox still queued then has its job
+    # waiting in Redis for the next start, which is a consistent state, not a lost one.
+    assert await _count(db, "SELECT count(*) FROM mailboxes WHERE state = 'running'") == 0
+    queued = await _count(db, "SELECT count(*) FROM mailboxes WHERE state = 'queued'")
+    queues = TierQueues(redis_url, redis_prefix, 0, 0)
+    try:
+        counts = await queues.counts()
+    finally:
+        await queues.close()
+    assert sum(c["active"] for c in counts.values()) == 0, counts
+    assert queued == sum(c["waiting"] + c["delayed"] for c in counts.values()), counts
     await _check_store_matches_mock(db, ctl)
 
 
