@@ -94,12 +94,12 @@ def _fail(exc: Exception) -> None:
 def daemon_run(config: ConfigOpt = None, profile: ProfileOpt = None, set_: SetOpt = None) -> None:
     """Run scheduler, workers and API until SIGTERM (graceful shutdown)."""
     from daemon import logs
-    from daemon.app import run_daemon
+    from daemon.app import run_daemon, run_loop
 
     try:
         settings = _settings(config, profile, set_)
         logs.configure(settings.log_level, settings.log_format)
-        asyncio.run(run_daemon(settings))
+        run_loop(run_daemon(settings))
     except MailsyncError as exc:
         _fail(exc)
 

@@ -1,7 +1,8 @@
 """Generic cell rate algorithm as plain arithmetic.
 
-The daemon enforces quotas with throttled-py's GCRA Lua script over Redis; this module is
-the same arithmetic for the simulator and for tests, with time passed in. A bucket must be
+The daemon enforces quotas with a GCRA Lua script over Redis (throttled-py's arithmetic,
+every bucket of a request in one call: ``daemon.ratelimit``); this module is the same
+arithmetic for the simulator and for tests, with time passed in. A bucket must be
 consulted in non-decreasing time order: a query at a future instant would reserve capacity
 that earlier callers could still have used.
 """

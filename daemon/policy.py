@@ -98,6 +98,9 @@ class Profile:
     # Quota a full sync may wait for within one run; past it the run commits what it has
     # and gives its worker back until the quota has refilled (see ``quota_deferral``).
     full_sync_quota_wait_s: float = 1.0
+    # Idle workers of a lower tier take jobs of the tiers above it (``serving_order``);
+    # off, each pool serves its own tier's queue only.
+    work_conserving: bool = False
 
     def __post_init__(self) -> None:
         problems = validate_profile(self)
@@ -127,6 +130,8 @@ def validate_profile(p: Profile) -> list[str]:
         out.append("sync_interval_s must be > 0")
     if p.full_sync_quota_wait_s < 0:
         out.append("full_sync_quota_wait_s must be >= 0")
+    if not isinstance(p.work_conserving, bool):
+        out.append("work_conserving must be true or false")
     if p.retry.base_s <= 0 or p.retry.cap_s < p.retry.base_s:
         out.append("retry.base_s must be > 0 and <= retry.cap_s")
     if not 0 <= p.retry.jitter <= 1:
@@ -154,7 +159,10 @@ PLAN_B = Profile(
     normal_after_h=6.0,
 )
 
-PROFILES: Mapping[str, Profile] = {p.name: p for p in (ORIGINAL, PLAN_B)}
+# Plan B with idle normal and low workers helping the high tier (strict priority kept).
+PLAN_B_WC = replace(PLAN_B, name="plan-b-wc", work_conserving=True)
+
+PROFILES: Mapping[str, Profile] = {p.name: p for p in (ORIGINAL, PLAN_B, PLAN_B_WC)}
 DEFAULT_PROFILE = PLAN_B.name
 
 
@@ -261,6 +269,49 @@ def assign(m: DueMailbox, now: float, profile: Profile) -> Assignment:
 def plan_cycle(due: Iterable[DueMailbox], now: float, profile: Profile) -> list[Assignment]:
     """One scheduler cycle's decisions, in enqueue order."""
     return [assign(m, now, profile) for m in select_batch(due, now, profile.batch_size)]
+
+
+def serving_order(tier: Tier, profile: Profile) -> tuple[Tier, ...]:
+    """The queues a free worker of ``tier``'s pool takes its next job from, best first: it
+    takes the oldest job of the first non-empty one, or idles.
+
+    Off (``work_conserving=False``) a pool serves its own queue only. On, it serves every
+    queue from ``high`` down to its own tier, highest first: a normal worker takes a high
+    job before a normal one, a low worker high, then normal, then low; a high worker never
+    takes lower-tier work. This is strict non-preemptive priority over every worker allowed
+    to serve a tier, and it is what keeps a lower tier from delaying a higher one:
+
+    - no worker ever starts a lower-tier job while a higher-tier job that it may serve is
+      waiting, so a high job waits only while every worker is busy (a lower-tier job
+      already running is not interrupted: syncs are not preemptible);
+    - the high pool is the high tier's alone in both modes, so the high tier has at least
+      the workers it has with the option off, and more whenever other pools are idle.
+
+    The price is the lower tiers' reservation: under a high-tier backlog that outlasts the
+    idle workers, normal and low jobs wait until the high queue is empty. Serving the own
+    queue first instead would keep that reservation but start lower-tier work while high
+    jobs wait, which is the delay this option must not add.
+    """
+    if not profile.work_conserving:
+        return (tier,)
+    return TIERS[: TIERS.index(tier) + 1]
+
+
+def serving_pools(tier: Tier, profile: Profile) -> tuple[Tier, ...]:
+    """The pools whose free workers may start a job that arrives on ``tier``'s queue, in
+    the order a free worker is preferred: the tier's own pool, then the lower ones.
+
+    Any of them starts the job at once, so the order does not change its wait; taking the
+    most restricted pool's worker (the one that serves the fewest queues) keeps the
+    workers that can also serve lower tiers free for them.
+    """
+    return tuple(p for p in TIERS[TIERS.index(tier) :] if tier in serving_order(p, profile))
+
+
+def workers_serving(tier: Tier, profile: Profile) -> int:
+    """Workers per process that may serve ``tier``'s queue (its own pool and, when work
+    conserving, every lower pool)."""
+    return sum(profile.concurrency.for_tier(p) for p in serving_pools(tier, profile))
 
 
 def sync_now_assignment(m: DueMailbox, now: float, profile: Profile) -> Assignment:

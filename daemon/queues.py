@@ -17,7 +17,8 @@ from typing import Any
 from bullmq import DelayedError, Queue, Worker
 
 from daemon.logs import get_logger
-from daemon.policy import TIERS, Profile, Tier
+from daemon.policy import TIERS, Profile, Tier, serving_order
+from daemon.pools import IDLE_POLL_S, Pool, hand_back
 from daemon.store.mailboxes import Claimed
 
 JOB_NAME = "sync"
@@ -116,7 +117,15 @@ class TierQueues:
 
 
 class TierWorkers:
-    """Consumer side: one bullmq worker per tier with the profile's concurrency."""
+    """Consumer side: one worker pool per tier with the profile's concurrency.
+
+    A pool that serves its own queue only (``policy.serving_order``; every pool unless the
+    profile is work conserving, and the high pool always) is one bullmq worker. A pool that
+    also serves higher tiers is a ``Pool``: a bullmq worker on each queue it serves (which
+    keeps bullmq's locks, lock renewal and stalled checks per queue) sharing the pool's
+    slots, with one dispatcher that fills a free slot from the first non-empty queue of the
+    serving order.
+    """
 
     def __init__(
         self,
@@ -128,8 +137,12 @@ class TierWorkers:
         stalled_interval_s: float,
         name: str,
     ) -> None:
-        self._workers: dict[Tier, Worker] = {}
-        self._runs: dict[Tier, asyncio.Task[None]] = {}
+        # Workers keyed by the label of their fetch loop: the tier, or ``pool>queue`` for a
+        # pool's worker on a higher tier's queue.
+        self._workers: dict[str, Worker] = {}
+        self._runs: dict[str, asyncio.Task[None]] = {}
+        self._pools: list[Pool] = []
+        self._tiers: list[Tier] = []
         self._processor = processor
         self._stopping = False
         self._holding = 0
@@ -139,40 +152,52 @@ class TierWorkers:
             concurrency = profile.concurrency.for_tier(tier)
             if concurrency <= 0:
                 continue
-            worker = _CountingWorker(
-                self._held,
-                lambda: self._stopping,
-                queue_name(tier),
-                self._process,
-                {
-                    "connection": redis_url,
-                    "prefix": prefix,
-                    "concurrency": concurrency,
-                    "lockDuration": int(lock_duration_s * 1000),
-                    "stalledInterval": int(stalled_interval_s * 1000),
-                    # A crash-looping job must not stall forever; the reaper catches the rest.
-                    "maxStalledCount": 5,
-                    # Short idle poll so a job added right after a drain starts at once.
-                    "drainDelay": 1,
-                    "name": f"{name}:{tier}",
-                    # Started below, so that its fetch loop is a task this class can watch.
-                    "autorun": False,
-                },
-            )
-            _log_events(worker, str(tier))
-            self._workers[tier] = worker
-            self._runs[tier] = asyncio.create_task(worker.run(), name=f"workers-{tier}")
+            self._tiers.append(tier)
+            order = serving_order(tier, profile)
+            pool = Pool(tier, concurrency, order, self._held) if len(order) > 1 else None
+            for queue in order:
+                label = str(tier) if queue is tier else f"{tier}>{queue}"
+                worker = CountingWorker(
+                    self._held,
+                    lambda: self._stopping,
+                    pool,
+                    queue_name(queue),
+                    self._process,
+                    {
+                        "connection": redis_url,
+                        "prefix": prefix,
+                        "concurrency": concurrency,
+                        "lockDuration": int(lock_duration_s * 1000),
+                        "stalledInterval": int(stalled_interval_s * 1000),
+                        # A crash-looping job must not stall forever; the reaper catches the
+                        # rest.
+                        "maxStalledCount": 5,
+                        # Short idle poll so a job added right after a drain starts at once.
+                        "drainDelay": IDLE_POLL_S,
+                        "name": f"{name}:{label}",
+                        # Started below, so that its fetch loop is a task this class can watch.
+                        "autorun": False,
+                    },
+                )
+                _log_events(worker, label)
+                if pool is not None:
+                    pool.workers[queue] = worker
+                self._workers[label] = worker
+                self._runs[label] = asyncio.create_task(worker.run(), name=f"workers-{label}")
+            if pool is not None:
+                self._pools.append(pool)
+                self._runs[f"{tier}-dispatch"] = pool.start()
 
     @property
     def tiers(self) -> list[Tier]:
-        """Tiers this process works on."""
-        return list(self._workers)
+        """Tiers this process has workers of."""
+        return list(self._tiers)
 
     def stopped(self) -> list[str]:
-        """Tiers whose fetch loop has ended although nobody closed the worker."""
+        """Fetch loops (and pool dispatchers) that ended although nobody closed the workers."""
         return [
-            f"workers-{tier}: not running"
-            for tier, run in self._runs.items()
+            f"workers-{label}: not running"
+            for label, run in self._runs.items()
             if run.done() and not self._stopping
         ]
 
@@ -204,6 +229,10 @@ class TierWorkers:
         self._stopping = True
         deadline = time.monotonic() + timeout_s
         pausing = [asyncio.ensure_future(w.pause()) for w in self._workers.values()]
+        # A pool's fetches wait on its dispatcher, not on Redis: answer them (with nothing)
+        # so that the pauses, which wait for every fetch, can finish.
+        for pool in self._pools:
+            await pool.stop()
         _, pending = await asyncio.wait(pausing, timeout=timeout_s)
         finished = not pending
         if finished:
@@ -214,37 +243,51 @@ class TierWorkers:
                 finished = False
         for task in pending:
             task.cancel()
+        for pool in self._pools:
+            await pool.finished(timeout_s=5)
         for w in self._workers.values():
+            await w.started()
             await w.close(force=not finished)
         for run in self._runs.values():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(run, timeout=5)
         return finished
 
-async def hand_back(job: Any, token: str) -> None:
-    """Return a job fetched at the instant of shutdown to the queue at once (delayed by
-    nothing, no attempt spent), instead of leaving it locked until its lock lapses."""
-    await job.moveToDelayed(int(time.time() * 1000), token)
 
-
-class _CountingWorker(Worker):  # type: ignore[misc]  # bullmq ships no type hints
+class CountingWorker(Worker):  # type: ignore[misc]  # bullmq ships no type hints
     """A bullmq worker that reports every job it holds, from the fetch (the job is then
     locked to this process) to the end of its processing. Pausing stops new fetches but
-    cannot see a fetch that was already answered; this count can."""
+    cannot see a fetch that was already answered; this count can.
+
+    A worker of a ``Pool`` asks the pool's dispatcher for its jobs instead of fetching
+    them itself; the dispatcher counts them and the end of processing frees the slot."""
 
     def __init__(
         self,
         held: Callable[[int], None],
         stopping: Callable[[], bool],
+        pool: Pool | None,
         name: str,
         processor: Processor,
         opts: Any,
     ) -> None:
         self._report_held = held
         self._stopping = stopping
+        self._pool = pool
         super().__init__(name, processor, opts)
 
     async def getNextJob(self, token: str) -> Any:
+        if self._pool is not None:
+            job = await self._pool.fetch(self, token)
+            if job is not None and self._stopping():
+                # Given just before shutdown: hand it back here, as below.
+                await hand_back(job, token)
+                self._report_held(-1)
+                self._pool.release()
+                return None
+            if job is not None:
+                self.emit("active", job, "waiting")
+            return job
         job = await super().getNextJob(token)
         if job is not None and self._stopping():
             # A paused worker does not collect a fetch that completes after the pause: the
@@ -255,11 +298,21 @@ class _CountingWorker(Worker):  # type: ignore[misc]  # bullmq ships no type hin
             self._report_held(1)
         return job
 
+    async def started(self) -> None:
+        """Make the Redis call ``run`` starts with (naming its connections) if it has not
+        been made yet: a worker closed before it would have it reopen a closed connection,
+        which then leaks. Bounded, as Redis may be down at shutdown."""
+        if not self._client_name_set:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ensure_client_names(), timeout=1)
+
     async def processJob(self, job: Any, token: str) -> None:
         try:
             await super().processJob(job, token)
         finally:
             self._report_held(-1)
+            if self._pool is not None:
+                self._pool.release()
 
 
 def _log_events(worker: Worker, tier: str) -> None:

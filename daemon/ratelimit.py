@@ -1,10 +1,13 @@
 """Quota gates: every provider API call passes one before it is sent.
 
-Provider quotas are GCRA buckets in Redis (throttled-py's atomic Lua script), so every
-daemon process on every host draws from the same budget. A bucket with capacity ``burst``
-and rate ``(limit - burst) / period`` never admits more than ``limit`` units in any window
-of ``period`` seconds (see ``daemon.policy.Quota``); ``daemon.gcra`` is the same arithmetic
-for the simulator.
+Provider quotas are GCRA buckets in Redis, so every daemon process on every host draws from
+the same budget. A bucket with capacity ``burst`` and rate ``(limit - burst) / period`` never
+admits more than ``limit`` units in any window of ``period`` seconds (see
+``daemon.policy.Quota``); ``daemon.gcra`` is the same arithmetic for the simulator.
+
+One request passes all of its provider's buckets (per account and per app) in one atomic
+Lua call: throttled-py's GCRA script, run over every bucket at once, admitting in all of
+them or in none. The keys and stored values are throttled-py's, so buckets carry over.
 """
 
 from __future__ import annotations
@@ -14,18 +17,65 @@ import hashlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 
+import redis.asyncio as aioredis
 import redis.exceptions
-from throttled.asyncio import Quota as TQuota
-from throttled.asyncio import Rate, RateLimiterType, RedisStore, Throttled
-from throttled.exceptions import StoreUnavailableError
 
 from daemon.errors import QuotaDeferred, StoreUnavailable
 from daemon.gcra import split_cost
 from daemon.policy import ProviderLimits, Quota, QuotaScope, quota_deferral
 
 Sleep = Callable[[float], Awaitable[None]]
+
+# throttled-py's GCRA (its rate_limiter/lua/gcra.lua, same clock origin and arithmetic) over
+# every bucket of a request: KEYS[i] is bucket i, ARGV holds (emission interval, capacity,
+# cost) per bucket. Nothing is taken unless every bucket admits; then the answer is the
+# longest wait among the buckets that refused.
+_GCRA_ALL = """
+local jan_1_2025 = 1735660800
+local t = redis.call("TIME")
+local now = (t[1] - jan_1_2025) + (t[2] / 1000000)
+local limited = 0
+local retry_after = 0
+local tats = {}
+for i = 1, #KEYS do
+    local emission_interval = tonumber(ARGV[3 * i - 2])
+    local capacity = tonumber(ARGV[3 * i - 1])
+    local cost = tonumber(ARGV[3 * i])
+    local last_tat = tonumber(redis.call("GET", KEYS[i]) or now)
+    local base = math.max(now, last_tat)
+    local time_from_tat = now - base
+    local remaining = (capacity - cost) + math.floor(time_from_tat / emission_interval)
+    if remaining < 0 then
+        limited = 1
+        local wait = -(time_from_tat + (capacity - cost) * emission_interval)
+        retry_after = math.max(retry_after, wait)
+    else
+        tats[i] = base + cost * emission_interval
+    end
+end
+if limited == 1 then
+    return {1, tostring(retry_after)}
+end
+for i = 1, #KEYS do
+    local reset_after = tats[i] - now
+    if reset_after > 0 then
+        redis.call("SET", KEYS[i], tats[i], "EX", math.ceil(reset_after))
+    end
+end
+return {0, "0"}
+"""
+# One connection pool per Redis URL in a process, as throttled-py kept it.
+_CLIENTS: dict[str, aioredis.Redis] = {}
+
+
+def _client(redis_url: str) -> aioredis.Redis:
+    client = _CLIENTS.get(redis_url)
+    if client is None:
+        client = aioredis.Redis.from_url(redis_url, max_connections=500)
+        _CLIENTS[redis_url] = client
+    return client
+
 
 # Told (seconds waited in this admission, seconds the next piece would wait); returns the
 # delay to give the worker back for, or None to wait.
@@ -96,27 +146,16 @@ class QuotaLimiters:
         limits: Mapping[str, ProviderLimits],
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._store = RedisStore(server=redis_url, options={"MAX_CONNECTIONS": 500})
         self.limits = dict(limits)
         self._sleep = sleep
         self.stats = GateStats()
-        self._buckets: dict[str, list[tuple[Quota, Throttled]]] = {}
-        for provider, lim in self.limits.items():
-            self._buckets[provider] = [
-                (
-                    q,
-                    Throttled(
-                        using=RateLimiterType.GCRA.value,
-                        quota=TQuota(
-                            Rate(period=timedelta(seconds=q.period_s), limit=q.rate_limit),
-                            burst=q.burst,
-                        ),
-                        store=self._store,
-                        key_prefix=f"{prefix}:quota",
-                    ),
-                )
-                for q in lim.quotas
-            ]
+        self._script = _client(redis_url).register_script(_GCRA_ALL)
+        # throttled-py's key layout: ``{prefix}:quota`` namespace, schema v1, limiter type.
+        self._key_prefix = f"{prefix}:quota:v1:gcra:"
+        self._buckets: dict[str, list[tuple[Quota, float]]] = {
+            provider: [(q, q.emission_interval_s) for q in lim.quotas]
+            for provider, lim in self.limits.items()
+        }
 
     def gate(self, provider: str, mailbox_key: str, chunk_wait_s: float | None = None) -> QuotaGate:
         """The gate one sync of one mailbox uses (``QuotaGate.chunked`` for ``chunk_wait_s``);
@@ -131,30 +170,40 @@ class QuotaLimiters:
         With ``defer``, a wait it turns down raises ``QuotaDeferred`` instead of sleeping.
         """
         waited = 0.0
-        for quota, limiter in self._buckets.get(provider, ()):
-            key = f"{quota.name}:{mailbox_key}" if quota.scope is QuotaScope.MAILBOX else quota.name
-            for piece in split_cost(units, quota.burst):
-                while True:
-                    try:
-                        result = await limiter.limit(key, cost=piece)
-                    except (redis.exceptions.RedisError, StoreUnavailableError, OSError) as exc:
-                        # Our Redis, not the provider: the job is retried, no failure counted.
-                        raise StoreUnavailable(f"quota store unavailable: {exc}") from exc
-                    if not result.limited:
-                        break
-                    # A tiny floor avoids spinning on rounding at the bucket's edge.
-                    delay = max(result.state.retry_after, 0.001)
-                    later = defer(waited, delay) if defer is not None else None
-                    if later is not None:
-                        # Buckets before this one may have admitted their share already:
-                        # at most one call's units, spent without a call (the safe side).
-                        raise QuotaDeferred(later, provider=provider)
-                    self.stats.add(self.stats.waits, provider)
-                    self.stats.wait_seconds[provider] = (
-                        self.stats.wait_seconds.get(provider, 0.0) + delay
-                    )
-                    waited += delay
-                    await self._sleep(delay)
+        buckets = self._buckets.get(provider, [])
+        if not buckets:
+            self.stats.add(self.stats.admitted_units, provider, units)
+            return waited
+        keys = [
+            self._key_prefix
+            + (f"{q.name}:{mailbox_key}" if q.scope is QuotaScope.MAILBOX else q.name)
+            for q, _ in buckets
+        ]
+        # A call costing more than the smallest bucket holds goes in pieces it can admit.
+        for piece in split_cost(units, min(q.burst for q, _ in buckets)):
+            args: list[float | int] = []
+            for q, interval in buckets:
+                args += (interval, q.burst, piece)
+            while True:
+                try:
+                    limited, retry_after = await self._script(keys, args)
+                except (redis.exceptions.RedisError, OSError) as exc:
+                    # Our Redis, not the provider: the job is retried, no failure counted.
+                    raise StoreUnavailable(f"quota store unavailable: {exc}") from exc
+                if not limited:
+                    break
+                # A tiny floor avoids spinning on rounding at the bucket's edge.
+                delay = max(float(retry_after), 0.001)
+                later = defer(waited, delay) if defer is not None else None
+                if later is not None:
+                    # Nothing was taken from any bucket for this call.
+                    raise QuotaDeferred(later, provider=provider)
+                self.stats.add(self.stats.waits, provider)
+                self.stats.wait_seconds[provider] = (
+                    self.stats.wait_seconds.get(provider, 0.0) + delay
+                )
+                waited += delay
+                await self._sleep(delay)
         self.stats.add(self.stats.admitted_units, provider, units)
         return waited
 

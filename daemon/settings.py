@@ -98,6 +98,8 @@ class PolicySettings(BaseModel):
     sync_interval_s: float | None = Field(default=None, gt=0)
     # Quota one run of a full sync may wait for before it commits and frees its worker.
     full_sync_quota_wait_s: float | None = Field(default=None, ge=0)
+    # Idle lower-tier workers take higher-tier jobs (``policy.serving_order``).
+    work_conserving: bool | None = None
     concurrency: ConcurrencyOverrides = ConcurrencyOverrides()
     retry: RetryOverrides = RetryOverrides()
     quota_preset: str = DEFAULT_QUOTA_PRESET

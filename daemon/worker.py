@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,15 +46,19 @@ from daemon.store.mailboxes import (
     RunStart,
     finish_failure,
     finish_partial,
-    finish_success,
+    finish_success_recorded,
     record_run,
 )
-from daemon.store.messages import apply_result
+from daemon.store.messages import apply_result, writes_messages
 
 # Adds jobs for claimed mailboxes, delayed by some seconds (``TierQueues.enqueue``).
 Requeue = Callable[[list[Claimed], float], Awaitable[int]]
 _STATUS = {Outcome.RETRY: "active", Outcome.NEEDS_REAUTH: "needs_reauth", Outcome.ERROR: "error"}
 log = get_logger("worker")
+
+
+def _transaction(conn: asyncpg.Connection, needed: bool) -> AbstractAsyncContextManager[Any]:
+    return conn.transaction() if needed else nullcontext()
 
 
 class Fenced(Exception):
@@ -219,32 +224,50 @@ class SyncRunner:
         finished = self.clock()
         delay = result.resume_in_s or 0.0
         again: Claimed | None = None
+        # A run that changed no message commits in one statement, atomic by itself; anything
+        # else (messages, a chunk of a full sync) in one transaction.
+        atomic = writes_messages(result) or result.partial
         try:
-            async with self.store.pool.acquire() as conn, conn.transaction():
+            async with self.store.pool.acquire() as conn, _transaction(conn, atomic):
                 counts = await apply_result(conn, start.mailbox_id, result)
                 delta = counts.added - counts.deleted
+                tallies = (counts.added, counts.changed, counts.deleted, len(result.skipped))
                 if result.partial:
                     again = await finish_partial(
                         conn, start, result.cursor, finished, finished + delay, delta
                     )
-                    ok = again is not None
+                    if again is None:
+                        raise Fenced
+                    await record_run(
+                        conn,
+                        start,
+                        run_seq,
+                        self.worker_name,
+                        finished,
+                        result.kind,
+                        gate.calls,
+                        tallies,
+                        result.fell_back_to_full,
+                        partial=True,
+                    )
                 else:
                     due = next_due(start.started_at, self._interval(start))
-                    ok = await finish_success(conn, start, result.cursor, finished, due, delta)
-                if not ok:
-                    raise Fenced
-                await record_run(
-                    conn,
-                    start,
-                    run_seq,
-                    self.worker_name,
-                    finished,
-                    result.kind,
-                    gate.calls,
-                    (counts.added, counts.changed, counts.deleted, len(result.skipped)),
-                    result.fell_back_to_full,
-                    partial=result.partial,
-                )
+                    ok = await finish_success_recorded(
+                        conn,
+                        start,
+                        result.cursor,
+                        finished,
+                        due,
+                        delta,
+                        run_seq,
+                        self.worker_name,
+                        result.kind,
+                        gate.calls,
+                        tallies,
+                        result.fell_back_to_full,
+                    )
+                    if not ok:
+                        raise Fenced
         except Fenced:
             log.warning("run superseded; changes rolled back", mailbox_id=start.mailbox_id)
             return RunOutcome(start.mailbox_id, "fenced")

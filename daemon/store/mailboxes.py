@@ -151,6 +151,22 @@ INSERT INTO sync_runs (mailbox_id, run_seq, kind, tier, worker, queued_at, start
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 """
 
+# A success and its sync_runs row in one statement: one round trip, atomic on its own, so a
+# run that changed no message commits without a transaction (``finish_success_recorded``).
+# Nothing is written when the run token no longer matches (another run took over).
+_SUCCESS_RECORDED = f"""
+WITH done AS ({_SUCCESS.strip()}
+              RETURNING id)
+INSERT INTO sync_runs (mailbox_id, run_seq, kind, tier, worker, queued_at, started_at,
+                       finished_at, api_calls, added, changed, deleted, skipped,
+                       fell_back_to_full, error_kind, error, partial)
+SELECT done.id, $7::bigint, $8::text, $9::text, $10::text, $11::timestamptz,
+       $12::timestamptz, $4, $13::integer, $14::integer, $15::integer, $16::integer,
+       $17::integer, $18::boolean, NULL, NULL, false
+FROM done
+RETURNING true
+"""
+
 
 class MailboxStore:
     """Rows of tenants and mailboxes and their state transitions."""
@@ -541,6 +557,47 @@ async def finish_success(
         message_delta,
     )
     return not status.endswith(" 0")
+
+
+async def finish_success_recorded(
+    conn: asyncpg.Connection,
+    run: RunStart,
+    cursor: dict[str, Any],
+    finished_at: float,
+    next_due: float,
+    message_delta: int,
+    run_seq: int,
+    worker: str,
+    kind: SyncKind,
+    api_calls: int,
+    counts: tuple[int, int, int, int],
+    fell_back: bool,
+) -> bool:
+    """``finish_success`` and ``record_run`` in one statement; ``False`` (nothing written) if
+    another run took over."""
+    added, changed, deleted, skipped = counts
+    done = await conn.fetchval(
+        _SUCCESS_RECORDED,
+        run.mailbox_id,
+        run.run_token,
+        cursor,
+        ts(finished_at),
+        ts(next_due),
+        message_delta,
+        run_seq,
+        str(kind),
+        str(run.tier),
+        worker,
+        ts(run.queued_at),
+        ts(run.started_at),
+        api_calls,
+        added,
+        changed,
+        deleted,
+        skipped,
+        fell_back,
+    )
+    return done is not None
 
 
 async def finish_partial(

@@ -105,6 +105,22 @@ def _rowcount(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+def writes_messages(result: SyncResult) -> bool:
+    """Whether ``apply_result`` sends any statement for ``result``: a commit without one
+    needs no transaction of its own (the worker's commit of an incremental sync that found
+    nothing new is then one statement)."""
+    return bool(
+        result.upserts
+        or result.flag_updates
+        or result.deletes
+        or result.removals
+        or result.full_scopes
+        or result.partial
+        or result.resumed
+        or result.kind is SyncKind.FULL
+    )
+
+
 async def apply_result(
     conn: asyncpg.Connection, mailbox_id: int, result: SyncResult
 ) -> ApplyCounts:

@@ -8,6 +8,7 @@ import random
 from typing import Any
 
 import asyncpg
+import pytest
 
 from daemon import policy
 from daemon.app import Daemon
@@ -61,8 +62,16 @@ def _pure_policy(
     return out
 
 
+# Work conserving changes which worker runs a job, never what the scheduler decides: the
+# daemon's pools (every tier's jobs, idle pools taking higher tiers') must run every claim.
+@pytest.mark.parametrize("work_conserving", [False, True])
 async def test_policy_simulator_and_daemon_decide_alike(
-    db: asyncpg.Pool, mock_server: MockServer, pg_dsn: str, redis_url: str, redis_prefix: str
+    db: asyncpg.Pool,
+    mock_server: MockServer,
+    pg_dsn: str,
+    redis_url: str,
+    redis_prefix: str,
+    work_conserving: bool,
 ) -> None:
     await mock_server.reset({"quotas": {"scale": 10}})
     creds = await mock_server.populate(gmail=24, graph=24, seed=51, median=8, max_size=20)
@@ -95,7 +104,11 @@ async def test_policy_simulator_and_daemon_decide_alike(
             cursor,
         )
 
-    profile_overrides = {"batch_size": 7, "sync_interval_s": INTERVAL}
+    profile_overrides = {
+        "batch_size": 7,
+        "sync_interval_s": INTERVAL,
+        "work_conserving": work_conserving,
+    }
     profile = policy.with_overrides(policy.PLAN_B, profile_overrides)
     cycles = [T0 + 10.0 * k for k in range(40)]
     revoked = {m.id for m in workload if m.id in revoked_idx}

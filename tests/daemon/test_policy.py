@@ -11,6 +11,8 @@ import pytest
 from daemon.policy import (
     ORIGINAL,
     PLAN_B,
+    PLAN_B_WC,
+    PROFILES,
     QUOTA_MARGIN_DEFAULT,
     ApiCall,
     DueMailbox,
@@ -30,10 +32,13 @@ from daemon.policy import (
     plan_cycle,
     quota_deferral,
     select_batch,
+    serving_order,
+    serving_pools,
     sync_calls,
     sync_kind,
     tier_for,
     with_overrides,
+    workers_serving,
 )
 
 H = 3600.0
@@ -288,3 +293,31 @@ def test_full_sync_budget_is_a_profile_field() -> None:
     assert p.full_sync_quota_wait_s == 3
     with pytest.raises(ValueError, match="full_sync_quota_wait_s must be >= 0"):
         with_overrides(PLAN_B, {"full_sync_quota_wait_s": -1.0})
+
+
+def test_work_conserving_is_off_in_the_shipped_plans_and_on_in_plan_b_wc() -> None:
+    assert list(PROFILES) == ["original", "plan-b", "plan-b-wc"]
+    assert not ORIGINAL.work_conserving and not PLAN_B.work_conserving
+    assert PLAN_B_WC.work_conserving
+    # Otherwise Plan B, field by field.
+    assert replace(PLAN_B_WC, name="plan-b", work_conserving=False) == PLAN_B
+    assert with_overrides(PLAN_B, {"work_conserving": True}).work_conserving
+    assert not with_overrides(PLAN_B_WC, {"work_conserving": False}).work_conserving
+    with pytest.raises(ValueError, match="work_conserving must be true or false"):
+        with_overrides(PLAN_B, {"work_conserving": "yes"})
+
+
+def test_serving_order_is_strict_priority_from_high_down_to_the_own_tier() -> None:
+    high, normal, low = Tier.HIGH, Tier.NORMAL, Tier.LOW
+    for tier in (high, normal, low):
+        assert serving_order(tier, PLAN_B) == (tier,)
+        assert serving_pools(tier, PLAN_B) == (tier,)
+    assert serving_order(high, PLAN_B_WC) == (high,)
+    assert serving_order(normal, PLAN_B_WC) == (high, normal)
+    assert serving_order(low, PLAN_B_WC) == (high, normal, low)
+    # A high job: its own pool first, then the lower ones; a low job only its own.
+    assert serving_pools(high, PLAN_B_WC) == (high, normal, low)
+    assert serving_pools(normal, PLAN_B_WC) == (normal, low)
+    assert serving_pools(low, PLAN_B_WC) == (low,)
+    assert [workers_serving(t, PLAN_B) for t in (high, normal, low)] == [17, 10, 7]
+    assert [workers_serving(t, PLAN_B_WC) for t in (high, normal, low)] == [34, 17, 7]

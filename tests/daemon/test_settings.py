@@ -145,3 +145,14 @@ def test_secrets_never_print() -> None:
         None, "info", {"refresh_token": "abc", "url": "redis://:pw@h:6379/0", "n": 1}
     )
     assert event == {"refresh_token": "***", "url": "redis://:***@h:6379/0", "n": 1}
+
+
+def test_work_conserving_from_profile_or_env() -> None:
+    assert not load_settings(None, environ={}).policy.build_profile().work_conserving
+    s = load_settings(None, environ={"MAILSYNC_POLICY__PROFILE": "plan-b-wc"})
+    assert s.policy.build_profile().work_conserving
+    s = load_settings(None, environ={"MAILSYNC_POLICY__WORK_CONSERVING": "true"})
+    profile = s.policy.build_profile()
+    assert profile.work_conserving and profile.name == "plan-b"
+    with pytest.raises(ConfigError, match="policy.work_conserving"):
+        load_settings(None, environ={"MAILSYNC_POLICY__WORK_CONSERVING": "sometimes"})
