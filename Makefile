@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install report test lint typecheck services dovecot browser clean
+.PHONY: install report test lint typecheck services dovecot browser notebooks clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,15 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+# JupyterLab (the `notebooks` extra) on top of the development install.
+$(BIN)/.notebooks: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,loadtest,notebooks]'
+	touch $@
+
+# Opens notebooks/ in JupyterLab; the kernel is this venv's Python.
+notebooks: $(BIN)/.notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 report: install
 	$(BIN)/mailsync report

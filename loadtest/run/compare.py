@@ -6,6 +6,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
 
 from simulator.scenario import Criteria
 
@@ -173,3 +176,72 @@ def bounded_errors(rows: Sequence[Row]) -> dict[str, dict[str, float]]:
         if r.bound is not None:
             out.setdefault(r.level, {})[r.key] = r.rel_error
     return out
+
+
+# Column order of comparison.csv: one row per calibration state, level and figure.
+COMPARISON_COLUMNS = (
+    "calibrated",
+    "level",
+    "figure",
+    "label",
+    "unit",
+    "measured",
+    "predicted",
+    "predicted_ci95",
+    "rel_error",
+    "bound",
+    "within_bound",
+)
+
+
+def comparison_frame(before: Sequence[Row], after: Sequence[Row]) -> pd.DataFrame:
+    """Measured against predicted, before (``calibrated`` "no") and after ("yes") calibration:
+    a tidy table, the figure's unit in the ``unit`` column (figures of one table have many)."""
+    rows = [
+        {
+            "calibrated": tag,
+            "level": r.level,
+            "figure": r.key,
+            "label": r.label,
+            "unit": r.unit,
+            "measured": r.measured,
+            "predicted": r.predicted,
+            "predicted_ci95": r.half,
+            "rel_error": r.rel_error,
+            "bound": r.bound,
+            "within_bound": r.ok,
+        }
+        for tag, rs in (("no", before), ("yes", after))
+        for r in rs
+    ]
+    return pd.DataFrame.from_records(rows, columns=list(COMPARISON_COLUMNS))
+
+
+def verdicts_frame(before: Sequence[Verdict], after: Sequence[Verdict]) -> pd.DataFrame:
+    """The Plan B criteria judged on the measurement and on the model, before and after
+    calibration."""
+    rows = [
+        {
+            "calibrated": tag,
+            "level": v.level,
+            "criterion": v.criterion,
+            "limit": v.limit,
+            "measured": v.measured,
+            "predicted": v.predicted,
+            "measured_pass": v.measured_ok,
+            "predicted_pass": v.predicted_ok,
+            "agree": v.agree,
+        }
+        for tag, vs in (("no", before), ("yes", after))
+        for v in vs
+    ]
+    return pd.DataFrame.from_records(rows)
+
+
+def read_comparison(report_dir: str | Path) -> pd.DataFrame:
+    """The measured-against-predicted table of a load-test report folder
+    (``mailsync loadtest run``'s comparison.csv), with its levels in run order."""
+    frame = pd.read_csv(Path(report_dir) / "comparison.csv")
+    order = list(dict.fromkeys(frame["level"]))
+    frame["level"] = pd.Categorical(frame["level"], categories=order, ordered=True)
+    return frame

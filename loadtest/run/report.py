@@ -5,7 +5,6 @@ generator."""
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -22,7 +21,7 @@ import matplotlib.pyplot as plt  # after choosing the backend
 import numpy as np
 import yaml
 
-from loadtest.run.compare import Row, Verdict
+from loadtest.run.compare import Row, Verdict, comparison_frame, verdicts_frame
 from loadtest.run.measure import RunData, Window, process_cpu
 from loadtest.run.sampler import Samples
 from simulator.calibration import Calibration
@@ -394,68 +393,8 @@ def write_html(path: Path, d: ReportData, plots: Sequence[tuple[str, str]]) -> N
 
 def write_tables(out: Path, d: ReportData, extra: Mapping[str, Any]) -> None:
     """CSV and JSON forms of the tables (full precision)."""
-    with (out / "comparison.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(
-            [
-                "calibrated",
-                "level",
-                "figure",
-                "unit",
-                "measured",
-                "predicted",
-                "predicted_ci",
-                "rel_error",
-                "bound",
-                "within_bound",
-            ]
-        )
-        for tag, rows in (("no", d.before), ("yes", d.after)):
-            for r in rows:
-                w.writerow(
-                    [
-                        tag,
-                        r.level,
-                        r.key,
-                        r.unit,
-                        r.measured,
-                        r.predicted,
-                        r.half,
-                        r.rel_error,
-                        r.bound,
-                        r.ok,
-                    ]
-                )
-    with (out / "verdicts.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(
-            [
-                "calibrated",
-                "level",
-                "criterion",
-                "limit",
-                "measured",
-                "predicted",
-                "measured_pass",
-                "predicted_pass",
-                "agree",
-            ]
-        )
-        for tag, vs in (("no", d.verdicts_before), ("yes", d.verdicts_after)):
-            for v in vs:
-                w.writerow(
-                    [
-                        tag,
-                        v.level,
-                        v.criterion,
-                        v.limit,
-                        v.measured,
-                        v.predicted,
-                        v.measured_ok,
-                        v.predicted_ok,
-                        v.agree,
-                    ]
-                )
+    comparison_frame(d.before, d.after).to_csv(out / "comparison.csv", index=False)
+    verdicts_frame(d.verdicts_before, d.verdicts_after).to_csv(out / "verdicts.csv", index=False)
     if d.calibration is not None:
         (out / "calibration.yaml").write_text(
             "# Measured by mailsync loadtest run; use with --calibration.\n"

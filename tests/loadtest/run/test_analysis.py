@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,14 @@ import pytest
 from daemon.metrics import REQUEST_BUCKETS
 from loadtest.mock_providers.config import MockConfig
 from loadtest.run.calibrate import histogram_samples, rss_fit
-from loadtest.run.compare import compare, verdicts
+from loadtest.run.compare import (
+    COMPARISON_COLUMNS,
+    compare,
+    comparison_frame,
+    read_comparison,
+    verdicts,
+    verdicts_frame,
+)
 from loadtest.run.loadgen.config import LevelSpec, label_at, level_at
 from loadtest.run.measure import Counters, Window
 from loadtest.run.sampler import Samples, parse_metrics
@@ -126,6 +134,42 @@ def test_comparison_rows_and_verdicts() -> None:
     assert v["throughput"].agree and v["errors"].agree
     # Freshness was not measured: it fails there, and the sides disagree.
     assert not v["freshness"].measured_ok and v["freshness"].predicted_ok
+
+
+def test_comparison_frame_is_the_csv_and_reads_back(tmp_path: Path) -> None:
+    measured = {
+        "light": {"throughput_per_min": 100.0, "msg_lag_p50": 4.0},
+        "overload": {"throughput_per_min": 300.0, "msg_lag_p50": 40.0},
+    }
+    before = {
+        "light": {"throughput_per_min": (120.0, 3.0), "msg_lag_p50": (5.0, 0.5)},
+        "overload": {"throughput_per_min": (330.0, 6.0), "msg_lag_p50": (30.0, 2.0)},
+    }
+    after = {
+        "light": {"throughput_per_min": (104.0, 3.0), "msg_lag_p50": (4.2, 0.5)},
+        "overload": {"throughput_per_min": (310.0, 6.0), "msg_lag_p50": (38.0, 2.0)},
+    }
+    levels = ["overload", "light"]  # run order need not be alphabetical
+    f = comparison_frame(compare(measured, before, levels), compare(measured, after, levels))
+    assert list(f.columns) == list(COMPARISON_COLUMNS)
+    assert len(f) == 8
+    row = f[(f.calibrated == "no") & (f.level == "light") & (f.figure == "throughput_per_min")]
+    assert row["rel_error"].item() == pytest.approx(0.20)
+    assert row["predicted_ci95"].item() == 3.0
+    assert row["unit"].item() == "syncs/min" and row["within_bound"].item() is False
+    lag = f[(f.calibrated == "yes") & (f.level == "overload") & (f.figure == "msg_lag_p50")]
+    assert lag["rel_error"].item() == pytest.approx(-0.05)
+    assert lag["within_bound"].item() is True
+    f.to_csv(tmp_path / "comparison.csv", index=False)
+    back = read_comparison(tmp_path)
+    assert list(back["level"].cat.categories) == ["overload", "light"]
+    assert back["rel_error"].tolist() == pytest.approx(f["rel_error"].tolist())
+    v = verdicts_frame(
+        verdicts(measured, before, levels, Criteria(), True),
+        verdicts(measured, after, levels, Criteria(), True),
+    )
+    thr = v[(v.calibrated == "yes") & (v.level == "light") & (v.criterion == "throughput")]
+    assert thr["measured"].item() == 100.0 and thr["predicted"].item() == 104.0
 
 
 def test_lognormal_latency_reaches_the_mock_as_its_mean() -> None:
