@@ -2,9 +2,9 @@
 
 Prints tables: M/M/c against Erlang C, three priority classes against Cobham's formula,
 the daemon model's batch release against the drain formula, and the fast path against the
-event simulation on the shipped presets (model defaults and the plan's 10 s jobs).
+event simulation on the shipped presets (model defaults and 2 s jobs).
 
-    python benchmarks/sim_accuracy.py [--quick]
+    python benchmarks/sim_accuracy.py [--quick] [--only fast] [--scenario plan-c-5000@2s-jobs]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from simulator.results import estimate
 from simulator.runner import run_many
 from simulator.scenario import plan_job_time
 from simulator.textbook import QueueStats, run_queue
-from simulator.validation import REL_TOL, compare, fast_for
+from simulator.validation import REL_TOL, compare, expected_gap, fast_for
 
 NO_ERRORS = {"transient": 0.0, "auth_revoked": 0.0, "permanent": 0.0}
 
@@ -108,7 +108,7 @@ FIGURES = [
 ]
 
 
-def fast_vs_event(reps: int) -> None:
+def fast_vs_event(reps: int, only: list[str] | None = None) -> None:
     print(f"\nFast path against the event simulation ({reps} replications)")
     presets = [load_scenario(n).updated({"run.replications": reps}) for n in shipped_scenarios()]
     scen = [s.updated({"name": f"{s.name}@model"}) for s in presets]
@@ -119,6 +119,8 @@ def fast_vs_event(reps: int) -> None:
             {"run.replications": reps, "daemon.push_share": 1.0, "name": "plan-b-1000@push"}
         )
     )
+    if only:
+        scen = [s for s in scen if any(o in s.name for o in only)]
     results = run_many(scen, progress=False)
     print(
         "  relative error (fast - event) / event; [CI] = the event model's 95 % half-width "
@@ -126,8 +128,10 @@ def fast_vs_event(reps: int) -> None:
     )
     print(f"  {'scenario':28s}" + "".join(f"{lab:>20s}" for _, _, lab in FIGURES))
     resolvable = within = 0
+    # Figures outside 5 % (resolved or not) that the fast path is not expected to match.
+    notes: dict[tuple[str, str], list[str]] = {}
     for r in results:
-        f = fast_for(r.scenario)
+        f = fast_for(r.scenario, as_run=True)
         cells = []
         for fk, ek, _ in FIGURES:
             e = r.metrics.get(ek)
@@ -141,8 +145,14 @@ def fast_vs_event(reps: int) -> None:
             resolvable += res
             within += res and abs(err) <= REL_TOL
             cells.append(f"{err:>+9.1%} [{ci:>6.1%}]{flag}")
+            why = expected_gap(r.scenario, fk)
+            if abs(err) > REL_TOL and why:
+                notes.setdefault((fk, why), []).append(r.scenario.name)
         print(f"  {r.scenario.name:28s}" + "".join(f"{c:>20s}" for c in cells))
     print(f"  {within} of {resolvable} resolvable figures within {REL_TOL:.0%}")
+    print("  outside 5 % where the fast path is not expected to agree (validation.expected_gap):")
+    for (fk, why), names in notes.items():
+        print(f"    {fk} on {', '.join(names)}: {why}")
     rows = [a for r in results for a in compare(r)]
     agree = sum(a.ok for a in rows if a.resolved)
     print(
@@ -155,15 +165,37 @@ def fast_vs_event(reps: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="fewer replications and customers")
+    ap.add_argument(
+        "--only",
+        choices=["textbook", "batch", "fast"],
+        action="append",
+        help="run only these tables (repeatable; default: all)",
+    )
+    ap.add_argument(
+        "--scenario",
+        action="append",
+        help="fast-path table: only scenarios whose name contains this (repeatable), "
+        "e.g. plan-c-5000 or @2s-jobs",
+    )
+    ap.add_argument(
+        "--replications",
+        type=int,
+        help="fast-path table: replications per scenario (default 10, 2 with --quick); "
+        "heavy-tailed figures need more for their CI to be honest",
+    )
     a = ap.parse_args()
+    parts = set(a.only or ["textbook", "batch", "fast"])
     reps, n = (4, 50_000) if a.quick else (10, 200_000)
     t0 = time.perf_counter()
-    with mp.get_context("fork").Pool() as pool:
-        erlang(reps, n, pool)
-        priority(reps, n, pool)
-    batch_release(2 if a.quick else 5)
-    fast_vs_event(2 if a.quick else 5)
+    if "textbook" in parts:
+        with mp.get_context("fork").Pool() as pool:
+            erlang(reps, n, pool)
+            priority(reps, n, pool)
+    if "batch" in parts:
+        batch_release(2 if a.quick else 5)
+    if "fast" in parts:
+        fast_vs_event(a.replications or (2 if a.quick else 10), a.scenario)
     print(f"\n{time.perf_counter() - t0:.0f} s")
 
 

@@ -11,6 +11,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -248,13 +249,20 @@ def sweep(
         "reports/capacity.csv"
     ),
     jobs: Annotated[int | None, typer.Option(min=1)] = None,
+    profiles: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated policy profiles to compare on the same grid (default: the "
+            "scenario's), e.g. plan-b,plan-b-wc; the CSV gets a profile column."
+        ),
+    ] = None,
     force: Force = False,
 ) -> None:
     """Capacity table: the cheapest configuration per tenant count and its bottleneck."""
     from simulator.calibration import apply, load_calibration
     from simulator.loader import load_scenario
     from simulator.report import write_csv
-    from simulator.sweep import capacity_table, event_grid
+    from simulator.sweep import capacity_table, event_grid, to_frame
 
     try:
         t_list = _ints(tenants, "tenants", limits.MAX_TENANTS)
@@ -270,39 +278,75 @@ def sweep(
                 "run.replications": min(s.run.replications, 2),
             }
         )
+        names = _profile_names(profiles, s.daemon.profile)
         t0 = time.perf_counter()
-        if event:
-            points, best = _checked(
-                "sweep", lambda: event_grid(s, t_list, c_list, k_list, jobs=jobs, force=force)
-            )
-            out.parent.mkdir(parents=True, exist_ok=True)
-            write_csv(out, best)
-            write_csv(out.with_name(out.stem + "-points.csv"), points)
-            typer.echo(
-                f"{len(points)} simulated points in {time.perf_counter() - t0:.1f} s; wrote {out}"
-            )
-            for r in best:
-                if not r["feasible"]:
-                    typer.echo(f"  {r['tenants']:>6} tenants: no point passes")
-                    continue
-                typer.echo(
-                    f"  {r['tenants']:>6} tenants: {r['processes']} proc, conc "
-                    f"{r['concurrency']}, ${h.fmt(r['cost_month'])}/month, "
-                    f"bottleneck {r['bottleneck']}"
+        all_rows: list[dict[str, Any]] = []
+        all_points: list[dict[str, Any]] = []
+        for name in names:
+            sp = _checked("sweep", partial(s.updated, {"daemon.profile": name}))
+            if len(names) > 1:
+                typer.echo(f"profile {name}:")
+            if event:
+                points, best = _checked(
+                    "sweep", partial(event_grid, sp, t_list, c_list, k_list, jobs=jobs, force=force)
                 )
-            return
-        rows, n = _checked(
-            "sweep",
-            lambda: capacity_table(
-                s, t_list, c_list, k_list, i_list, verify=verify, jobs=jobs, force=force
-            ),
-        )
+                _echo_event_rows(best)
+                all_points += _tagged(points, name, len(names))
+                all_rows += _tagged(best, name, len(names))
+                continue
+            rows, n = _checked(
+                "sweep",
+                partial(
+                    capacity_table,
+                    sp, t_list, c_list, k_list, i_list, verify=verify, jobs=jobs, force=force,
+                ),
+            )  # fmt: skip
+            _echo_capacity_rows(rows)
+            all_rows += _tagged(rows, name, len(names))
     except ConfigError as e:
         _fail(e)
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(out, rows)
-    typer.echo(f"{n:,} configurations in {time.perf_counter() - t0:.1f} s; wrote {out}")
+    write_csv(out, to_frame(all_rows))
+    elapsed = time.perf_counter() - t0
+    if event:
+        write_csv(out.with_name(out.stem + "-points.csv"), to_frame(all_points))
+        typer.echo(f"{len(all_points)} simulated points in {elapsed:.1f} s; wrote {out}")
+    else:
+        typer.echo(f"{n * len(names):,} configurations in {elapsed:.1f} s; wrote {out}")
+
+
+def _tagged(rows: list[dict[str, Any]], profile: str, profiles: int) -> list[dict[str, Any]]:
+    # A profile column only when profiles are compared: one profile's CSV stays as it was.
+    return [{"profile": profile, **r} for r in rows] if profiles > 1 else rows
+
+
+def _profile_names(text: str | None, default: str) -> list[str]:
+    from daemon.policy import PROFILES
+
+    names = [x.strip() for x in (text or default).split(",") if x.strip()]
+    unknown = [x for x in names if x not in PROFILES]
+    if unknown or not names:
+        raise ConfigError(
+            f"--profiles: unknown {', '.join(unknown) or '(none given)'}; known: "
+            f"{', '.join(PROFILES)}"
+        )
+    return names
+
+
+def _echo_event_rows(best: list[dict[str, Any]]) -> None:
+    for r in best:
+        if not r["feasible"]:
+            typer.echo(f"  {r['tenants']:>6} tenants: no point passes")
+            continue
+        typer.echo(
+            f"  {r['tenants']:>6} tenants: {r['processes']} proc, conc "
+            f"{r['concurrency']}, ${h.fmt(r['cost_month'])}/month, "
+            f"bottleneck {r['bottleneck']}"
+        )
+
+
+def _echo_capacity_rows(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         if not r["feasible"]:
             typer.echo(f"  {r['tenants']:>6} tenants: no configuration passes")

@@ -6,6 +6,7 @@ the batch drain of a scheduler that releases ``b`` jobs at once onto ``c`` worke
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -151,6 +152,7 @@ def spacing_moments(period: float, k: ArrayLike) -> tuple[Array, Array]:
     return period / k_arr, 2 * period / (k_arr + 1)
 
 
+@lru_cache(maxsize=256)
 def t_quantile(n: int, level: float = 0.95) -> float:
     """Two-sided Student t quantile for a CI from ``n`` replications."""
     from scipy import stats

@@ -7,6 +7,7 @@ through the quota gates live in ``simulator.job``.
 from __future__ import annotations
 
 import gc
+import heapq
 import math
 import random
 from array import array
@@ -26,12 +27,13 @@ from simulator.job import Job, JobWalk, poisson
 from simulator.mailboxes import ACTIVE, QUEUED, RUNNING, MailboxTable
 from simulator.metrics import Recorder, RunMetrics
 from simulator.scenario import IMAP, PROVIDERS, Scenario
-from simulator.station import Station
+from simulator.station import TierPools
 from simulator.tokens import TokenCaches
 
 Mode = Literal["steady", "drain"]
 TIER_INDEX = {t: i for i, t in enumerate(policy.TIERS)}
 _exp = math.exp
+_heappush = heapq.heappush
 FULL, INCR = SyncKind.FULL, SyncKind.INCREMENTAL
 
 
@@ -53,25 +55,6 @@ class JobTrace(NamedTuple):
     setup: int
     calls: int
     fail: ErrorKind | None
-
-
-class _JobEnd(simpy.Event):
-    """A job's end: a ``simpy.Timeout`` carrying the job, born with its one callback (the
-    event model's most frequent event, so no callback list to append to)."""
-
-    def __init__(
-        self,
-        env: simpy.Environment,
-        delay: float,
-        job: Job,
-        callback: Callable[[simpy.Event], None],
-    ) -> None:
-        # As Timeout.__init__ does, without Event.__init__.
-        self.env = env
-        self.callbacks = [callback]
-        self._value = job
-        self._ok = True
-        env.schedule(self, NORMAL, delay)
 
 
 class Simulation(JobWalk):
@@ -123,11 +106,17 @@ class Simulation(JobWalk):
         self.pools = self._pools(scenario, pop, seed)
         self.tokens = self._tokens(scenario, pop, seed)
         self.env = simpy.Environment()
-        self._on_end = self._end_event  # bound once, not once per job
+        # Bound once, not once per job: a job's end, a chunk's end, a chunk's resumption.
+        self._on_end = self._finish
+        self._on_pause = self._pause
         self._on_resume = self._resume_event
-        self.stations = [
-            Station(k * self.profile.concurrency.for_tier(t), self._start) for t in policy.TIERS
-        ]
+        # A job is its own end event, pushed on SimPy's calendar as ``Environment.schedule``
+        # does (``_schedule``): one object per job, no event object and no call around it.
+        self._calendar: list[Any] = self.env._queue
+        self._eid = self.env._eid
+        # Tier queues and worker pools; ``stations`` reads each tier like a station.
+        self.workers = TierPools.for_profile(self.profile, k, self._start)
+        self.stations = self.workers.views
         self.warm = 0.0 if mode == "drain" else scenario.run.warmup_s
         hours0 = [policy.hours_since(x, 0.0) for x in last]
         tier0 = [TIER_INDEX[policy.tier_for(h, self.profile)] for h in hours0]
@@ -208,7 +197,7 @@ class Simulation(JobWalk):
     # --- processes -------------------------------------------------------------------
 
     def _scheduler(self, phase: float) -> Generator[simpy.Event, Any, None]:
-        env, table, profile, st = self.env, self.table, self.profile, self.stations
+        env, table, profile, arrive = self.env, self.table, self.profile, self.workers.arrive
         yield env.timeout(phase)
         period = profile.scheduler_interval_s
         while True:
@@ -220,7 +209,7 @@ class Simulation(JobWalk):
             ready = now + (self._dispatch_ms + self._enqueue_ms * len(plan)) / 1000.0
             for a in plan:
                 ti = TIER_INDEX[a.tier]
-                st[ti].arrive(Job(a.mailbox_id, ti, a.kind, nsa[a.mailbox_id], now, ready), now)
+                arrive(Job(a.mailbox_id, ti, a.kind, nsa[a.mailbox_id], now, ready), now, ti)
             # The event loop wakes the scheduler a little late, by a random amount.
             late = self._late_rng.expovariate(1 / self._overshoot) if self._overshoot else 0.0
             yield env.timeout(period + late)
@@ -233,7 +222,7 @@ class Simulation(JobWalk):
             return
         cum = np.cumsum(rates) / total
         rng = np.random.default_rng(self.prng.getrandbits(63))
-        env, table, high = self.env, self.table, self.stations[0]
+        env, table, arrive = self.env, self.table, self.workers.arrive
         while True:
             gaps = rng.exponential(1 / total, 4096).tolist()
             picks = np.searchsorted(cum, rng.random(4096), side="right").tolist()
@@ -244,7 +233,7 @@ class Simulation(JobWalk):
                 if a is not None:
                     self.rec.push(env.now)
                     ready = env.now + (self._dispatch_ms + self._enqueue_ms) / 1000.0
-                    high.arrive(Job(m, 0, a.kind, env.now, env.now, ready), env.now)
+                    arrive(Job(m, 0, a.kind, env.now, env.now, ready), env.now, 0)
 
     def _sampler(self) -> Generator[simpy.Event, Any, None]:
         env, every = self.env, self.s.run.sample_interval_s
@@ -258,8 +247,7 @@ class Simulation(JobWalk):
 
     def _warmup(self) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(self.warm)
-        for st in self.stations:
-            st.reset_stats(self.env.now)
+        self.workers.reset_stats(self.env.now)
         for p in self.prov:
             if p is not None:
                 p.reset_counters()
@@ -271,9 +259,10 @@ class Simulation(JobWalk):
 
     # --- jobs ------------------------------------------------------------------------
 
-    def _start(self, job: Job, now: float, wait: float, cls: int) -> None:
+    def _start(self, job: Job, now: float, wait: float, pool: int) -> None:
         # The hot path: runs once per job (attributes read once into locals).
         m = job.m
+        job.pool = pool
         self.jobs_started += 1
         self.table.state[m] = RUNNING
         env_now = now
@@ -349,8 +338,13 @@ class Simulation(JobWalk):
         else:
             # The mailbox's size matters to an incremental sync on IMAP servers without
             # CONDSTORE (flag scan); the other providers' call models ignore it.
-            reqs = pv.requests(INCR, self.size[m], pend[0], pend[1], pend[2])
-            stored = pend[0] + pend[1]
+            added, changed, deleted = pend
+            quiet = pv.quiet
+            if quiet is not None and not (added or changed or deleted):
+                reqs, stored = quiet, 0
+            else:
+                reqs = pv.requests(INCR, self.size[m], added, changed, deleted)
+                stored = added + changed
         counting = now >= self.warm
         pools = self.pools
         proc = how = -1
@@ -358,9 +352,22 @@ class Simulation(JobWalk):
             proc, how = pools.take(m, now, counting)
             if how:
                 reqs = pv.with_setup(how, reqs)
-        elif self.tokens is not None and self.tokens.refresh(m, now, counting) and not first:
-            # (A resumed chunk's token fetch is left out: its requests are walked in place.)
-            reqs = pv.with_token(reqs)
+        elif (tokens := self.tokens) is not None:
+            # tokens.refresh(m, now, counting), inlined (once per job): the process that runs
+            # the sync is drawn, and fetches a token if its cached one no longer serves.
+            k, r = tokens.k, tokens.row[m]
+            i = r * k + int(tokens.rnd.random() * k) if k > 1 else r
+            until = tokens.until
+            if counting:
+                tokens.syncs += 1
+            if until[i] <= now:
+                until[i] = now + tokens.serves[r]
+                if counting:
+                    tokens.refreshes += 1
+                if not first:
+                    # (A resumed chunk's token fetch is left out: its requests are walked
+                    # in place.)
+                    reqs = pv.with_token(reqs)
         p_auth, p_perm, p_any = pv.fail_p
         u = rnd.random()
         fail: ErrorKind | None = None
@@ -420,7 +427,17 @@ class Simulation(JobWalk):
             rec.db_ms += db
             rec.stored += stored
         job.kind, job.fail, job.ra, job.resume_at = kind, fail, ra, resume_at
-        _JobEnd(self.env, t_end - env_now + (cpu + db) / 1000.0, job, self._on_end)
+        job.callbacks = [self._on_end if resume_at is None else self._on_pause]
+        # _schedule(job, delay), inlined: once per job.
+        delay = t_end - env_now + (cpu + db) / 1000.0
+        _heappush(self._calendar, (self.env._now + delay, NORMAL, next(self._eid), job))
+
+    def _schedule(self, job: Job, delay: float, callback: Callable[[Job], None]) -> None:
+        """``Environment.schedule(job, NORMAL, delay)`` with ``callback`` as its one callback:
+        a job has the two attributes SimPy's ``step`` reads from an event (``callbacks`` and
+        ``_ok``), so it ends (or resumes) without an event object of its own."""
+        job.callbacks = [callback]
+        _heappush(self._calendar, (self.env._now + delay, NORMAL, next(self._eid), job))
 
     def _step(
         self,
@@ -440,31 +457,28 @@ class Simulation(JobWalk):
         assert proc < 0
         self.env.process(self._stepped(job, pv, reqs, n, fail, kind, stored, first))
 
-    def _end_event(self, ev: simpy.Event) -> None:
-        job: Job = ev._value  # a _JobEnd carries its job
-        if job.resume_at is not None:
-            self._pause(job, job.resume_at)
-        else:
-            self._finish(job, job.kind, job.fail, job.ra)
-
-    def _pause(self, job: Job, resume_at: float) -> None:
+    def _pause(self, job: Job) -> None:
         """A chunk of a full sync is committed: the mailbox is queued again, delayed until
-        its quota is back (the daemon's delayed job), and the worker is free."""
-        now, m = self.env.now, job.m
+        its quota is back (``job.resume_at``, the daemon's delayed job), and the worker is
+        free."""
+        now, m, resume_at = self.env.now, job.m, job.resume_at
+        assert resume_at is not None  # set for every chunk stopped for quota
         self.table.state[m] = QUEUED
         if now >= self.warm:
             self.rec.chunks += 1
-        self.stations[job.tier].depart(now)
+        self.workers.depart(now, job.pool)
         at = max(resume_at, now)
         ready = at + self._dispatch_ms / 1000.0
-        _JobEnd(self.env, at - now, Job(m, job.tier, FULL, job.due, at, ready), self._on_resume)
+        self._schedule(Job(m, job.tier, FULL, job.due, at, ready), at - now, self._on_resume)
 
-    def _resume_event(self, ev: simpy.Event) -> None:
-        job: Job = ev._value  # a _JobEnd carries its job
-        self.stations[job.tier].arrive(job, job.enq)
+    def _resume_event(self, job: Job) -> None:
+        self.workers.arrive(job, job.enq, job.tier)
 
-    def _finish(self, job: Job, kind: SyncKind, fail: ErrorKind | None, ra: float | None) -> None:
+    def _finish(self, job: Job) -> None:
+        """A job ended as its walk set: ``job.kind`` run, ``job.fail`` (None: success) and
+        the last Retry-After ``job.ra``."""
         now, m = self.env.now, job.m
+        kind, fail = job.kind, job.fail
         rec = self.rec
         tier = job.tier
         if fail is None:
@@ -496,7 +510,7 @@ class Simulation(JobWalk):
             if arrived is not None:
                 self.arrived[m] = None
         else:
-            d = self.table.fail(m, fail, now, self.prng, self.profile.retry, ra)
+            d = self.table.fail(m, fail, now, self.prng, self.profile.retry, job.ra)
             rec.failure(fail, d.outcome, now)
         if self.drain and not self.synced_once[m]:
             self.synced_once[m] = 1
@@ -507,7 +521,7 @@ class Simulation(JobWalk):
             if self._remaining == 0:
                 self.drained_at = now
                 self._done.succeed()
-        self.stations[tier].depart(now)
+        self.workers.depart(now, job.pool)
 
     def _onboarding(self) -> dict[str, float]:
         """Time to the first complete sync, over all mailboxes and the smaller half."""
@@ -548,9 +562,11 @@ class Simulation(JobWalk):
             if collecting:
                 gc.enable()
         end = env.now
-        for st in self.stations:
-            st.close(end)
+        self.workers.close(end)
         out = self.rec.finish(end, self.stations, self.prov, self.drained_at, self.t95, self.table)
+        # Every worker allowed to take a high job, busy (the fast path's worker utilisation).
+        window = out.scalars["window_s"]
+        out.scalars["util_serving_high"] = self.workers.serving_utilisation(0, window)
         if self.pools is not None:
             out.scalars.update(self.pools.scalars(out.scalars["window_s"]))
         if self.tokens is not None:

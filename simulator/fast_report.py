@@ -10,7 +10,9 @@ from typing import Any
 
 from simulator import formatting as fm
 from simulator import html as h
-from simulator.analytic import RATIO_NAMES, job_profile, largest_interval
+from simulator import profiles
+from simulator.analytic import RATIO_NAMES, largest_interval
+from simulator.frames import capacity_frame, records, tidy
 from simulator.loader import load_scenario, shipped_scenarios
 from simulator.plan_sections import files_html, quota_html, scaling_html, sweep_html
 from simulator.report import Options, jsonable, prepare, write_csv
@@ -54,7 +56,7 @@ def fast_report(refs: Sequence[str], o: Options) -> Path:
         row["pass_freshness"] = f["staleness_q"] <= c.fresh_within_s
         row["bottleneck"] = RATIO_NAMES[int(f["bottleneck"])]
         row["largest_interval_s"] = largest_interval(
-            s, job_profile(s), s.population.tenants, s.daemon.processes
+            s, profiles.profile(s), s.population.tenants, s.daemon.processes
         )
         rows.append(row)
     base = scen[0].updated({"criteria.fresh_quantile": 0.99})
@@ -99,8 +101,8 @@ def fast_report(refs: Sequence[str], o: Options) -> Path:
     ]
     title = "mailsync capacity report (fast path only)"
     (out / "index.html").write_text(h.page(title, h.header(title, sections)), "utf-8")
-    write_csv(out / "scenarios.csv", rows)
-    write_csv(out / "capacity.csv", table)
+    write_csv(out / "scenarios.csv", tidy(records(rows)))
+    write_csv(out / "capacity.csv", capacity_frame(table))
     (out / "report.json").write_text(
         json.dumps(jsonable({"scenarios": rows, "capacity": table}), indent=1),
         encoding="utf-8",

@@ -19,9 +19,26 @@ from simulator.metrics import EDGES, TIER_NAMES
 from simulator.results import ScenarioResult
 
 
-def _png(fig: Any) -> str:
+def _png(fig: Any, bottom: float = 0.6, top: float = 0.45) -> str:
+    """The figure as base64 PNG. Margins are fixed in inches (``bottom``: tick labels and
+    axis label; ``top``: the title) rather than fitted by ``tight_layout``, which lays every
+    tick label out once more and cost about 40 % of the report's plotting time."""
     buf = io.BytesIO()
-    fig.tight_layout()
+    w, h = fig.get_size_inches()
+    left, right = 0.85, 0.2
+    rows, cols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
+    # Space between panels as a share of a panel: the next panel's y label and ticks beside,
+    # this panel's x label and the next one's title below.
+    panel_w = (w - left - right) / cols
+    panel_h = (h - bottom - top) / rows
+    fig.subplots_adjust(
+        left=left / w,
+        right=1 - right / w,
+        bottom=bottom / h,
+        top=1 - top / h,
+        wspace=(left + 0.15) / max(panel_w - left, 0.5),
+        hspace=(bottom + top) / max(panel_h - bottom - top, 0.5),
+    )
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -211,4 +228,4 @@ def onboarding(results: Sequence[ScenarioResult]) -> str:
     ax.set_ylabel("hours")
     ax.legend(fontsize=7)
     ax.set_title("Onboarding: first full sync of every mailbox")
-    return _png(fig)
+    return _png(fig, bottom=0.75)

@@ -224,6 +224,12 @@ class ProviderRuntime:
         self._prefixed: dict[tuple[int, int], tuple[tuple[Request, ...], tuple[Request, ...]]]
         self._prefixed = {}
         self._memo_held = 0  # requests held by the memos
+        # The requests of an incremental sync with nothing new, the most common sync, for
+        # providers whose incremental calls do not depend on the size (all but IMAP); the
+        # event model takes it without the memo's key (``requests`` builds the same tuple).
+        self.quiet: tuple[Request, ...] | None = None
+        if self.imap is None:
+            self.quiet = self.requests(SyncKind.INCREMENTAL, 0, 0, 0, 0)
         self.counters = ProviderCounters()
         # A list: one scalar update per job is cheaper than on a numpy array.
         self.units_by_mailbox: list[float] = [0.0] * n_mailboxes

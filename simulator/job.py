@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from itertools import accumulate
 from typing import Any, NamedTuple
 
 import simpy
@@ -47,7 +48,27 @@ SimpleWalk = tuple[float, int, "Stop | None"]
 class Job:
     """One sync job on a tier queue."""
 
-    __slots__ = ("due", "enq", "fail", "kind", "m", "ra", "ready", "resume_at", "started", "tier")
+    __slots__ = (
+        "callbacks",
+        "due",
+        "enq",
+        "fail",
+        "kind",
+        "m",
+        "pool",
+        "ra",
+        "ready",
+        "resume_at",
+        "started",
+        "tier",
+    )
+    # Read by SimPy's ``Environment.step``: a job is its own end event on the calendar
+    # (``Simulation._schedule``), an event that never fails.
+    callbacks: list[Callable[[Job], None]] | None
+    _ok = True
+    # The pool whose worker runs it (another tier's when work conserving), set when it
+    # starts (``TierPools`` passes it to the start callback).
+    pool: int
 
     def __init__(
         self, m: int, tier: int, kind: SyncKind, due: float, enq: float, ready: float = 0.0
@@ -88,7 +109,7 @@ class JobWalk:
     rec: Recorder
     _res: Resources
 
-    def _finish(self, job: Job, kind: SyncKind, fail: ErrorKind | None, ra: float | None) -> None:
+    def _finish(self, job: Job) -> None:
         raise NotImplementedError
 
     def _overhead_s(self, calls: int, stored: int) -> float:
@@ -122,6 +143,7 @@ class JobWalk:
         one: Gcra | None = None
         snap: list[float] | None = None
         tat0 = tat = 0.0
+        first0 = first  # (``first`` moves on past the requests walked run by run)
         if mb is not None and len(mb) == 1:
             # One bucket: Gcra.reserve inlined on locals (the same arithmetic, in the same
             # order), written back once; requests over its burst take the general gate.
@@ -134,18 +156,30 @@ class JobWalk:
                 # run, each run's latencies drawn at once (the draws the per-request loop
                 # below would make).
                 for sampler, inner, u, extra, count in pv.runs(reqs):
-                    if u <= chunk:
+                    lats = sampler.take(count)
+                    if u <= chunk and tat <= t and extra == 0.0 and u * ei <= min(lats):
+                        # The bucket is behind the clock and every latency at least one
+                        # request's emission interval: each request finds tat <= t (the
+                        # next tat, t + d, is at most the next t, t + lat), so none waits,
+                        # the clock is the running sum of the latencies (added in order,
+                        # as below, so to the same bits) and tat ends one interval after
+                        # the last request left.
+                        *_, before, t = accumulate(lats, initial=t)
+                        tat = before + u * ei
+                    elif u <= chunk:
                         w, d = (cap - u) * ei, u * ei
-                        for lat in sampler.take(count):
-                            start = (t if t > tat else tat) - w
-                            if start > t:
-                                gate_wait += start - t
-                                t = start
-                            tat = (t if t > tat else tat) + d
+                        for lat in lats:
+                            # x is max(t, tat) before and after a wait (waiting moves t
+                            # to tat - w <= tat), so it is computed once.
+                            x = t if t > tat else tat
+                            if x - w > t:
+                                gate_wait += x - w - t
+                                t = x - w
+                            tat = x + d
                             t += lat + extra
                     else:
                         one.tat = tat
-                        for lat in sampler.take(count):
+                        for lat in lats:
                             t2 = pv.gate_mailbox(mb, t, u)
                             gate_wait += t2 - t
                             t = t2 + (lat + extra)
@@ -227,7 +261,8 @@ class JobWalk:
                 pv.app_log.append((now, units))
         if counting:
             c = pv.counters
-            c.requests += n
+            # The requests this walk made: a chunk makes those from ``first`` to its stop.
+            c.requests += (stop.at if stop is not None else n) - first0
             c.calls += calls
             c.units += units
             c.gate_wait_s += gate_wait
@@ -426,4 +461,5 @@ class JobWalk:
                 break
         self.rec.provider(pv, m, t0, requests, calls, units, throttled, gate_wait, env.now - t0)
         yield env.timeout(self._overhead_s(calls, 0 if fail else stored))
-        self._finish(job, kind, fail, ra_out)
+        job.kind, job.fail, job.ra = kind, fail, ra_out
+        self._finish(job)

@@ -1,14 +1,17 @@
 """Mailbox state and the scheduler's claim, as the daemon keeps them in PostgreSQL.
 
 The event simulation and the parity harness both drive this module, and every decision
-goes through ``daemon.policy`` (``plan_cycle``, ``next_due``, ``on_failure``,
-``sync_now_assignment``), so the simulator decides exactly what the policy decides.
+goes through ``daemon.policy`` (``plan_cycle``'s ``assign`` on the batch ``select_batch``
+would take, ``next_due``, ``on_failure``, ``sync_now_assignment``), so the simulator
+decides exactly what the policy decides.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import random
+from bisect import bisect_right
 from collections.abc import Sequence
 
 from daemon import policy
@@ -17,6 +20,12 @@ from daemon.policy import Assignment, DueMailbox, ErrorKind, FailureDecision, Ou
 IDLE, QUEUED, RUNNING = 0, 1, 2
 _tuple_new = tuple.__new__
 ACTIVE, NEEDS_REAUTH, ERROR = 0, 1, 2
+# Due entries are kept in buckets of this many seconds (see ``MailboxTable``).
+BUCKET_S = 1.0
+# Bucket of due instants too far off to index (never, in practice).
+_FAR = 1e15
+_FAR_KEY = int(_FAR // BUCKET_S)
+Entry = tuple[float, int, int]  # (due at, mailbox, version)
 
 
 class MailboxTable:
@@ -43,8 +52,17 @@ class MailboxTable:
         # A push arrived while queued or running: due again as soon as the run ends.
         self.push_pending = bytearray(n)
         self._version = [0] * n
-        self._heap: list[tuple[float, int, int]] = [(t, i, 0) for i, t in enumerate(next_sync_at)]
-        heapq.heapify(self._heap)
+        # Due entries (due at, mailbox, version), an entry stale once the version moved on.
+        # Not one heap of every mailbox: popping a heap of 10,000 tuples is a dozen tuple
+        # comparisons on cold memory per claimed mailbox, the most expensive step of the
+        # whole claim. Entries go to buckets of ``BUCKET_S`` seconds (a heap of bucket keys
+        # finds the due ones); a claim sorts only the few hundred entries due since the last
+        # one, and keeps those over the batch size sorted for the next (``_overdue``).
+        self._buckets: dict[int, list[Entry]] = {}
+        self._keys: list[int] = []
+        self._overdue: list[Entry] = []
+        for i, t in enumerate(next_sync_at):
+            self._add(t, i, 0)
 
     def due_mailbox(self, m: int) -> DueMailbox:
         """The policy's view of mailbox ``m``."""
@@ -55,40 +73,73 @@ class MailboxTable:
         v = self._version[m] + 1
         self._version[m] = v
         self.next_sync_at[m] = at
-        heapq.heappush(self._heap, (at, m, v))
+        self._add(at, m, v)
+
+    def _add(self, t: float, m: int, v: int) -> None:
+        k = int(t // BUCKET_S) if -_FAR < t < _FAR else (_FAR_KEY if t > 0 else -_FAR_KEY)
+        b = self._buckets.get(k)
+        if b is None:
+            self._buckets[k] = [(t, m, v)]
+            heapq.heappush(self._keys, k)
+        else:
+            b.append((t, m, v))
 
     def _pop_due(self, now: float, limit: int) -> list[DueMailbox]:
-        # The heap is ordered like policy.due_order_key, so the first ``limit`` valid due
-        # entries are exactly the batch select_batch would take from the whole table.
-        heap = self._heap
+        # Entries sort like policy.due_order_key, so the first ``limit`` valid due entries
+        # are exactly the batch select_batch would take from the whole table. An entry
+        # found stale stays stale (a mailbox becomes idle again only through a new version,
+        # or inactive for good), so dropping every stale one seen changes no later claim.
         out: list[DueMailbox] = []
         if limit < 1:
             return out
+        keys, buckets = self._keys, self._buckets
+        due = self._overdue
+        # The last bucket that may hold due entries (keyed as ``_add`` keys them).
+        top = int(now // BUCKET_S) if -_FAR < now < _FAR else _FAR_KEY
+        while keys and keys[0] <= top:
+            due += buckets.pop(heapq.heappop(keys))
+        if not due:
+            return out
+        due.sort()
+        if due[-1][0] > now:
+            # The last bucket is only partly due: its later entries go back.
+            cut = bisect_right(due, (now, math.inf, math.inf))
+            later = due[cut:]
+            del due[cut:]
+            for t, m, v in later:
+                self._add(t, m, v)
         version, state, status = self._version, self.state, self.status
-        last, cursor, pop = self.last_success_at, self.has_cursor, heapq.heappop
-        while heap and heap[0][0] <= now:
-            t, m, v = pop(heap)
+        last, cursor = self.last_success_at, self.has_cursor
+        i = 0
+        for t, m, v in due:
+            i += 1
             if v != version[m] or state[m] != IDLE or status[m] != ACTIVE:
                 continue
             # DueMailbox(m, t, ...) without the named tuple's Python-level __new__.
             out.append(_tuple_new(DueMailbox, (m, t, last[m], cursor[m])))
             if len(out) == limit:
                 break
+        self._overdue = due[i:]
         return out
 
     def claim(self, now: float, profile: Profile) -> list[Assignment]:
         """One scheduler cycle: the policy's assignments; claimed mailboxes become queued."""
         batch = self._pop_due(now, profile.batch_size)
-        plan = policy.plan_cycle(batch, now, profile)
+        # ``batch`` is what ``policy.select_batch`` takes from the whole table, in its order
+        # (the parity tests hold the claims to ``plan_cycle``), so it is assigned as
+        # ``plan_cycle`` assigns it, without sorting it again.
+        assign = policy.assign
+        plan = [assign(m, now, profile) for m in batch]
         for a in plan:
             self.state[a.mailbox_id] = QUEUED
         return plan
 
     def due_backlog(self, now: float) -> int:
-        """Idle active mailboxes already due (the claim backlog); O(heap) so for samples only."""
+        """Idle active mailboxes already due (the claim backlog); O(entries) so for samples only."""
+        entries = [e for b in self._buckets.values() for e in b] + self._overdue
         return sum(
             1
-            for t, m, v in self._heap
+            for t, m, v in entries
             if t <= now
             and v == self._version[m]
             and self.state[m] == IDLE
@@ -123,11 +174,17 @@ class MailboxTable:
         if self.push_pending[m]:
             self.push_pending[m] = 0
             due = finished_at
-        # arm(), inlined: this runs once per simulated sync.
+        # arm() and _add(), inlined: this runs once per simulated sync.
         v = self._version[m] + 1
         self._version[m] = v
         self.next_sync_at[m] = due
-        heapq.heappush(self._heap, (due, m, v))
+        k = int(due // BUCKET_S) if -_FAR < due < _FAR else _FAR_KEY
+        b = self._buckets.get(k)
+        if b is None:
+            self._buckets[k] = [(due, m, v)]
+            heapq.heappush(self._keys, k)
+        else:
+            b.append((due, m, v))
 
     def fail(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from simulator.scenario import PROVIDERS, Scenario
 if TYPE_CHECKING:  # import cycle: the engine imports this module
     from simulator.gate import ProviderRuntime
     from simulator.mailboxes import MailboxTable
-    from simulator.station import Station
+    from simulator.station import PoolView
 
 TIER_NAMES = [str(t) for t in policy.TIERS]
 # Staleness histogram: log bins from 1 s to ~4 months, 1.5 % wide.
@@ -157,7 +158,7 @@ class Recorder:
             if outcome is not Outcome.RETRY:
                 self.parked += 1
 
-    def sample(self, now: float, active: np.ndarray, stations: list[Station]) -> None:
+    def sample(self, now: float, active: np.ndarray, stations: Sequence[PoolView]) -> None:
         """Staleness of every active mailbox now, plus load figures."""
         st = now - np.where(np.isnan(self.last), 0.0, self.last)
         st = st[active]
@@ -193,7 +194,7 @@ class Recorder:
     def finish(
         self,
         end: float,
-        stations: list[Station],
+        stations: Sequence[PoolView],
         prov: list[ProviderRuntime | None],
         drained_at: float | None,
         t95: float | None,

@@ -1,19 +1,23 @@
-"""Decision parity: the simulator's scheduler replayed over a seeded workload.
+"""Decision parity: the simulator's scheduler and worker pools replayed over a workload.
 
 ``scheduler_decisions`` runs the same ``MailboxTable`` the event simulation uses, with zero
 sync latency, and returns each cycle's assignments. The daemon's own scheduler, run against
 mock providers answering at once, must produce the same lists; so must the pure policy.
+``dispatch_decisions`` runs the event model's ``TierPools`` over given arrivals and run
+times and returns which pool started each job and when (``policy.serving_order``).
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from daemon.policy import Assignment, DueMailbox, ErrorKind, Profile
+from daemon.policy import TIERS, Assignment, DueMailbox, ErrorKind, Profile, Tier
 from simulator.mailboxes import MailboxTable
+from simulator.station import TierPools
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +80,53 @@ def scheduler_decisions(
                     a.mailbox_id, result.error, now, rng, profile.retry, result.retry_after_s
                 )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A job joining ``tier``'s queue at ``at`` that runs for ``run_s`` once started."""
+
+    at: float
+    tier: Tier
+    run_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Job ``job`` (its index in the arrivals) started at ``at`` on a worker of ``pool``."""
+
+    job: int
+    at: float
+    pool: Tier
+
+
+def dispatch_decisions(
+    profile: Profile, arrivals: Sequence[Arrival], processes: int = 1
+) -> list[Start]:
+    """Every job's start, in start order, as the event model's worker pools decide it.
+
+    At one instant, jobs that end free their workers before jobs arriving then are placed,
+    and arrivals are placed in list order (the order of a bulk enqueue).
+    """
+    if any(b.at < a.at for a, b in itertools.pairwise(arrivals)):
+        raise ValueError("arrivals must be in time order")
+    starts: list[Start] = []
+    # (instant, 0 for an end / 1 for an arrival, sequence, job or pool index)
+    events: list[tuple[float, int, int, int]] = []
+    seq = itertools.count()
+
+    def on_start(job: int, now: float, waited: float, pool: int) -> None:
+        starts.append(Start(job, now, TIERS[pool]))
+        heapq.heappush(events, (now + arrivals[job].run_s, 0, next(seq), pool))
+
+    pools = TierPools.for_profile(profile, processes, on_start)
+    for i, a in enumerate(arrivals):
+        heapq.heappush(events, (a.at, 1, next(seq), i))
+    index = {t: i for i, t in enumerate(TIERS)}
+    while events:
+        now, kind, _, x = heapq.heappop(events)
+        if kind == 0:
+            pools.depart(now, x)
+        else:
+            pools.arrive(x, now, index[arrivals[x].tier])
+    return starts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from simulator.closed_forms import t_quantile
 from simulator.metrics import RunMetrics
 from simulator.resources import derive, tiers_for_runs
 from simulator.scenario import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,14 @@ class ScenarioResult:
             tiers[kind] = names[int(idx)] if not math.isnan(idx) else ""
         d = self.scenario.daemon
         return {"processes": d.processes, "hosts": d.hosts, "instance": d.instance, **tiers}
+
+    def to_frame(self) -> pd.DataFrame:
+        """This result as a one-row table (``simulator.frames.results_frame``): figures with
+        units in their names, each with its 95 % CI half-width."""
+        # pandas stays out of the worker processes that import this module for the hot path.
+        from simulator.frames import results_frame
+
+        return results_frame([self])
 
     def row(self) -> dict[str, Any]:
         """A flat record for CSV/JSON: name, means, CI half-widths, verdicts."""

@@ -11,6 +11,8 @@ import numpy as np
 import structlog
 from tqdm import tqdm
 
+from simulator import limits
+from simulator import profiles as job_profiles
 from simulator.engine import Mode, Simulation
 from simulator.metrics import RunMetrics
 from simulator.population import Mailboxes
@@ -34,9 +36,19 @@ def _one(task: Task) -> RunMetrics:
     return Simulation(Scenario.model_validate(data), seed, mode, fixed).run()
 
 
+def run_cost(s: Scenario) -> float:
+    """Estimated seconds of one replication of ``s`` (``limits.estimate``'s rates)."""
+    e = limits.estimate([s], jobs=1)
+    return e.seconds / max(e.runs, 1)
+
+
 def default_jobs() -> int:
     """Worker processes: one per core."""
     return max(1, os.cpu_count() or 1)
+
+
+# Each scenario's steady and drain replications.
+Runs = tuple[list[RunMetrics], list[RunMetrics]]
 
 
 def run_many(
@@ -45,63 +57,102 @@ def run_many(
     progress: bool = True,
     desc: str = "simulating",
     mailboxes: Sequence[Mailboxes | None] | None = None,
+    ahead: Sequence[Scenario] = (),
 ) -> list[ScenarioResult]:
     """Every replication (steady and drain) of every scenario, spread over processes;
-    ``mailboxes`` (one per scenario) fixes who a scenario's mailboxes are."""
+    ``mailboxes`` (one per scenario) fixes who a scenario's mailboxes are. The job profiles
+    of ``ahead`` are computed in the same pool and kept by ``simulator.profiles``."""
+    runs = run_raw(scenarios, jobs, progress, desc, mailboxes, ahead)
+    return [combine(s, steady, drain) for s, (steady, drain) in zip(scenarios, runs, strict=True)]
+
+
+def task_key(s: Scenario, seed: int, mode: Mode) -> str:
+    """What one run depends on: the same scenario (whatever its name or replication count),
+    seed and mode give the same run."""
+    body = s.model_dump_json(exclude={"name": True, "description": True, "run": {"replications"}})
+    return f"{body}|{seed}|{mode}"
+
+
+def run_raw(
+    scenarios: Sequence[Scenario],
+    jobs: int | None = None,
+    progress: bool = True,
+    desc: str = "simulating",
+    mailboxes: Sequence[Mailboxes | None] | None = None,
+    ahead: Sequence[Scenario] = (),
+    memo: dict[str, RunMetrics] | None = None,
+) -> list[Runs]:
+    """``run_many``'s runs before they are combined. ``memo`` (kept by the caller) holds
+    runs already done: a scenario asked for again with more replications runs only the new
+    seeds (sequential stopping)."""
     tasks: list[Task] = []
     owner: list[tuple[int, str]] = []
     # The same scenario (whatever its name), seed and mode runs once: a report asks for some
     # scenarios under several names.
     same: dict[str, int] = {}
     copies: list[tuple[int, int]] = []  # (owner index of a copy, index of the task it reuses)
+    known: list[tuple[int, RunMetrics]] = []  # (owner index, a run from ``memo``)
+    keys: list[str] = []  # of each task, for ``memo``
     for i, s in enumerate(scenarios):
         data = s.model_dump(mode="json")
         fixed = mailboxes[i] if mailboxes is not None else None
         boxes = fixed.to_lists() if fixed is not None else None
-        body = s.model_dump_json(exclude={"name", "description"}) if fixed is None else None
         for seed in seeds(s.run.seed, s.run.replications):
             modes: tuple[Mode, ...] = ("steady", "drain")
             for mode in modes:
                 if not (s.run.steady if mode == "steady" else s.run.drain):
                     continue
-                key = f"{body}|{seed}|{mode}"
+                key = task_key(s, seed, mode) if fixed is None else ""
                 owner.append((i, mode))
-                if body is not None and key in same:
+                if key and memo is not None and key in memo:
+                    known.append((len(owner) - 1, memo[key]))
+                    continue
+                if key and key in same:
                     copies.append((len(owner) - 1, same[key]))
                     continue
-                same[key] = len(owner) - 1
+                if key:
+                    same[key] = len(owner) - 1
                 tasks.append((data, seed, mode, boxes))
+                keys.append(key)
     # Owner slots that run a task of their own, in task order.
-    copied = {c for c, _ in copies}
-    running = [j for j in range(len(owner)) if j not in copied]
+    skip = {c for c, _ in copies} | {k for k, _ in known}
+    running = [j for j in range(len(owner)) if j not in skip]
     jobs = min(jobs or default_jobs(), len(tasks)) or 1
     log.info("simulate", scenarios=len(scenarios), runs=len(tasks), processes=jobs)
     bar = tqdm(total=len(tasks), desc=desc, disable=not progress, unit="run")
     results: list[RunMetrics | None] = [None] * len(tasks)
-    # Large scenarios first so the pool does not end on one long straggler.
-    order = sorted(
-        range(len(tasks)), key=lambda i: -scenarios[owner[running[i]][0]].population.tenants
-    )
-    if jobs == 1:
+    # Longest runs first (by the cost estimate of ``limits``), so that the pool does not
+    # end on one long straggler while the other cores idle.
+    cost = [run_cost(s) for s in scenarios]
+    order = sorted(range(len(tasks)), key=lambda i: -cost[owner[running[i]][0]])
+    todo = job_profiles.missing(ahead)
+    if jobs == 1 or not tasks:
         for i in order:
             results[i] = _one(tasks[i])
             bar.update()
+        job_profiles.store(job_profiles.compute(k) for k in todo)
     else:
         with mp.get_context("fork").Pool(jobs) as pool:
             it = pool.imap(_one, [tasks[i] for i in order], chunksize=1)
+            # Queued behind every simulation: the profiles fill the cores the last (longest
+            # remaining) simulations leave idle.
+            side = pool.map_async(job_profiles.compute, todo, chunksize=1)
             for i, r in zip(order, it, strict=True):
                 results[i] = r
                 bar.update()
+            job_profiles.store(side.get())
     bar.close()
     by_owner: list[RunMetrics | None] = [None] * len(owner)
     for t, j in enumerate(running):
-        by_owner[j] = results[t]
+        got = by_owner[j] = results[t]
+        if memo is not None and keys[t] and got is not None:
+            memo[keys[t]] = got
+    for j, r in known:
+        by_owner[j] = r
     for c, src in copies:
         by_owner[c] = by_owner[src]
-    results = by_owner
-    out = []
-    for i, s in enumerate(scenarios):
-        steady = [r for r, o in zip(results, owner, strict=True) if o == (i, "steady") and r]
-        drain = [r for r, o in zip(results, owner, strict=True) if o == (i, "drain") and r]
-        out.append(combine(s, steady, drain))
+    out: list[Runs] = [([], []) for _ in scenarios]
+    for run, (i, kind) in zip(by_owner, owner, strict=True):
+        if run is not None:
+            out[i][0 if kind == "steady" else 1].append(run)
     return out

@@ -213,7 +213,10 @@ def checked_overrides(profile: policy.Profile, overrides: Mapping[str, Any]) -> 
             raise ValueError(f"{key}: unknown profile field")
         if hasattr(current, "__dataclass_fields__"):
             raise ValueError(f"{key}: expected a mapping of its fields, got {value!r}")
-        if isinstance(current, int | float):
+        if isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"{key}: expected true or false, got {value!r}")
+        elif isinstance(current, int | float):
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if not number or not math.isfinite(value):
                 raise ValueError(f"{key}: expected a finite number, got {value!r}")

@@ -98,19 +98,30 @@ def detail_keys(metrics: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-def summary_section(scenarios: Sequence[Scenario], quick: bool, seconds: float) -> str:
+def summary_section(
+    scenarios: Sequence[Scenario], quick: bool, seconds: float, most: int = 0
+) -> str:
     """How the report was made: what was modelled, the calibration notice, definitions
-    (a section body without its title)."""
+    (a section body without its title). ``most``: the replications sequential stopping
+    may go up to (``simulator.sequential``; 0 when the count is fixed)."""
+    from simulator.sequential import TARGET
     from simulator.summary import provenance_html
 
     s0 = scenarios[0]
     mode = " Quick mode: shorter horizon and fewer replications." if quick else ""
+    reps = f"{s0.run.replications} replications per scenario"
+    if most > s0.run.replications:
+        reps = (
+            f"{s0.run.replications} replications per scenario, and more (up to {most}) where "
+            "the 95 % confidence interval of throughput or p50 / p95 staleness was still wider "
+            f"than {fm.pct(TARGET)} of its mean (sequential stopping)"
+        )
     return (
         f"<p>Discrete-event simulation of the daemon (schedulers claiming batches every cycle, "
         f"three tier queues with their own workers, quota gates as GCRA, 429 / Retry-After, "
         f"mail arrival and cursor expiry) with every policy decision taken by "
-        f"<code>daemon.policy</code>. {s0.run.replications} replications per scenario, "
-        f"horizon {fm.duration(s0.run.horizon_s)} after {fm.duration(s0.run.warmup_s)} "
+        f"<code>daemon.policy</code>. {reps}, "
+        f"horizon {fm.duration(s0.run.horizon_s)} including {fm.duration(s0.run.warmup_s)} of "
         f"warm-up; figures are means with 95 % confidence intervals, shown as "
         f"<code>mean ± half-width</code>.{mode} Produced in {fm.duration(seconds)}.</p>"
         + provenance_html(scenarios, None)

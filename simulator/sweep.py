@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from daemon.errors import ConfigError
 from daemon.policy import TIERS
@@ -22,6 +23,7 @@ from simulator import limits
 from simulator.analytic import RATIO_NAMES, JobProfile, evaluate, job_profile
 from simulator.catalogue import load_catalogue
 from simulator.distributions import mean as dist_mean
+from simulator.frames import capacity_frame, fast_frame
 from simulator.runner import run_many
 from simulator.scenario import Scenario
 
@@ -46,6 +48,18 @@ class Grid:
     def size(self) -> int:
         """Number of configurations."""
         return int(self.tenants.size)
+
+    def to_frame(self, s: Scenario, out: dict[str, np.ndarray]) -> pd.DataFrame:
+        """The grid with its fast-path figures (``evaluate_grid(s, self)``): one row per
+        configuration, units in the column names."""
+        g = self
+        return fast_frame(s, out, g.tenants, g.processes, g.hosts, g.conc, g.interval, g.instance)
+
+
+def to_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """A capacity table (``capacity_table``'s rows, or either list ``event_grid`` returns) as
+    a DataFrame with units in the column names."""
+    return capacity_frame(rows)
 
 
 def grid(

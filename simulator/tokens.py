@@ -36,10 +36,11 @@ class TokenCaches:
         self._rows = rows
         # How long a fetched token serves: its lifetime less the daemon's refresh margin.
         self.serves = np.maximum(1.0, lifetime_s[rows] - EXPIRY_MARGIN_S).tolist()
-        # Until when each process's cached token serves (-inf: none cached); lists, since
-        # one scalar read per job is cheaper on them than on a numpy array.
-        self.until: list[list[float]] = [[-math.inf] * processes for _ in range(rows.size)]
-        self._rnd = random.Random(seed)
+        # Until when each process's cached token serves (-inf: none cached), row by row
+        # (``row * k + process``); a flat list, since one scalar read per job is cheaper on
+        # it than on a numpy array or a list per row.
+        self.until: list[float] = [-math.inf] * (rows.size * processes)
+        self.rnd = random.Random(seed)  # which process runs a sync
         self.refreshes = 0
         self.syncs = 0
 
@@ -54,32 +55,36 @@ class TokenCaches:
         shape = (serves.size, self.k)
         have = rng.random(shape) < held[:, None]
         left = rng.random(shape) * serves[:, None]
-        self.until = np.where(have, left, -math.inf).tolist()
+        self.until = np.where(have, left, -math.inf).ravel().tolist()
 
     def take(self, m: int, now: float, counting: bool) -> tuple[int, bool]:
         """(process, refresh): the process that runs mailbox ``m``'s sync and whether it must
         fetch a token first."""
         r = self.row[m]
-        p = int(self._rnd.random() * self.k) if self.k > 1 else 0
-        mine = self.until[r]
-        refresh = mine[p] <= now
+        p = int(self.rnd.random() * self.k) if self.k > 1 else 0
+        i = r * self.k + p
+        refresh = self.until[i] <= now
         if refresh:
-            mine[p] = now + self.serves[r]
+            self.until[i] = now + self.serves[r]
         if counting:
             self.syncs += 1
             self.refreshes += refresh
         return p, refresh
 
     def refresh(self, m: int, now: float, counting: bool) -> bool:
-        """``take`` without the process: whether mailbox ``m``'s sync fetches a token first."""
+        """``take`` without the process: whether mailbox ``m``'s sync fetches a token first.
+
+        The event model runs the same lines inlined in ``Simulation._start`` (once per job).
+        """
         r = self.row[m]
-        mine = self.until[r]
-        p = int(self._rnd.random() * self.k) if self.k > 1 else 0
+        k = self.k
+        i = r * k + int(self.rnd.random() * k) if k > 1 else r
         if counting:
             self.syncs += 1
-        if mine[p] > now:
+        until = self.until
+        if until[i] > now:
             return False
-        mine[p] = now + self.serves[r]
+        until[i] = now + self.serves[r]
         if counting:
             self.refreshes += 1
         return True

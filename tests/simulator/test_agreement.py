@@ -34,7 +34,7 @@ def _result(event: dict[str, tuple[float, float]]) -> ScenarioResult:
 
 @pytest.fixture
 def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(validation, "fast_for", lambda s: dict(FAST))
+    monkeypatch.setattr(validation, "fast_for", lambda s, as_run=False: dict(FAST))
 
 
 @pytest.mark.usefixtures("fast")

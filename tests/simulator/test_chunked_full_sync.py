@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon.policy import get_quota_preset
+from daemon.policy import SyncKind, get_quota_preset, sync_calls
 from simulator.engine import Simulation
 from simulator.loader import load_scenario
 from simulator.population import Mailboxes
@@ -94,3 +94,51 @@ def test_only_gmail_full_syncs_are_chunked() -> None:
     # Graph's per-mailbox limit is far above what a full sync asks (a request per 100).
     graph = get_quota_preset("documented-2026")["graph"]
     assert all(q.limit >= 10_000 for q in graph.quotas)
+
+
+def test_chunks_count_only_the_requests_they_make() -> None:
+    # One process: each mailbox fetches its token once, in its first chunk.
+    s = _scenario(1.0).updated({"daemon.processes": 1, "daemon.hosts": 1})
+    sim = Simulation(s, 3, mode="drain", mailboxes=_mailboxes())
+    sim.trace = []
+    out = sim.run().scalars
+    assert out["partial_runs"] > 100  # the big mailbox is synced in many chunks
+    gmail = sim.prov[0]
+    assert gmail is not None and sim.tokens is not None
+    full = sum(
+        c.requests
+        for size in [BIG] + [SMALL] * 6
+        for c in sync_calls("gmail", SyncKind.FULL, size, shape=gmail.shape)
+    )
+    # The small mailboxes are due again while the big one is still being synced.
+    incremental = [j for j in sim.trace if j.kind is SyncKind.INCREMENTAL]
+    assert incremental
+    again = sum(
+        c.requests
+        for j in incremental
+        for c in sync_calls("gmail", j.kind, j.messages, j.added, j.changed, j.deleted, gmail.shape)
+    )
+    # Every request of every sync once, plus one token fetch per mailbox.
+    assert sim.tokens.refreshes == 7
+    assert gmail.counters.requests == full + again + 7
+
+
+def test_whole_syncs_walked_run_by_run_count_every_request() -> None:
+    # Graph syncs are runs of equal requests, walked run by run (the same count applies).
+    s = _scenario(1.0).updated({"daemon.processes": 1, "daemon.hosts": 1})
+    boxes = _mailboxes()
+    graph_boxes = Mailboxes(
+        boxes.tenant, np.ones(7, dtype=np.int64), boxes.arrivals_per_s, boxes.size, boxes.interval_s
+    )
+    sim = Simulation(s, 3, mode="drain", mailboxes=graph_boxes)
+    sim.trace = []
+    sim.run()
+    graph = sim.prov[1]
+    assert graph is not None and sim.tokens is not None
+    implied = sum(
+        c.requests
+        for j in sim.trace
+        for c in sync_calls("graph", j.kind, j.messages, j.added, j.changed, j.deleted, graph.shape)
+    )
+    assert len(sim.trace) == 7 and implied > 7 * 3
+    assert graph.counters.requests == implied + sim.tokens.refreshes

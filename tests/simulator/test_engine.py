@@ -41,6 +41,7 @@ def test_batch_release_waits_as_the_drain_formula_not_as_mmc() -> None:
         # and a queue still settling breaks Little's law over a finite window.
         {"population.tenants": 600, "daemon.profile": "original"},
         {"population.initial": "stale", "population.stale_h": 8.0},
+        {"daemon.profile": "plan-b-wc", "population.initial": "stale", "population.stale_h": 8.0},
     ],
 )
 def test_littles_law_holds_on_every_queue(small: Scenario, changes: dict[str, object]) -> None:
@@ -48,6 +49,35 @@ def test_littles_law_holds_on_every_queue(small: Scenario, changes: dict[str, ob
     for tier in policy.TIERS:
         if r[f"jobs_{tier}"] > 100 and r[f"queue_mean_{tier}"] > 0.01:
             assert r[f"little_err_{tier}"] < 0.02, tier
+
+
+def test_work_conserving_pools_the_idle_workers_for_the_high_queue() -> None:
+    # The original profile (5 + 3 + 2 workers) at 2 s per job: every on-schedule job is a
+    # high one, so off a batch drains on the 5 high workers while the others idle; on, it
+    # drains on all 10 (``policy.workers_serving``), exactly as 10 high workers would.
+    base = deterministic(
+        2.0,
+        population__tenants=600,
+        run__horizon_s=3600.0,
+        run__warmup_s=600.0,
+    )
+    off = Simulation(base, seed=2).run().scalars
+    on = Simulation(base.updated({"daemon.overrides": {"work_conserving": True}}), seed=2)
+    on_s = on.run().scalars
+    ten = base.updated({"daemon.overrides": {"concurrency.high": 10}})
+    ten_s = Simulation(ten, seed=2).run().scalars
+    assert off["util_normal"] == off["util_low"] == 0.0
+    assert on_s["util_normal"] > 0.05 and on_s["util_low"] > 0.05
+    for key in ("wait_mean_high", "wait_p95_high", "lag_p95", "throughput_per_min"):
+        assert on_s[key] == pytest.approx(ten_s[key], rel=1e-9), key
+    # Twice the workers: the batch drains in about half the time.
+    assert on_s["wait_mean_high"] < 0.6 * off["wait_mean_high"]
+    assert off["wait_mean_high"] == pytest.approx(float(batch_drain_mean(20, 5, 2.0)), rel=0.1)
+    # The same jobs ran, their busy time spread over the three pools.
+    busy_on = sum(on_s[f"util_{t}"] * c for t, c in zip(policy.TIERS, (5, 3, 2), strict=True))
+    assert busy_on == pytest.approx(ten_s["util_high"] * 10, rel=1e-6)
+    assert on_s["util_serving_high"] == pytest.approx(ten_s["util_high"], rel=1e-6)
+    assert off["util_serving_high"] == off["util_high"]
 
 
 def test_same_seed_same_run_other_seed_other_run(small: Scenario) -> None:

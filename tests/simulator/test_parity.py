@@ -7,8 +7,8 @@ import random
 import pytest
 
 from daemon import policy
-from daemon.policy import Assignment, DueMailbox, ErrorKind, Outcome, Profile
-from simulator.parity import SyncOutcome, scheduler_decisions
+from daemon.policy import TIERS, Assignment, DueMailbox, ErrorKind, Outcome, Profile, Tier
+from simulator.parity import Arrival, Start, SyncOutcome, dispatch_decisions, scheduler_decisions
 
 
 def reference(
@@ -64,7 +64,12 @@ def workload(seed: int, n: int) -> tuple[list[DueMailbox], dict[tuple[int, int],
 
 @pytest.mark.parametrize(
     ("profile_name", "overrides"),
-    [("plan-b", {}), ("original", {}), ("plan-b", {"batch_size": 7, "sync_interval_s": 120})],
+    [
+        ("plan-b", {}),
+        ("original", {}),
+        ("plan-b-wc", {}),
+        ("plan-b", {"batch_size": 7, "sync_interval_s": 120}),
+    ],
 )
 @pytest.mark.parametrize("seed", [1, 2])
 def test_simulator_scheduler_matches_the_pure_policy(
@@ -95,3 +100,130 @@ def test_rejects_unordered_cycles_and_duplicate_ids() -> None:
         scheduler_decisions([m], policy.PLAN_B, [10.0, 0.0])
     with pytest.raises(ValueError, match="unique"):
         scheduler_decisions([m, m], policy.PLAN_B, [0.0])
+
+
+# --- worker pools ---------------------------------------------------------------------------
+
+
+def reference_dispatch(profile: Profile, arrivals: list[Arrival], processes: int) -> list[Start]:
+    """The pools written out with nothing but ``policy.serving_order`` and ``serving_pools``:
+    at each instant the ends, then the arrivals in list order."""
+    free = {t: processes * profile.concurrency.for_tier(t) for t in TIERS}
+    waiting: dict[Tier, list[int]] = {t: [] for t in TIERS}
+    running: list[tuple[float, int, Tier]] = []  # (end, order started, pool)
+    out: list[Start] = []
+    instants = sorted({a.at for a in arrivals})
+    pending = list(range(len(arrivals)))
+
+    def start(job: int, now: float, pool: Tier) -> None:
+        out.append(Start(job, now, pool))
+        running.append((now + arrivals[job].run_s, len(out), pool))
+
+    while pending or running:
+        next_arrival = arrivals[pending[0]].at if pending else float("inf")
+        next_end = min((e for e, _, _ in running), default=float("inf"))
+        now = min(next_arrival, next_end)
+        if next_end <= next_arrival:
+            # One end at a time (the earliest started first), as the calendar pops them.
+            end = min(r for r in running if r[0] == now)
+            running.remove(end)
+            pool = end[2]
+            queue = next((q for q in policy.serving_order(pool, profile) if waiting[q]), None)
+            if queue is None:
+                free[pool] += 1
+            else:
+                start(waiting[queue].pop(0), now, pool)
+            continue
+        job = pending.pop(0)
+        tier = arrivals[job].tier
+        pool = next((p for p in policy.serving_pools(tier, profile) if free[p] > 0), None)
+        if pool is None:
+            waiting[tier].append(job)
+        else:
+            free[pool] -= 1
+            start(job, now, pool)
+    assert instants  # arrivals exist
+    return out
+
+
+def random_arrivals(seed: int, n: int) -> list[Arrival]:
+    rnd = random.Random(seed)
+    out, t = [], 0.0
+    for _ in range(n):
+        # Bursts (batch releases: several jobs at one instant) and whole-second run times,
+        # so that ends and arrivals coincide often.
+        t += rnd.choice([0.0, 0.0, 0.0, 1.0, 2.0, 5.0])
+        tier = rnd.choices(TIERS, weights=[6, 2, 1])[0]
+        out.append(Arrival(t, tier, float(rnd.randint(1, 12))))
+    return out
+
+
+def waits(arrivals: list[Arrival], starts: list[Start]) -> dict[int, float]:
+    return {s.job: s.at - arrivals[s.job].at for s in starts}
+
+
+@pytest.mark.parametrize("profile_name", ["plan-b", "plan-b-wc", "original"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_simulator_pools_match_the_pure_policy(profile_name: str, seed: int) -> None:
+    profile = policy.with_overrides(
+        policy.get_profile(profile_name), {"concurrency": {"high": 3, "normal": 2, "low": 1}}
+    )
+    arrivals = random_arrivals(seed, 600)
+    got = dispatch_decisions(profile, arrivals)
+    assert got == reference_dispatch(profile, arrivals, 1)
+    assert sorted(s.job for s in got) == list(range(len(arrivals)))
+    pools = {s.pool for s in got}
+    if profile.work_conserving:
+        # Lower pools ran high jobs; the high pool never ran lower-tier work.
+        assert {s.pool for s in got if arrivals[s.job].tier is Tier.HIGH} == set(TIERS)
+        assert all(arrivals[s.job].tier is Tier.HIGH for s in got if s.pool is Tier.HIGH)
+    else:
+        assert all(arrivals[s.job].tier is s.pool for s in got)
+    assert pools == set(TIERS)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_work_conserving_is_strict_priority_and_never_idles_a_worker(seed: int) -> None:
+    profile = policy.with_overrides(
+        policy.PLAN_B_WC, {"concurrency": {"high": 3, "normal": 2, "low": 1}}
+    )
+    arrivals = random_arrivals(seed, 600)
+    starts = dispatch_decisions(profile, arrivals, processes=2)
+    start_of = {s.job: s for s in starts}
+    rank = {t: i for i, t in enumerate(TIERS)}
+    for s in starts:
+        tier = arrivals[s.job].tier
+        assert tier in policy.serving_order(s.pool, profile)
+        # Strict priority: no job of a tier this pool serves first was waiting then.
+        for j, a in enumerate(arrivals):
+            if (
+                j == s.job
+                or rank[a.tier] >= rank[tier]
+                or s.pool not in (policy.serving_pools(a.tier, profile))
+            ):
+                continue
+            assert not a.at < s.at < start_of[j].at, (s, j)
+    # Work conserving: while a job waits, every pool allowed to take it is fully busy.
+    instants = sorted({a.at for a in arrivals} | {s.at for s in starts})
+    for t in instants:
+        busy = {
+            p: sum(1 for s in starts if s.pool is p and s.at <= t < s.at + arrivals[s.job].run_s)
+            for p in TIERS
+        }
+        for j, a in enumerate(arrivals):
+            if a.at <= t < start_of[j].at:
+                for p in policy.serving_pools(a.tier, profile):
+                    assert busy[p] == 2 * profile.concurrency.for_tier(p), (t, j, p)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_work_conserving_never_delays_a_high_job(seed: int) -> None:
+    base = policy.with_overrides(policy.PLAN_B, {"concurrency": {"high": 3, "normal": 2, "low": 1}})
+    wc = policy.with_overrides(base, {"work_conserving": True})
+    arrivals = random_arrivals(seed, 600)
+    off = waits(arrivals, dispatch_decisions(base, arrivals))
+    on = waits(arrivals, dispatch_decisions(wc, arrivals))
+    high = [j for j, a in enumerate(arrivals) if a.tier is Tier.HIGH]
+    # Job by job, not only on average: more workers, FIFO, the same run times.
+    assert all(on[j] <= off[j] for j in high)
+    assert sum(on[j] for j in high) < sum(off[j] for j in high)

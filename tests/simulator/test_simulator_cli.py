@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,3 +106,30 @@ def test_simulate_runs_the_shipped_imap_scenario() -> None:
         metrics["rss_mb_process"]["mean"]
         > 80 + 300 * metrics["imap_conn_process_peak"]["mean"] / 1024
     )
+
+
+def test_sweep_compares_profiles_on_one_grid(tmp_path: Path) -> None:
+    out = tmp_path / "cap.csv"
+    args = ["sweep", "--tenants", "1500,5000", "--concurrency", "1", "--processes", "1,2,4"]
+    args += ["--intervals", "240", "--no-verify", "--out", str(out)]
+    res = runner.invoke(app, [*args, "--profiles", "plan-b,plan-b-wc"])
+    assert res.exit_code == 0, res.output
+    assert "profile plan-b:" in res.output and "profile plan-b-wc:" in res.output
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["profile"], r["tenants"]) for r in rows] == [
+        ("plan-b", "1500"),
+        ("plan-b", "5000"),
+        ("plan-b-wc", "1500"),
+        ("plan-b-wc", "5000"),
+    ]
+    # Twice the workers on the high queue: never a dearer cheapest configuration, and its
+    # busiest resource less busy.
+    got = {(r["profile"], r["tenants"]): r for r in rows}
+    for t in ("1500", "5000"):
+        pb, wc = got[("plan-b", t)], got[("plan-b-wc", t)]
+        assert pb["feasible"] == wc["feasible"] == "True"
+        assert float(wc["cost_usd_per_month"]) <= float(pb["cost_usd_per_month"])
+        assert float(wc["bottleneck_ratio"]) < float(pb["bottleneck_ratio"])
+    bad = runner.invoke(app, [*args, "--profiles", "plan-b,plan-z"])
+    assert bad.exit_code == 2 and "plan-z" in bad.output

@@ -89,6 +89,35 @@ def test_summary_comes_first_and_details_are_folded(quick_report: Path) -> None:
     assert sum(int(k) for k, _ in counts) == sum(c["holds"] for c in doc["claims"])
 
 
+def test_worker_pools_compare_the_three_profiles(quick_report: Path) -> None:
+    page = quick_report.read_text(encoding="utf-8")
+    start = page.index("<h2>Worker pools: original, plan-b and plan-b-wc</h2>")
+    section = page[start : page.index("</details>", start)]
+    text = _text(section)
+    assert "Plan B's 17 high-tier workers serve every on-schedule mailbox while 17 of its 34" in (
+        " ".join(text.split())
+    )
+    rows = _rows(section[section.index("<table") :])
+    assert [r[:2] for r in rows[1:]] == [
+        [prof, assumption]
+        for assumption in ("the plan's 10 s per job", "the model's latency defaults")
+        for prof in ("original", "plan-b", "plan-b-wc")
+    ]
+    serving = {(r[0], r[1]): r[3] for r in rows[1:]}
+    assert {v for (p, _), v in serving.items() if p == "plan-b"} == {"17"}
+    assert {v for (p, _), v in serving.items() if p == "plan-b-wc"} == {"34"}
+    # What the text says is measured: off, the lower pools idle; on, they work and the
+    # high queue waits less.
+    doc = json.loads((quick_report.parent / "report.json").read_text(encoding="utf-8"))
+    got = {r["scenario"]: r for r in doc["scenarios"]}
+    for key in ("model", "plan"):
+        off, on = got[f"plan-b-1000@{key}"], got[f"plan-b-1000-wc@{key}"]
+        assert off["util_normal"] == off["util_low"] == 0
+        assert on["util_normal"] > 0 and on["util_low"] > 0
+        assert on["wait_mean_high"] < off["wait_mean_high"]
+        assert on["capacity_per_min"] > off["capacity_per_min"]
+
+
 def test_numbers_are_for_people(quick_report: Path) -> None:
     page = quick_report.read_text(encoding="utf-8")
     text = _text(page)
