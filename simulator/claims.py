@@ -106,10 +106,10 @@ def check(results: dict[str, ScenarioResult]) -> list[Check]:
             plan_cap = PLAN_CAPACITY[profile_name]
             out.append(
                 Check(
-                    f"capacity {plan_cap:.0f} tenants ({profile_name})",
-                    f"{plan_cap:.0f} tenants",
+                    f"capacity {plan_cap:,.0f} tenants ({profile_name})",
+                    f"{plan_cap:,.0f} tenants",
                     ASSUMPTIONS[assumption],
-                    f"{tenants:.0f} tenants stay stable at a 5-min interval",
+                    f"{tenants:,.0f} tenants stay stable at a 5-min interval",
                     tenants >= 0.95 * plan_cap,
                 )
             )
