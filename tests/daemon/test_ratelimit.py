@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import pytest
+from throttled.asyncio import Quota as TQuota
+from throttled.asyncio import Rate, RateLimiterType, RedisStore, Throttled
 
 from daemon.errors import QuotaDeferred
 from daemon.gcra import Gcra
@@ -108,3 +111,37 @@ async def test_a_gate_without_a_budget_never_defers(redis_url: str, redis_prefix
         for _ in range(6):
             await gate.acquire("x")
     assert gate.calls == 6 and gate.waited_s == pytest.approx(1.0, abs=0.1)
+
+
+async def test_one_bucket_decides_as_throttled_py_does(redis_url: str, redis_prefix: str) -> None:
+    """The gates run throttled-py's GCRA arithmetic over all of a call's buckets in one Lua
+    call; on one bucket every decision and wait must be throttled-py's own."""
+    quota = Quota("gmail.user", QuotaScope.MAILBOX, 30, 600, 10)  # slow: no refill in the test
+    ours = QuotaLimiters(
+        redis_url, f"{redis_prefix}-ours", {"gmail": _limits(30, 600, 10)["gmail"]}
+    )
+    theirs = Throttled(
+        using=RateLimiterType.GCRA.value,
+        quota=TQuota(Rate(period=timedelta(seconds=600), limit=quota.rate_limit), burst=10),
+        store=RedisStore(server=redis_url),
+        key_prefix=f"{redis_prefix}-theirs:quota",
+    )
+
+    def refused(waited: float, delay: float) -> float:
+        return delay
+
+    decisions = []
+    for cost in (3, 3, 3, 2, 1, 1, 4):
+        try:
+            await ours.admit("gmail", "mbx", cost, defer=refused)
+            our_wait = None
+        except QuotaDeferred as exc:
+            our_wait = exc.delay_s
+        result = await theirs.limit("gmail.user:mbx", cost=cost)
+        decisions.append(result.limited)
+        if result.limited:
+            assert our_wait == pytest.approx(result.state.retry_after, abs=0.5), cost
+        else:
+            assert our_wait is None, cost
+    # 3 + 3 + 3 fit the burst of 10, 2 does not, 1 does, then nothing more.
+    assert decisions == [False, False, False, True, False, True, True]
