@@ -80,6 +80,18 @@ def _range(lo: float, hi: float, unit: str) -> str:
     return fm.num(lo, unit) if lo == hi else f"{fm.num(lo)}–{fm.num(hi, unit)}"
 
 
+def _range_check(
+    claim: str, plan: tuple[float, float, str], label: str, value: float, model: str
+) -> Check:
+    """A claim that a figure lies in the plan's range ``plan`` = (lo, hi, unit); ``claim``
+    has one ``{}`` for the range as printed."""
+    lo, hi, unit = plan
+    text = _range(lo, hi, unit)
+    return Check(
+        claim.format(text), text, label, model, in_range(value, lo, hi), _direction(value, lo, hi)
+    )
+
+
 def cheapest_for(s: Scenario, tenants: int) -> dict[str, Any]:
     """The cheapest passing configuration for ``tenants`` on ``s``'s profile, as the capacity
     table picks it (same grid of concurrency, hosts, instance, interval; more processes)."""
@@ -232,31 +244,28 @@ def _hardware(label: str, b: ScenarioResult) -> list[Check]:
             "fits = CPU under 80 % and memory within the box; the b-2 instance of the "
             "catalogue is the plan's small tier",
         ),
-        Check(
-            f"{_range(mb_lo, mb_hi, 'MB')} per worker",
-            _range(mb_lo, mb_hi, "MB"),
+        _range_check(
+            "{} per worker",
+            (mb_lo, mb_hi, "MB"),
             label,
+            per_worker,
             f"{fm.num(per_worker, 'MB')} per worker ({fm.num(b.get('rss_mb_process'), 'MB')} "
             f"RSS per process ÷ {workers} workers)",
-            in_range(per_worker, mb_lo, mb_hi),
-            _direction(per_worker, mb_lo, mb_hi),
         ),
-        Check(
-            f"daemon CPU {_range(cpu_lo, cpu_hi, '%')} of the host",
-            _range(cpu_lo, cpu_hi, "%"),
+        _range_check(
+            "daemon CPU {} of the host",
+            (cpu_lo, cpu_hi, "%"),
             label,
+            cpu,
             f"{fm.num(cpu, '%')} of the host ({on})",
-            in_range(cpu, cpu_lo, cpu_hi),
-            _direction(cpu, cpu_lo, cpu_hi),
         ),
-        Check(
-            f"RAM {_range(ram_lo, ram_hi, 'GB')}",
-            _range(ram_lo, ram_hi, "GB"),
+        _range_check(
+            "RAM {}",
+            (ram_lo, ram_hi, "GB"),
             label,
+            box_gb,
             f"{fm.num(box_gb, 'GB')}: daemon {fm.num(daemon_gb, 'GB')}, Redis "
             f"{fm.num(redis_mb, 'MB')}, PostgreSQL {fm.num(pg_mb, 'MB')}",
-            in_range(box_gb, ram_lo, ram_hi),
-            _direction(box_gb, ram_lo, ram_hi),
         ),
         Check(
             f"Redis < {fm.num(PLAN_REDIS_MB, 'MB')}",
@@ -267,14 +276,13 @@ def _hardware(label: str, b: ScenarioResult) -> list[Check]:
             "bullmq job hashes kept per queue plus one quota bucket per account "
             "(measured sizes, resources.py)",
         ),
-        Check(
-            f"PostgreSQL {_range(pg_lo, pg_hi, 'GB')}",
-            _range(pg_lo, pg_hi, "GB"),
+        _range_check(
+            "PostgreSQL {}",
+            (pg_lo, pg_hi, "GB"),
             label,
+            pg_mb / 1024,
             f"{fm.num(pg_mb / 1024, 'GB')} in memory (shared buffers, backends, mailboxes); "
             f"{fm.num(b.get('pg_data_gb'), 'GB')} of data with messages and sync runs",
-            in_range(pg_mb / 1024, pg_lo, pg_hi),
-            _direction(pg_mb / 1024, pg_lo, pg_hi),
         ),
     ]
 
