@@ -39,10 +39,10 @@ test: install services dovecot browser
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check daemon simulator loadtest tests benchmarks
+	$(BIN)/ruff check mailsync daemon simulator loadtest tests benchmarks
 
 typecheck: install
-	$(BIN)/mypy daemon simulator
+	$(BIN)/mypy mailsync daemon simulator
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -16,14 +16,14 @@ import time
 
 import numpy as np
 
-from simulator.closed_forms import batch_drain_mean, erlang_c, mmc_priority_waits, mmc_wait
-from simulator.distributions import Exponential
-from simulator.loader import load_scenario, shipped_scenarios
-from simulator.results import estimate
-from simulator.runner import run_many
-from simulator.scenario import plan_job_time
-from simulator.textbook import QueueStats, run_queue
-from simulator.validation import REL_TOL, compare, expected_gap, fast_for
+from simulator.checks.textbook import QueueStats, run_queue
+from simulator.checks.validation import compare, expected_gap, fast_for
+from simulator.fast.closed_forms import batch_drain_mean, erlang_c, mmc_priority_waits, mmc_wait
+from simulator.inputs.distributions import Exponential
+from simulator.inputs.loader import load_scenario, shipped_scenarios
+from simulator.inputs.scenario import plan_job_time
+from simulator.runs.results import REL_TOL, estimate
+from simulator.runs.runner import run_many
 
 NO_ERRORS = {"transient": 0.0, "auth_revoked": 0.0, "permanent": 0.0}
 
@@ -156,7 +156,7 @@ def fast_vs_event(reps: int, only: list[str] | None = None) -> None:
     rows = [a for r in results for a in compare(r)]
     agree = sum(a.ok for a in rows if a.resolved)
     print(
-        f"  report's check (simulator.validation.compare, all figures): {agree} of "
+        f"  report's check (simulator.checks.validation.compare, all figures): {agree} of "
         f"{sum(a.resolved for a in rows)} resolved agree; "
         f"{sum(not a.resolved for a in rows)} unresolved, "
         f"{sum(a.ok for a in rows if not a.resolved)} of them within the CI"

@@ -38,11 +38,11 @@ from typing import Any
 import numpy as np
 import simpy
 
-from simulator.analytic import evaluate, job_profile
-from simulator.catalogue import load_catalogue
-from simulator.engine import Simulation
-from simulator.loader import load_scenario
-from simulator.scenario import Scenario
+from simulator.fast.analytic import evaluate, job_profile
+from simulator.inputs.catalogue import load_catalogue
+from simulator.inputs.loader import load_scenario
+from simulator.inputs.scenario import Scenario
+from simulator.model.engine import Simulation
 
 # The bare loop before the model: this many timeouts on as many processes as the 4-process
 # plan-b deployment has workers (4 x (17 + 10 + 7)).

@@ -1,11 +1,13 @@
-"""The ``mailsync`` command: daemon, migrations, registration, mock providers, reports."""
+"""The daemon's commands: run, migrate, config, tenants, mailboxes, keys.
+
+``app`` is mounted at the top level of the ``mailsync`` command by ``mailsync.cli``, which also
+mounts the simulator's and the load test's commands.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,7 +17,7 @@ import typer
 from daemon.errors import ConfigError, MailsyncError
 
 app = typer.Typer(
-    help="Multi-tenant email sync daemon and capacity simulator.",
+    help="The sync daemon, its database, tenants, mailboxes and keys.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -320,43 +322,3 @@ def keys_rotate(
 def _ids(ids: list[int], shown: int = 20) -> str:
     more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
     return ", ".join(str(i) for i in ids[:shown]) + more
-
-
-def _mount_optional() -> None:
-    """Sub-commands that live in the other halves of the project."""
-    for module, name in (
-        ("loadtest.mock_providers.cli", "mock-providers"),
-        ("loadtest.dovecot.cli", "imap"),
-        ("loadtest.run.cli", "loadtest"),
-    ):
-        try:
-            sub = importlib.import_module(module)
-        except ImportError:
-            continue
-        app.add_typer(sub.app, name=name)
-    try:
-        sim_cli = importlib.import_module("simulator.cli")
-        for name in ("report", "simulate", "sweep"):
-            fn = getattr(sim_cli, name, None)
-            if fn is not None:
-                app.command(name)(fn)
-    except ImportError:
-        pass
-
-
-def main() -> None:
-    """Console-script entry point."""
-    from daemon import logs
-
-    # Human-readable by default; `daemon run` switches to the configured format.
-    logs.configure("info", "console")
-    _mount_optional()
-    try:
-        app()
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

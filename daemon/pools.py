@@ -10,13 +10,10 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from daemon.logs import get_logger
 from daemon.policy import Tier
-
-if TYPE_CHECKING:  # the workers' module builds the pools
-    from daemon.queues import CountingWorker
 
 log = get_logger("queues")
 # Longest wait on an idle queue before fetching again: a job added right after a drain, or a
@@ -28,6 +25,20 @@ async def hand_back(job: Any, token: str) -> None:
     """Return a job fetched at the instant of shutdown to the queue at once (delayed by
     nothing, no attempt spent), instead of leaving it locked until its lock lapses."""
     await job.moveToDelayed(int(time.time() * 1000), token)
+
+
+class PoolWorker(Protocol):
+    """What the dispatcher uses of a pool's bullmq worker (``queues.CountingWorker``), so
+    this module needs nothing from the module that builds the pools."""
+
+    # bullmq's fields, untyped there: the due instant (ms) of the queue's next delayed job as
+    # its last empty fetch saw it (0 or None when none), its Redis keys, its blocking client.
+    blockUntil: Any
+    keys: dict[str, str]
+    bclient: Any
+
+    async def moveToActive(self, token: str) -> Any:
+        """The queue's next waiting job, moved to active under ``token``, or ``None``."""
 
 
 class Pool:
@@ -53,7 +64,7 @@ class Pool:
         self.tier = tier
         self.order = order
         self.free = slots
-        self.workers: dict[Tier, CountingWorker] = {}
+        self.workers: dict[Tier, PoolWorker] = {}
         # Outstanding fetches per queue: the fetch's lock token and the future it waits on.
         self._wanted: dict[Tier, deque[tuple[str, asyncio.Future[Any]]]] = {
             q: deque() for q in order
@@ -76,7 +87,7 @@ class Pool:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout_s)
 
-    async def fetch(self, worker: CountingWorker, token: str) -> Any:
+    async def fetch(self, worker: PoolWorker, token: str) -> Any:
         """A fetch of ``worker``: the job the dispatcher gives it, or ``None`` once stopping."""
         if self._stopping:
             return None

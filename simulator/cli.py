@@ -1,8 +1,8 @@
 """Command line of the capacity simulator: ``report``, ``simulate`` and ``sweep``.
 
 ``app`` is a ``typer.Typer``; the functions ``report``, ``simulate`` and ``sweep`` are plain
-functions registered on it, so the daemon's CLI can mount them one by one
-(``mailsync report`` is top level). Until then: ``python -m simulator.cli report``.
+functions registered on it, so ``mailsync.cli`` mounts them one by one at the top level of the
+``mailsync`` command (``mailsync report``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from pydantic import ValidationError
 
 from daemon import logs
 from daemon.errors import ConfigError
-from simulator import html as h
-from simulator import limits
+from simulator.inputs import bounds
+from simulator.render import html as h
+from simulator.runs import run_cost
 
 T = TypeVar("T")
 
@@ -129,8 +130,8 @@ def report(
     ] = False,
 ) -> None:
     """Write reports/<name>/index.html plus CSV/JSON (no Redis or PostgreSQL needed)."""
-    from simulator.fast_report import fast_report
-    from simulator.report import Options, open_in_browser, plan_b_report, scenario_report
+    from simulator.report.fast import fast_report
+    from simulator.report.plan_b import Options, open_in_browser, plan_b_report, scenario_report
 
     default_name = "plan-b-capacity" if not scenarios else Path(scenarios[0]).stem
     o = Options(
@@ -162,7 +163,7 @@ def report(
 @app.command()
 def simulate(
     scenario: Annotated[str, typer.Argument(help="Scenario file or shipped name.")],
-    replications: Annotated[int | None, typer.Option(min=1, max=limits.MAX_REPLICATIONS)] = None,
+    replications: Annotated[int | None, typer.Option(min=1, max=bounds.MAX_REPLICATIONS)] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a field: daemon.processes=4 (JSON values)."),
@@ -173,9 +174,9 @@ def simulate(
     force: Force = False,
 ) -> None:
     """Simulate one scenario and print its figures with 95 % confidence intervals."""
-    from simulator.calibration import apply, load_calibration
-    from simulator.loader import load_scenario
-    from simulator.runner import run_many
+    from simulator.inputs.calibration import apply, load_calibration
+    from simulator.inputs.loader import load_scenario
+    from simulator.runs.runner import run_many
 
     try:
         s = load_scenario(scenario, _parse_set(set_))
@@ -184,11 +185,11 @@ def simulate(
         if replications is not None:
             n = replications
             s = _checked("--replications", lambda: s.updated({"run.replications": n}))
-        cost = limits.guard([s], jobs, force)
+        cost = run_cost.guard([s], jobs, force)
     except ConfigError as e:
         _fail(e)
         return
-    if cost.seconds > limits.NOTICE_S:
+    if cost.seconds > run_cost.NOTICE_S:
         typer.echo(f"estimate: {cost.text()}", err=True)
     t0 = time.perf_counter()
     r = run_many([s], jobs=jobs, progress=not as_json)[0]
@@ -209,7 +210,7 @@ def simulate(
         f"{s.daemon.processes} processes, {s.run.replications} replications "
         f"({time.perf_counter() - t0:.1f} s)"
     )
-    from simulator.sections import detail_keys
+    from simulator.report.sections import detail_keys
 
     for key, label in detail_keys(list(r.metrics)):
         est = r.metrics.get(key)
@@ -259,16 +260,16 @@ def sweep(
     force: Force = False,
 ) -> None:
     """Capacity table: the cheapest configuration per tenant count and its bottleneck."""
-    from simulator.calibration import apply, load_calibration
-    from simulator.loader import load_scenario
-    from simulator.report import write_csv
-    from simulator.sweep import capacity_table, event_grid, to_frame
+    from simulator.inputs.calibration import apply, load_calibration
+    from simulator.inputs.loader import load_scenario
+    from simulator.report.plan_b import write_csv
+    from simulator.runs.sweep import capacity_table, event_grid, to_frame
 
     try:
-        t_list = _ints(tenants, "tenants", limits.MAX_TENANTS)
+        t_list = _ints(tenants, "tenants", bounds.MAX_TENANTS)
         c_list = _floats(concurrency, "concurrency", 0.0, 100.0)
-        k_list = _ints(processes, "processes", limits.MAX_PROCESSES)
-        i_list = _floats(intervals, "intervals", 1.0, limits.MAX_SYNC_INTERVAL_S)
+        k_list = _ints(processes, "processes", bounds.MAX_PROCESSES)
+        i_list = _floats(intervals, "intervals", 1.0, bounds.MAX_SYNC_INTERVAL_S)
         s = load_scenario(scenario)
         if calibration is not None:
             s = apply(s, load_calibration(calibration), calibration.name)
@@ -362,12 +363,3 @@ def _echo_capacity_rows(rows: list[dict[str, Any]]) -> None:
             f"${h.fmt(r['cost_month'])}/month, bottleneck {r['bottleneck']} "
             f"({r['bottleneck_ratio']:.0%}){ev}"
         )
-
-
-def main() -> None:
-    """Entry point for ``python -m simulator.cli``."""
-    app()
-
-
-if __name__ == "__main__":
-    main()

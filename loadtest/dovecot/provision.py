@@ -1,10 +1,11 @@
 """Provision N Dovecot users with generated mailboxes for load tests.
 
-    python -m loadtest.dovecot.provision --users 200 --messages-median 500 --seed 1 --dir D
+    mailsync imap provision --users 200 --messages-median 500 --seed 1 --dir D
 
-writes the Dovecot config, one passwd-file per user, their Maildirs (messages written
-straight into ``cur/``) and ``D/users.csv`` (username, password, messages), plus
-``D/provision.json`` so ``mailsync imap serve --dir D`` can start the server later.
+(``loadtest.dovecot.cli``) writes the Dovecot config, one passwd-file per user, their
+Maildirs (messages written straight into ``cur/``) and ``D/users.csv`` (username, password,
+messages), plus ``D/provision.json`` so ``mailsync imap serve --dir D`` can start the server
+later.
 """
 
 from __future__ import annotations
@@ -115,16 +116,3 @@ def read_users(base_dir: Path) -> list[ProvisionedUser]:
             ProvisionedUser(r["username"], r["password"], int(r["messages"]))
             for r in csv.DictReader(f)
         ]
-
-
-def main() -> None:
-    """``python -m loadtest.dovecot.provision ...``: the ``provision`` command of the CLI."""
-    import sys
-
-    from loadtest.dovecot.cli import app
-
-    app(["provision", *sys.argv[1:]], prog_name="python -m loadtest.dovecot.provision")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""Command line: ``mailsync mock-providers run`` (mounted by the main CLI)."""
+"""Command line: ``mailsync mock-providers run`` (mounted by ``mailsync.cli``)."""
 
 from __future__ import annotations
 

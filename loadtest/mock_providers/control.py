@@ -7,6 +7,7 @@ each offending field (400 when the body is not JSON at all).
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -187,20 +188,27 @@ def change_reply(mbx: Mailbox, idxs: list[int]) -> dict[str, Any]:
     return out
 
 
-def routes(svc: MockService) -> list[Route]:
-    """All control endpoints."""
+Handler = Callable[[Request], Awaitable[Any]]
+RouteTable = list[tuple[str, Handler, str]]
 
-    def guarded(fn: Any) -> Any:
-        async def route(request: Request) -> Response:
-            try:
-                result = await fn(request)
-            except Invalid as exc:
-                return exc.response()
-            if isinstance(result, Response):
-                return result
-            return JSONResponse(result)
 
-        return route
+def _guarded(fn: Handler) -> Handler:
+    """``fn`` answering ``Invalid`` with its response and plain data as JSON."""
+
+    async def route(request: Request) -> Response:
+        try:
+            result = await fn(request)
+        except Invalid as exc:
+            return exc.response()
+        if isinstance(result, Response):
+            return result
+        return JSONResponse(result)
+
+    return route
+
+
+def _registration_routes(svc: MockService) -> RouteTable:
+    """Create mailboxes (one, many, a generated population) and list them."""
 
     async def create(request: Request) -> Any:
         body = validated(CreateMailbox, await json_body(request))
@@ -258,6 +266,17 @@ def routes(svc: MockService) -> list[Route]:
                 for m in boxes[offset : offset + max(0, limit)]
             ],
         }  # fmt: skip
+
+    return [
+        ("/_mock/mailboxes", create, "POST"),
+        ("/_mock/mailboxes", list_mailboxes, "GET"),
+        ("/_mock/mailboxes/bulk", create_many, "POST"),
+        ("/_mock/populate", populate, "POST"),
+    ]
+
+
+def _mailbox_routes(svc: MockService) -> RouteTable:
+    """One mailbox: read it, change its messages, expire its cursors, revoke its token."""
 
     async def show(request: Request) -> Any:
         mbx = mailbox_of(svc, request)
@@ -330,6 +349,21 @@ def routes(svc: MockService) -> list[Route]:
         svc.registry.revoke(mbx)
         return {"address": mbx.address, "revoked": True}
 
+    return [
+        ("/_mock/mailboxes/{address}", show, "GET"),
+        ("/_mock/mailboxes/{address}/messages", messages, "GET"),
+        ("/_mock/mailboxes/{address}/deliver", deliver, "POST"),
+        ("/_mock/mailboxes/{address}/flags", flags, "POST"),
+        ("/_mock/mailboxes/{address}/labels", labels, "POST"),
+        ("/_mock/mailboxes/{address}/delete", delete, "POST"),
+        ("/_mock/mailboxes/{address}/expire-cursor", expire, "POST"),
+        ("/_mock/mailboxes/{address}/revoke", revoke, "POST"),
+    ]
+
+
+def _service_routes(svc: MockService) -> RouteTable:
+    """The whole mock: its config, its statistics, resets."""
+
     async def get_config(request: Request) -> Any:
         return svc.config.model_dump()
 
@@ -356,23 +390,17 @@ def routes(svc: MockService) -> list[Route]:
         svc.reset()
         return {"reset": "all"}
 
-    table: list[tuple[str, Any, str]] = [
-        ("/_mock/mailboxes", create, "POST"),
-        ("/_mock/mailboxes", list_mailboxes, "GET"),
-        ("/_mock/mailboxes/bulk", create_many, "POST"),
-        ("/_mock/populate", populate, "POST"),
-        ("/_mock/mailboxes/{address}", show, "GET"),
-        ("/_mock/mailboxes/{address}/messages", messages, "GET"),
-        ("/_mock/mailboxes/{address}/deliver", deliver, "POST"),
-        ("/_mock/mailboxes/{address}/flags", flags, "POST"),
-        ("/_mock/mailboxes/{address}/labels", labels, "POST"),
-        ("/_mock/mailboxes/{address}/delete", delete, "POST"),
-        ("/_mock/mailboxes/{address}/expire-cursor", expire, "POST"),
-        ("/_mock/mailboxes/{address}/revoke", revoke, "POST"),
+    return [
         ("/_mock/config", get_config, "GET"),
         ("/_mock/config", put_config, "PUT"),
         ("/_mock/stats", stats, "GET"),
         ("/_mock/stats/reset", reset_stats, "POST"),
         ("/_mock/reset", reset, "POST"),
     ]
-    return [Route(path, guarded(fn), methods=[method]) for path, fn, method in table]
+
+
+def routes(svc: MockService) -> list[Route]:
+    """All control endpoints."""
+    # In this order: /_mock/mailboxes/bulk is matched before /_mock/mailboxes/{address}.
+    table = [*_registration_routes(svc), *_mailbox_routes(svc), *_service_routes(svc)]
+    return [Route(path, _guarded(fn), methods=[method]) for path, fn, method in table]

@@ -95,7 +95,7 @@ def load(out: Path) -> tuple[RunData, Samples, RunRecord]:
     raw = out / "raw"
     if not (raw / "run.json").exists():
         raise FileNotFoundError(f"{out} holds no raw load-test data (raw/run.json)")
-    from simulator.metrics import NB
+    from simulator.model.metrics import NB
 
     arrays = np.load(raw / "runs.npz", allow_pickle=False)
     meta = json.loads((raw / "run.json").read_text())

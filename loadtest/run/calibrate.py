@@ -1,4 +1,4 @@
-"""A calibration file (``simulator.calibration.Calibration``) derived from what a run measured.
+"""A calibration file (``simulator.inputs.calibration.Calibration``) made from what a run measured.
 
 * Latency per provider and method: the daemons' ``mailsync_provider_request_seconds``
   histograms over the measured windows, turned into samples by their inverse CDF (log
@@ -26,8 +26,8 @@ from scipy.optimize import nnls
 from daemon.metrics import REQUEST_BUCKETS
 from loadtest.run.measure import Counters, RunData, Window, process_cpu
 from loadtest.run.sampler import Samples
-from simulator.calibration import Calibration
-from simulator.scenario import Scenario
+from simulator.inputs.calibration import Calibration
+from simulator.inputs.scenario import Scenario
 
 QUANTILES = 400
 CHUNK_S = 20.0

@@ -120,7 +120,8 @@ def run(
 ) -> None:
     """Drive the real daemon with SCENARIO's tenants at three levels, measure, predict,
     calibrate and write reports/<name>/."""
-    from loadtest.run.orchestrate import RunOptions, check_bounds, run_load_test
+    from loadtest.run.analysis import check_bounds
+    from loadtest.run.orchestrate import RunOptions, run_load_test
 
     opts = RunOptions(
         scenario=scenario,
@@ -165,7 +166,7 @@ def report(
     replications: Annotated[int, typer.Option(min=1, help="Model replications per level.")] = 3,
 ) -> None:
     """Analyse a finished run again from its raw data (predict, calibrate, compare, report)."""
-    from loadtest.run.orchestrate import reanalyse
+    from loadtest.run.analysis import reanalyse
 
     try:
         result = reanalyse(folder, replications, _say())

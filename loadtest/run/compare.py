@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from simulator.scenario import Criteria
+from simulator.inputs.scenario import Criteria
 
 # Figures whose agreement after calibration is required, and the bound on |relative error|.
 BOUNDS: Mapping[str, float] = {

@@ -2,7 +2,7 @@
 
 ``RunData`` is read once at the end (the ``sync_runs`` log, the mailboxes, the load
 generator's lag and delivery files); ``measure`` turns it and the samples into the figures
-of one window. Names follow ``simulator.metrics`` so that measured and predicted sit side
+of one window. Names follow ``simulator.model.metrics`` so that measured and predicted sit side
 by side without a translation table: ``throughput_per_min``, ``lag_p50_high``,
 ``msg_lag_p50``, ``staleness_p95_all``, ``cpu_core_per_process``, ``rss_mb_process``, ...
 """
@@ -20,8 +20,8 @@ import numpy as np
 import psycopg
 
 from loadtest.run.sampler import Samples
-from simulator.metrics import TIER_NAMES, hist_quantile
-from simulator.scenario import PROVIDERS
+from simulator.inputs.scenario import PROVIDERS
+from simulator.model.metrics import TIER_NAMES, hist_quantile
 
 _RUNS = """
 SELECT s.mailbox_id, s.tier, s.kind, extract(epoch FROM s.queued_at),
@@ -209,6 +209,28 @@ def measure(
 ) -> dict[str, float]:
     """The measured figures of one window."""
     out: dict[str, float] = {"window_s": w.seconds}
+    out |= _syncs(w, data)
+    out |= _message_lag(w, data, providers)
+    out |= _staleness(w, samples, fresh_within_s)
+    act = [n for t, n in samples.active if w.start <= t <= w.end]
+    out["mailboxes"] = float(np.mean(act)) if act else math.nan
+    out |= _resources(w, samples, processes, vcpu)
+    out |= _requests(w, counters, providers, connect_round_trips)
+    infl = [
+        v
+        for t, _i, parsed in samples.metrics
+        if w.start <= t <= w.end
+        for (n, _lab), v in parsed.items()
+        if n == "mailsync_jobs_in_flight"
+    ]
+    out["max_inflight_process"] = float(max(infl)) if infl else math.nan
+    return out
+
+
+def _syncs(w: Window, data: RunData) -> dict[str, float]:
+    """Throughput, errors, durations, lag behind the due time and queue waits of the syncs
+    finished (or started) in the window."""
+    out: dict[str, float] = {}
     fin = (data.finished >= w.start) & (data.finished < w.end)
     ok = fin & data.ok
     n_done = int(fin.sum())
@@ -231,6 +253,11 @@ def measure(
         ws = started & (data.tier == i) & np.isfinite(data.queued)
         if ws.any():
             out[f"wait_mean_{tier}"] = float(np.mean(data.started[ws] - data.queued[ws]))
+    return out
+
+
+def _message_lag(w: Window, data: RunData, providers: Sequence[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
     # Delivered -> stored, by when it was stored (as the model records it).
     sel = (data.lag_stored >= w.start) & (data.lag_stored < w.end)
     v = data.lag_s[sel]
@@ -244,6 +271,11 @@ def measure(
             if s2.sum() >= 5:
                 out[f"msg_lag_p50_{p}_{tier}"] = _pct(data.lag_s[s2], 50)
                 out[f"msg_lag_p95_{p}_{tier}"] = _pct(data.lag_s[s2], 95)
+    return out
+
+
+def _staleness(w: Window, samples: Samples, fresh_within_s: float) -> dict[str, float]:
+    out: dict[str, float] = {}
     # Staleness, pooled over the samples in the window.
     hists = [h for t, h in samples.staleness if w.start <= t <= w.end]
     if hists:
@@ -256,13 +288,16 @@ def measure(
                 out[f"staleness_p95_{name}"] = hist_quantile(h, 0.95)
                 out[f"staleness_max_{name}"] = hist_quantile(h, 1.0)
         out["staleness_q"] = out.get("staleness_max_all", math.nan)
-        from simulator.metrics import EDGES
+        from simulator.model.metrics import EDGES
 
         within = int(np.searchsorted(EDGES, fresh_within_s, side="right"))
         out["fresh_share"] = float(total[: within + 1].sum() / max(1, total.sum()))
-    act = [n for t, n in samples.active if w.start <= t <= w.end]
-    out["mailboxes"] = float(np.mean(act)) if act else math.nan
-    # CPU and memory of the daemon processes.
+    return out
+
+
+def _resources(w: Window, samples: Samples, processes: int, vcpu: int) -> dict[str, float]:
+    """CPU and memory of the daemon processes and the services, IMAP connections."""
+    out: dict[str, float] = {}
     cores_total, rss_peak, rss_sum = 0.0, 0.0, 0.0
     for i in range(processes):
         c, r = process_cpu(samples, f"daemon-{i}", w)
@@ -283,6 +318,14 @@ def measure(
     conns = [n for t, _i, n in samples.imap_connections if w.start <= t <= w.end]
     if conns:
         out["imap_conn_process_peak"] = float(max(conns))
+    return out
+
+
+def _requests(
+    w: Window, counters: Counters, providers: Sequence[str], connect_round_trips: int
+) -> dict[str, float]:
+    """Provider requests, API calls and throttled answers per provider."""
+    out: dict[str, float] = {}
     for p in providers:
         reqs = counters.delta(w, "mailsync_provider_request_seconds_count", provider=p)
         if p == "imap":
@@ -295,14 +338,6 @@ def measure(
         calls = counters.delta(w, "mailsync_api_calls_total", provider=p)
         out[f"calls_per_min_{p}"] = calls / w.seconds * 60
         out[f"throttled_{p}"] = counters.delta(w, "mailsync_provider_throttled_total", provider=p)
-    infl = [
-        v
-        for t, _i, parsed in samples.metrics
-        if w.start <= t <= w.end
-        for (n, _lab), v in parsed.items()
-        if n == "mailsync_jobs_in_flight"
-    ]
-    out["max_inflight_process"] = float(max(infl)) if infl else math.nan
     return out
 
 

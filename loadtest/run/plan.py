@@ -1,7 +1,8 @@
-"""From a scenario file to a concrete load test: tenants, mailboxes and three load levels.
+"""From a prepared scenario (``prepare``) to a concrete load test: tenants, mailboxes and
+three load levels.
 
 Pure: no service is touched. The population is the simulator's own
-(``simulator.population.build``), so the tenants the load test registers have the sizes,
+(``simulator.inputs.population.build``), so the tenants the load test registers have the sizes,
 activity classes, providers and intervals the model draws for the same scenario and seed.
 
 Levels are shares of the capacity the model predicts for the scenario (the fast path's
@@ -20,25 +21,12 @@ from typing import Any
 import numpy as np
 
 from daemon.errors import ConfigError
-from simulator import analytic, population
-from simulator.distributions import (
-    Constant,
-    Distribution,
-    Empirical,
-    Exponential,
-    Lognormal,
-    Uniform,
-)
-from simulator.scenario import PROVIDERS, Scenario
+from simulator.inputs import population
+from simulator.inputs.scenario import PROVIDERS, Scenario
 
 DEFAULT_SHARES: tuple[float, ...] = (0.3, 0.9, 1.3)
 DEFAULT_NAMES: tuple[str, ...] = ("light", "saturation", "overload")
-# Mailbox sizes are scaled down so the warm-up (a full sync of every mailbox) stays short;
-# incremental syncs of Gmail, Graph and QRESYNC IMAP do not depend on a mailbox's size.
-DEFAULT_SIZE_SCALE = 0.01
 DEFAULT_MAX_MAILBOXES = 40_000
-MOCK_TOKEN_LIFETIME_S = 3599.0
-MOCK_GRAPH_FOLDERS = 6
 
 
 @dataclass(frozen=True)
@@ -144,136 +132,73 @@ class LoadPlan:
         )
 
 
-def scaled(d: Distribution, factor: float) -> Distribution:
-    """``d`` with every value multiplied by ``factor`` (a mailbox size scaled down)."""
-    if isinstance(d, Constant):
-        return Constant(value=d.value * factor)
-    if isinstance(d, Exponential):
-        return Exponential(mean=d.mean * factor)
-    if isinstance(d, Lognormal):
-        return Lognormal(mean=d.mean * factor, sigma=d.sigma)
-    if isinstance(d, Uniform):
-        return Uniform(low=d.low * factor, high=d.high * factor)
-    assert isinstance(d, Empirical)
-    return Empirical(samples=[x * factor for x in d.samples])
-
-
-def prepare(
-    s: Scenario,
-    *,
-    processes: int | None = None,
-    size_scale: float = DEFAULT_SIZE_SCALE,
-    catalogue: str | None = None,
-    instance: str | None = None,
-) -> tuple[Scenario, list[str]]:
-    """The scenario as the load test runs it, and what had to change (for the report).
-
-    One host (this machine), mailbox sizes scaled, no random provider faults (the load
-    test injects none, so the prediction assumes none), steady mailboxes at the start.
-    """
-    notes: list[str] = []
-    imap = s.providers.imap
-    if s.population.providers.get("imap", 0) > 0 and imap.mode != "qresync":
-        raise ConfigError(
-            f"{s.name}: providers.imap.mode {imap.mode!r}: the load test's IMAP server is "
-            "Dovecot, which offers QRESYNC; only mode qresync can be reproduced"
-        )
-    if not 0 < size_scale <= 1:
-        raise ConfigError(f"--size-scale {size_scale}: must be within (0, 1]")
-    pop = s.population
-    changes: dict[str, Any] = {
-        "daemon.hosts": 1,
-        "population.initial": "steady",
-        "population.never_synced_share": 0.0,
-        "population.mailbox_size": scaled(pop.mailbox_size, size_scale),
-        "population.mailbox_size_cap": max(1, int(pop.mailbox_size_cap * size_scale)),
-    }
-    if processes is not None:
-        changes["daemon.processes"] = processes
-    if catalogue is not None:
-        changes["costs.catalogue"] = catalogue
-    if instance is not None:
-        changes["daemon.instance"] = instance
-    if size_scale < 1:
-        notes.append(
-            f"Mailbox sizes scaled by {size_scale:g} on both sides (mean "
-            f"{_mean_size(s):,.0f} → {_mean_size(s) * size_scale:,.0f} messages) so the "
-            "warm-up full syncs stay short; incremental syncs do not depend on size, full "
-            "syncs after an expired cursor are correspondingly shorter."
-        )
-    if pop.initial != "steady" or pop.never_synced_share:
-        notes.append(
-            f"population.initial {pop.initial!r} replaced by 'steady': every mailbox is "
-            "synced once during the warm-up before the levels run."
-        )
-    # The mock's access tokens last 3,599 s for both providers (its token endpoint's default).
-    changes["providers.graph.token_lifetime_s"] = MOCK_TOKEN_LIFETIME_S
-    changes["providers.gmail.token_lifetime_s"] = MOCK_TOKEN_LIFETIME_S
-    # The daemons start right before the first level: no token cached, no IMAP connection.
-    changes["daemon.fresh_start"] = True
-    # The mock's Graph mailboxes hold the six well-known folders, none with children.
-    graph = s.providers.graph
-    if pop.providers.get("graph", 0) > 0 and (graph.folders, graph.parent_folders) != (
-        MOCK_GRAPH_FOLDERS,
-        0,
-    ):
-        changes["providers.graph.folders"] = MOCK_GRAPH_FOLDERS
-        changes["providers.graph.parent_folders"] = 0
-        notes.append(
-            f"Graph mailboxes have the mock's {MOCK_GRAPH_FOLDERS} well-known folders (no "
-            f"child folders) on both sides, not the scenario's {graph.folders} folders and "
-            f"{graph.parent_folders} parents."
-        )
-    for p in PROVIDERS:
-        model = s.providers[p]
-        e = model.errors
-        if e.transient or e.auth_revoked or e.permanent:
-            changes[f"providers.{p}.errors"] = {"transient": 0, "auth_revoked": 0, "permanent": 0}
-        if p != "imap" and model.rate_429:
-            changes[f"providers.{p}.rate_429"] = 0.0
-            notes.append(
-                f"providers.{p}.rate_429 ({model.rate_429:g}) not reproduced: the mock answers "
-                "429 only when a quota is exceeded; set to 0 for the prediction too."
-            )
-    if any(s.providers[p].errors.transient for p in PROVIDERS):
-        notes.append(
-            "Random provider failures (providers.*.errors) are not injected by the load "
-            "test; the prediction assumes none either."
-        )
-    if pop.providers.get("imap", 0) > 0:
-        notes.append(
-            "IMAP latency is added by a TCP delay proxy, one delay per server answer: "
-            "per-command differences (providers.imap.latency_by_method) come from Dovecot "
-            "itself, and calibration measures them."
-        )
-        if s.daemon.cursor_expiry_per_sync:
-            notes.append(
-                "Expired cursors (daemon.cursor_expiry_per_sync) are reproduced for Gmail and "
-                "Graph (the mock's expire-cursor); an IMAP UIDVALIDITY change is not."
-            )
-    return s.updated(changes), notes
-
-
-def _mean_size(s: Scenario) -> float:
-    from simulator.distributions import mean
-
-    return min(mean(s.population.mailbox_size), float(s.population.mailbox_size_cap))
-
-
-def predicted_capacity(s: Scenario) -> float:
-    """The model's maximum sustainable syncs per minute for the scenario (fast path)."""
-    prof = analytic.job_profile(s)
-    out = analytic.evaluate(
-        s, prof, np.array([float(s.population.tenants)]), np.array([float(s.daemon.processes)])
-    )
-    return float(np.asarray(out["x_max_per_min"]).ravel()[0])
-
-
 def _demand_per_tenant(pop: population.PopulationArrays, tenants: int) -> np.ndarray:
     """Syncs per minute each tenant asks for (its mailboxes over their intervals)."""
     per = np.zeros(tenants)
     np.add.at(per, pop.tenant, 60.0 / pop.interval_s)
     return per
+
+
+def _durations(
+    duration_s: float | Sequence[float] | None, levels: int, interval: float
+) -> list[float]:
+    """Each level's length: three sync intervals and half a minute unless given."""
+    if duration_s is None:
+        durations = [3 * interval + 30] * levels
+    elif isinstance(duration_s, int | float):
+        durations = [float(duration_s)] * levels
+    else:
+        durations = [float(x) for x in duration_s]
+        if len(durations) != levels:
+            raise ConfigError(
+                f"--duration: {len(durations)} lengths for {levels} levels; give one, "
+                "or one per level"
+            )
+    return durations
+
+
+def _mailbox_plans(
+    pop: population.PopulationArrays, keep: np.ndarray, seed: int
+) -> list[MailboxPlan]:
+    """The mailboxes of the kept tenants, with their accounts at the providers."""
+    mailboxes = []
+    for i in np.flatnonzero(keep).tolist():
+        provider = PROVIDERS[int(pop.provider[i])]
+        name = f"lt{i:06d}"
+        domain = {"gmail": "gmail.load.test", "graph": "outlook.load.test"}.get(
+            provider, "imap.load.test"
+        )
+        mailboxes.append(
+            MailboxPlan(
+                index=i,
+                tenant=int(pop.tenant[i]),
+                provider=provider,
+                address=f"{name}@{domain}",
+                username=name,
+                password=f"pw-{seed}-{i:06d}",
+                arrivals_per_s=float(pop.arrivals_per_s[i]),
+                size=int(pop.size[i]),
+                interval_s=max(1, round(float(pop.interval_s[i]))),
+            )
+        )
+    return mailboxes
+
+
+def _tenant_plans(mailboxes: Sequence[MailboxPlan], t_max: int) -> tuple[TenantPlan, ...]:
+    """The first ``t_max`` tenants with their mailboxes."""
+    by_tenant: dict[int, list[MailboxPlan]] = {}
+    for m in mailboxes:
+        by_tenant.setdefault(m.tenant, []).append(m)
+    return tuple(
+        TenantPlan(
+            index=t,
+            name=f"lt-tenant-{t:05d}",
+            provider=by_tenant[t][0].provider,
+            interval_s=by_tenant[t][0].interval_s,
+            mailboxes=tuple(m.index for m in by_tenant[t]),
+        )
+        for t in range(t_max)
+    )
 
 
 def build_plan(
@@ -336,17 +261,7 @@ def build_plan(
             "interval (--set population.sync_interval_s=...), fewer workers, or raise the limit"
         )
     interval = float(np.mean(pop.interval_s[keep]))
-    if duration_s is None:
-        durations = [3 * interval + 30] * len(shares)
-    elif isinstance(duration_s, int | float):
-        durations = [float(duration_s)] * len(shares)
-    else:
-        durations = [float(x) for x in duration_s]
-        if len(durations) != len(shares):
-            raise ConfigError(
-                f"--duration: {len(durations)} lengths for {len(shares)} levels; give one, "
-                "or one per level"
-            )
+    durations = _durations(duration_s, len(shares), interval)
     settle = settle_s if settle_s is not None else min(min(durations) / 2, interval + 30)
     if settle >= min(durations):
         raise ConfigError(
@@ -357,45 +272,14 @@ def build_plan(
         Level(str(nm), float(x), int(c), float(st), d, float(settle))
         for nm, x, c, st, d in zip(names, shares, counts, starts, durations, strict=True)
     )
-    mailboxes = []
-    for i in np.flatnonzero(keep).tolist():
-        provider = PROVIDERS[int(pop.provider[i])]
-        name = f"lt{i:06d}"
-        domain = {"gmail": "gmail.load.test", "graph": "outlook.load.test"}.get(
-            provider, "imap.load.test"
-        )
-        mailboxes.append(
-            MailboxPlan(
-                index=i,
-                tenant=int(pop.tenant[i]),
-                provider=provider,
-                address=f"{name}@{domain}",
-                username=name,
-                password=f"pw-{seed}-{i:06d}",
-                arrivals_per_s=float(pop.arrivals_per_s[i]),
-                size=int(pop.size[i]),
-                interval_s=max(1, round(float(pop.interval_s[i]))),
-            )
-        )
-    by_tenant: dict[int, list[MailboxPlan]] = {}
-    for m in mailboxes:
-        by_tenant.setdefault(m.tenant, []).append(m)
-    tenants = tuple(
-        TenantPlan(
-            index=t,
-            name=f"lt-tenant-{t:05d}",
-            provider=by_tenant[t][0].provider,
-            interval_s=by_tenant[t][0].interval_s,
-            mailboxes=tuple(m.index for m in by_tenant[t]),
-        )
-        for t in range(t_max)
-    )
+    mailboxes = _mailbox_plans(pop, keep, seed)
+    tenant_plans = _tenant_plans(mailboxes, t_max)
     return LoadPlan(
         scenario=s.updated({"population.tenants": t_max}),
         source=source,
         seed=seed,
         capacity_per_min=capacity_per_min,
-        tenants=tenants,
+        tenants=tenant_plans,
         mailboxes=tuple(mailboxes),
         levels=levels,
         notes=tuple(notes),
@@ -404,7 +288,7 @@ def build_plan(
 
 def _mean_demand(s: Scenario) -> float:
     """Expected syncs per minute of one tenant."""
-    from simulator.distributions import mean
+    from simulator.inputs.distributions import mean
 
     per = max(1.0, mean(s.population.mailboxes_per_tenant))
     return per * 60.0 * analytic_inv_interval(s)
@@ -415,7 +299,7 @@ def analytic_inv_interval(s: Scenario) -> float:
     d = s.population.sync_interval_s
     if d is None:
         return 1.0 / s.profile().sync_interval_s
-    from simulator.distributions import draw
+    from simulator.inputs.distributions import draw
 
     x = np.maximum(1.0, draw(d, np.random.default_rng(0), 4096))
     return float(np.mean(1.0 / x))

@@ -13,12 +13,12 @@ import psutil
 import yaml
 
 from loadtest.run.plan import Level, LoadPlan
-from simulator.calibration import Calibration, apply
-from simulator.catalogue import load_catalogue
-from simulator.population import Mailboxes
-from simulator.results import ScenarioResult
-from simulator.runner import run_many
-from simulator.scenario import PROVIDERS, Scenario
+from simulator.inputs.calibration import Calibration, apply
+from simulator.inputs.catalogue import load_catalogue
+from simulator.inputs.population import Mailboxes
+from simulator.inputs.scenario import PROVIDERS, Scenario
+from simulator.runs.results import ScenarioResult
+from simulator.runs.runner import run_many
 
 MACHINE = "this-machine"
 

@@ -1,12 +1,10 @@
-"""``reports/<name>/``: the three-level report (HTML with plots), its tables as CSV and JSON,
-the calibration file; Locust's own report and CSVs are written beside it by the load
-generator."""
+"""``reports/<name>/``: the three-level report (HTML with the plots of ``plots``), its tables
+as CSV and JSON, the calibration file; Locust's own report and CSVs are written beside it by
+the load generator."""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -14,18 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # after choosing the backend
 import numpy as np
 import yaml
 
 from loadtest.run.compare import Row, Verdict, comparison_frame, verdicts_frame
-from loadtest.run.measure import RunData, Window, process_cpu
+from loadtest.run.measure import Window, process_cpu
 from loadtest.run.sampler import Samples
-from simulator.calibration import Calibration
-from simulator.metrics import hist_quantile
+from simulator.inputs.calibration import Calibration
 
 
 def num(x: float, unit: str = "") -> str:
@@ -74,167 +67,6 @@ class ReportData:
     t0: float
     events: list[tuple[float, str]] = field(default_factory=list)
     cross: str | None = None
-
-
-def _img(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def _shade(ax: Any, windows: Sequence[Window], t0: float, spans: Sequence[Window]) -> None:
-    for full in spans:
-        ax.axvspan((full.start - t0) / 60, (full.end - t0) / 60, color="0.93", zorder=0)
-    for w in windows:
-        ax.axvspan((w.start - t0) / 60, (w.end - t0) / 60, color="#e3eefc", zorder=0)
-        ax.text(
-            (w.start - t0) / 60,
-            1.0,
-            w.name,
-            transform=ax.get_xaxis_transform(),
-            fontsize=8,
-            va="bottom",
-        )
-
-
-def _predicted(
-    ax: Any,
-    windows: Sequence[Window],
-    t0: float,
-    values: Mapping[str, float],
-    style: str,
-    label: str,
-) -> None:
-    first = True
-    for w in windows:
-        v = values.get(w.name, math.nan)
-        if math.isfinite(v):
-            ax.hlines(
-                v,
-                (w.start - t0) / 60,
-                (w.end - t0) / 60,
-                colors="k",
-                linestyles=style,
-                label=label if first else None,
-            )
-            first = False
-
-
-def _pred_map(rows: Sequence[Row], key: str) -> dict[str, float]:
-    return {r.level: r.predicted for r in rows if r.key == key}
-
-
-def figures(
-    d: ReportData, data: RunData, samples: Samples, processes: int, spans: Sequence[Window]
-) -> list[tuple[str, str]]:
-    """(caption, image) of each plot."""
-    t0: float = d.t0
-    end = max(w.end for w in spans)
-    out = []
-    # Throughput.
-    fig, ax = plt.subplots(figsize=(9, 3.2))
-    step = float(np.clip(round((end - t0) / 80), 5, 30))
-    bins = np.arange(t0 - 60, end + 60, step)
-    ok = data.finished[data.ok]
-    counts, edges = np.histogram(ok, bins=bins)
-    ax.plot((edges[:-1] - t0) / 60, counts * 60 / step, lw=1, label=f"measured ({step:g} s bins)")
-    _predicted(ax, d.windows, t0, _pred_map(d.before, "throughput_per_min"), "--", "predicted")
-    _predicted(ax, d.windows, t0, _pred_map(d.after, "throughput_per_min"), "-", "calibrated")
-    for t, _what in d.events:
-        ax.axvline((t - t0) / 60, color="tab:red", lw=0.8)
-    _shade(ax, d.windows, t0, spans)
-    ax.set_xlabel("minutes since the first level started")
-    ax.set_ylabel("successful syncs / min")
-    ax.legend(fontsize=8)
-    out.append(
-        (
-            "Throughput: measured syncs per minute against the model's level averages "
-            "(dashed: the scenario's figures, solid: calibrated). Red lines mark daemon "
-            "processes killed on purpose.",
-            _img(fig),
-        )
-    )
-    # Message lag.
-    if data.lag_s.size:
-        fig, ax = plt.subplots(figsize=(9, 3.2))
-        b = np.arange(t0, end + 30, 30.0)
-        idx = np.digitize(data.lag_stored, b)
-        xs, p50, p95 = [], [], []
-        for i in range(1, b.size):
-            v = data.lag_s[idx == i]
-            if v.size >= 3:
-                xs.append((b[i - 1] - t0) / 60)
-                p50.append(np.percentile(v, 50))
-                p95.append(np.percentile(v, 95))
-        ax.plot(xs, p50, lw=1, label="measured p50 (30 s bins)")
-        ax.plot(xs, p95, lw=1, label="measured p95")
-        _predicted(ax, d.windows, t0, _pred_map(d.after, "msg_lag_p50"), "-", "calibrated p50")
-        _predicted(ax, d.windows, t0, _pred_map(d.after, "msg_lag_p95"), ":", "calibrated p95")
-        _shade(ax, d.windows, t0, spans)
-        ax.set_xlabel("minutes since the first level started")
-        ax.set_ylabel("delivered → stored, s")
-        ax.legend(fontsize=8)
-        out.append(
-            (
-                "Sync lag, from delivery at the provider to the row in PostgreSQL, by when "
-                "it was stored; the model's p50 and p95 per level.",
-                _img(fig),
-            )
-        )
-    # Staleness.
-    if samples.staleness:
-        fig, ax = plt.subplots(figsize=(9, 3.2))
-        ts = np.array([t for t, _ in samples.staleness])
-        qs = np.array(
-            [
-                [hist_quantile(h.sum(axis=0), q) for q in (0.5, 0.95, 1.0)]
-                for _, h in samples.staleness
-            ]
-        )
-        sel = ts >= t0 - 30
-        for j, name in enumerate(("p50", "p95", "max")):
-            ax.plot((ts[sel] - t0) / 60, qs[sel, j], lw=1, label=f"measured {name}")
-        _predicted(
-            ax, d.windows, t0, _pred_map(d.after, "staleness_p95_all"), "-", "calibrated p95"
-        )
-        _shade(ax, d.windows, t0, spans)
-        ax.set_xlabel("minutes since the first level started")
-        ax.set_ylabel("seconds since last sync")
-        ax.legend(fontsize=8)
-        out.append(
-            (
-                "Staleness of the active mailboxes (time since their last successful "
-                "sync), sampled every 5 s.",
-                _img(fig),
-            )
-        )
-    # CPU and memory.
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
-    for i in range(processes):
-        for series in samples.procs.get(f"daemon-{i}", {}).values():
-            tt = np.array([x.t for x in series])
-            cc = np.array([x.cpu_s for x in series])
-            rr = np.array([x.rss_mb for x in series])
-            if tt.size > 2:
-                a1.plot((tt[1:] - t0) / 60, np.diff(cc) / np.diff(tt), lw=0.6, label=f"daemon {i}")
-                a2.plot((tt - t0) / 60, rr, lw=1, label=f"daemon {i}")
-    _predicted(a1, d.windows, t0, _pred_map(d.after, "cpu_core_per_process"), "-", "calibrated")
-    _predicted(a2, d.windows, t0, _pred_map(d.after, "rss_mb_process"), "-", "calibrated")
-    a1.set_ylabel("CPU, cores")
-    a2.set_ylabel("RSS, MB")
-    for ax in (a1, a2):
-        _shade(ax, d.windows, t0, spans)
-        ax.set_xlabel("minutes")
-        ax.legend(fontsize=7)
-    out.append(
-        (
-            "CPU (1 s samples) and resident memory of each daemon process against the "
-            "calibrated model.",
-            _img(fig),
-        )
-    )
-    return out
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
@@ -295,6 +127,31 @@ def write_html(path: Path, d: ReportData, plots: Sequence[tuple[str, str]]) -> N
         f"</title><style>{CSS}</style></head><body><h1>{html.escape(d.title)}</h1>"
     ]
     parts.append(_table(["", ""], [[html.escape(k), html.escape(v)] for k, v in d.plan_summary]))
+    parts.append(_levels_html(d))
+    parts.append(_agreement_html(d))
+    parts.append("<h2>Over time</h2>")
+    for caption, src in plots:
+        parts.append(
+            f"<figure><img src='{src}' alt=''><figcaption>{html.escape(caption)}"
+            "</figcaption></figure>"
+        )
+    parts.append(_integrity_html(d))
+    if d.calibration is not None:
+        parts.append(_calibration_html(d, d.calibration))
+    parts.append("<h2>What the load test and the model do differently</h2><ul>")
+    parts += [f"<li>{html.escape(n)}</li>" for n in d.notes]
+    parts.append(
+        "</ul><h2>Files</h2><ul><li><a href='locust_report.html'>Locust's report</a>"
+        "</li><li>Locust CSVs: locust_stats.csv, locust_stats_history.csv, "
+        "locust_failures.csv</li><li>comparison.csv, verdicts.csv, measured.json, "
+        "report.json, calibration.yaml, plan.json, logs/</li></ul></body></html>"
+    )
+    path.write_text("".join(parts))
+
+
+def _levels_html(d: ReportData) -> str:
+    """The table of load levels."""
+    parts: list[str] = []
     parts.append("<h2>Levels</h2>")
     parts.append(
         _table(
@@ -311,6 +168,12 @@ def write_html(path: Path, d: ReportData, plots: Sequence[tuple[str, str]]) -> N
             ],
         )
     )
+    return "".join(parts)
+
+
+def _agreement_html(d: ReportData) -> str:
+    """How many figures agree within their bounds, the criteria and every figure."""
+    parts: list[str] = []
     ok_before = [r for r in d.before if r.ok is not None]
     ok_after = [r for r in d.after if r.ok is not None]
     parts.append("<h2>Agreement</h2><p>")
@@ -337,12 +200,12 @@ def write_html(path: Path, d: ReportData, plots: Sequence[tuple[str, str]]) -> N
             _verdict_rows(d.verdicts_before),
         )
     )
-    parts.append("<h2>Over time</h2>")
-    for caption, src in plots:
-        parts.append(
-            f"<figure><img src='{src}' alt=''><figcaption>{html.escape(caption)}"
-            "</figcaption></figure>"
-        )
+    return "".join(parts)
+
+
+def _integrity_html(d: ReportData) -> str:
+    """The store compared with the providers."""
+    parts: list[str] = []
     parts.append("<h2>Nothing lost, nothing duplicated</h2>")
     parts.append(
         _table(
@@ -353,42 +216,37 @@ def write_html(path: Path, d: ReportData, plots: Sequence[tuple[str, str]]) -> N
             ],
         )
     )
-    if d.calibration is not None:
-        parts.append(
-            "<h2>Calibration</h2><p>Written to <a href='calibration.yaml'>"
-            f"calibration.yaml</a>: {html.escape(d.calibration.source)}.</p>"
-        )
-        fields = [
-            (k, v)
-            for k, v in d.calibration.model_dump().items()
-            if k not in ("source", "latency_s") and v is not None
-        ]
-        parts.append(_table(["figure", "value"], [[k, num(float(v))] for k, v in fields]))
-        lat = [
-            [
-                p,
-                m,
-                f"{len(v):,}",
-                num(float(np.mean(v)) * 1000, "ms"),
-                num(float(np.percentile(v, 95)) * 1000, "ms"),
-            ]
-            for p, ms in d.calibration.latency_s.items()
-            for m, v in ms.items()
-        ]
-        parts.append(_table(["provider", "method", "samples", "mean", "p95"], lat))
-        q = d.calibration_quality.get("cpu_fit_rel_rms", math.nan)
-        parts.append(
-            f"<p>CPU fit: relative RMS residual {rel(q).lstrip('+')} over 20 s chunks.</p>"
-        )
-    parts.append("<h2>What the load test and the model do differently</h2><ul>")
-    parts += [f"<li>{html.escape(n)}</li>" for n in d.notes]
+    return "".join(parts)
+
+
+def _calibration_html(d: ReportData, cal: Calibration) -> str:
+    """The calibration measured in this run."""
+    parts: list[str] = []
     parts.append(
-        "</ul><h2>Files</h2><ul><li><a href='locust_report.html'>Locust's report</a>"
-        "</li><li>Locust CSVs: locust_stats.csv, locust_stats_history.csv, "
-        "locust_failures.csv</li><li>comparison.csv, verdicts.csv, measured.json, "
-        "report.json, calibration.yaml, plan.json, logs/</li></ul></body></html>"
+        "<h2>Calibration</h2><p>Written to <a href='calibration.yaml'>"
+        f"calibration.yaml</a>: {html.escape(cal.source)}.</p>"
     )
-    path.write_text("".join(parts))
+    fields = [
+        (k, v)
+        for k, v in cal.model_dump().items()
+        if k not in ("source", "latency_s") and v is not None
+    ]
+    parts.append(_table(["figure", "value"], [[k, num(float(v))] for k, v in fields]))
+    lat = [
+        [
+            p,
+            m,
+            f"{len(v):,}",
+            num(float(np.mean(v)) * 1000, "ms"),
+            num(float(np.percentile(v, 95)) * 1000, "ms"),
+        ]
+        for p, ms in cal.latency_s.items()
+        for m, v in ms.items()
+    ]
+    parts.append(_table(["provider", "method", "samples", "mean", "p95"], lat))
+    q = d.calibration_quality.get("cpu_fit_rel_rms", math.nan)
+    parts.append(f"<p>CPU fit: relative RMS residual {rel(q).lstrip('+')} over 20 s chunks.</p>")
+    return "".join(parts)
 
 
 def write_tables(out: Path, d: ReportData, extra: Mapping[str, Any]) -> None:

@@ -23,7 +23,7 @@ import psutil
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
-from simulator.metrics import EDGES, NB, TIER_NAMES
+from simulator.model.metrics import EDGES, NB, TIER_NAMES
 
 Groups = Callable[[], dict[str, list[psutil.Process]]]
 

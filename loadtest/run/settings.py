@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from simulator.distributions import Constant, Distribution, Exponential, Lognormal, draw
-from simulator.scenario import Scenario
+from simulator.inputs.distributions import Constant, Distribution, Exponential, Lognormal, draw
+from simulator.inputs.scenario import Scenario
 
 # The mock's OAuth apps (loadtest.mock_providers.config.TokenConfig defaults).
 MOCK_CLIENTS = {

@@ -229,7 +229,7 @@ class Stack:
         self.daemons = [
             Child(
                 f"daemon {i}",
-                python("-m", "daemon.cli", "daemon", "run"),
+                python("-m", "mailsync", "daemon", "run"),
                 self.logs / f"daemon-{i}-{phase}.log",
                 self._daemon_env(i, policy),
             )

@@ -221,7 +221,7 @@ class DaemonProcess:
             prefix="mailsync-daemon-", suffix=".log", delete=False
         )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "daemon", "run"],
+            [sys.executable, "-m", "mailsync", "daemon", "run"],
             cwd=ROOT,
             env=env,
             stdout=self.log,

@@ -59,7 +59,7 @@ def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """``mailsync`` in a subprocess, with only the given MAILSYNC_* variables."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("MAILSYNC_")} | env
     return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *args],
+        [sys.executable, "-m", "mailsync", *args],
         cwd=ROOT,
         env=full,
         capture_output=True,
@@ -108,7 +108,7 @@ async def test_daemon_process_exits_non_zero_with_a_wrong_key(
     before = await _rows(db)
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "daemon.cli", "daemon", "run"],
+        [sys.executable, "-m", "mailsync", "daemon", "run"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -16,7 +16,7 @@ from daemon.crypto import CredentialCipher
 from daemon.policy import Assignment, DueMailbox, ErrorKind
 from daemon.providers.base import Credentials
 from daemon.store.mailboxes import MailboxStore, ts
-from simulator.parity import SyncOutcome, scheduler_decisions
+from simulator.checks.parity import SyncOutcome, scheduler_decisions
 from tests.daemon.harness import TEST_KEY, MockServer, daemon_settings, wait_until
 
 T0 = 1_900_000_000.0

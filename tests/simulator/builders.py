@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.loader import load_scenario
-from simulator.scenario import Scenario, plan_job_time
+from simulator.inputs.loader import load_scenario
+from simulator.inputs.scenario import Scenario, plan_job_time
 
 NO_ERRORS = {"transient": 0.0, "auth_revoked": 0.0, "permanent": 0.0}
 NO_CPU = {

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator.loader import load_scenario
-from simulator.report import Options, plan_b_report
-from simulator.scenario import Scenario
+from simulator.inputs.loader import load_scenario
+from simulator.inputs.scenario import Scenario
+from simulator.report.plan_b import Options, plan_b_report
 
 
 @pytest.fixture

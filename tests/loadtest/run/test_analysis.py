@@ -32,9 +32,9 @@ from loadtest.run.settings import (
     proxy_delay,
     warmup_estimate_s,
 )
-from simulator.distributions import Constant, Empirical, Lognormal
-from simulator.loader import load_scenario
-from simulator.scenario import Criteria
+from simulator.inputs.distributions import Constant, Empirical, Lognormal
+from simulator.inputs.loader import load_scenario
+from simulator.inputs.scenario import Criteria
 
 
 def test_the_scenario_becomes_daemon_and_mock_settings() -> None:

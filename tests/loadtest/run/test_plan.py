@@ -9,10 +9,11 @@ import pytest
 
 from daemon.errors import ConfigError
 from loadtest.run.orchestrate import resolve_scenario
-from loadtest.run.plan import LoadPlan, build_plan, predicted_capacity, prepare, scaled
-from simulator import population
-from simulator.distributions import Constant, Empirical, Lognormal, Uniform
-from simulator.loader import load_scenario
+from loadtest.run.plan import LoadPlan, build_plan
+from loadtest.run.prepare import predicted_capacity, prepare, scaled
+from simulator.inputs import population
+from simulator.inputs.distributions import Constant, Empirical, Lognormal, Uniform
+from simulator.inputs.loader import load_scenario
 
 
 def test_sizes_scale_on_every_distribution() -> None:

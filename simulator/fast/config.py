@@ -1,0 +1,58 @@
+"""What ``analytic.evaluate``'s steps share: one grid of configurations (``Config``) and the
+rates and waits it settles to (``Settled``), in their own module so that the steps in
+``analytic`` and ``resources`` both read them without importing each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.fast.sampling import JobProfile
+from simulator.inputs.scenario import Scenario
+from simulator.model.imap_pool import PoolCosts
+
+Arr = np.ndarray
+
+
+@dataclass(frozen=True)
+class Config:
+    """One grid of configurations: what ``evaluate``'s steps share (arrays broadcast)."""
+
+    s: Scenario
+    p: JobProfile
+    tenants: Arr
+    k: Arr  # processes
+    n: Arr  # mailboxes
+    mean_i: Arr  # sync interval
+    inv_i: Arr  # E[1 / interval]
+    c_tier: Arr  # workers per process that may serve the mailboxes' tier
+    c_all: Arr  # all workers per process
+    c: Arr  # serving workers of all processes
+    locked: Arr  # interval a whole number of scheduler periods
+    s_full: float  # a full sync's worker time (the run's share of it with ``run_window``)
+    cpu_ms: float
+    share: float  # the share of full syncs' worker time counted
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The rates and waits after the fixed-point passes of ``_settle``."""
+
+    lam: Arr  # syncs per second, retries included
+    lam_p: Arr  # of them push syncs
+    demand: Arr
+    x_max: Arr
+    caps: list[Arr]
+    stable: Arr
+    s_inc: Arr
+    s_mean: Arr
+    cs2: Arr
+    cpu_s: Arr
+    pool: PoolCosts
+    c_eff: Arr
+    w_s: Arr  # scheduled jobs' queue wait beyond their dispatch
+    w_p: Arr  # push (and chunk) jobs' queue wait
+    dispatch: Arr
+    push_dispatch: float
+    claim_mean: Arr
