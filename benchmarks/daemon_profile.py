@@ -54,6 +54,7 @@ _GROUPS = {
 # What a sample was doing: the innermost frame that names one of these decides.
 _ACTIVITIES = (
     ("QuotaLimiters.admit", "quota gate (Redis Lua)"),
+    ("HttpClient.", "provider HTTP (aiohttp)"),
     ("AsyncClient.request", "provider HTTP (httpx)"),
     ("AsyncClient.send", "provider HTTP (httpx)"),
     ("Response.json", "JSON decoding"),

@@ -177,7 +177,7 @@ class Bench:
         full.update(self.extra_env)
         full.update(env)
         self.daemon = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "daemon", "run"],
+            [sys.executable, "-m", "mailsync", "daemon", "run"],
             cwd=ROOT,
             env=full,
             stdout=subprocess.DEVNULL,

@@ -1,7 +1,7 @@
 """Memory of one queued job, one kept job and one quota bucket key in Redis, and of one row of
 each PostgreSQL table, measured against the real services on 127.0.0.1 (print, not assert).
 
-The per-item byte constants of ``simulator/resources.py`` (Redis and PostgreSQL memory) come
+The per-item byte constants of ``simulator/model/resources.py`` (Redis and PostgreSQL memory) come
 from this script:
 
     .venv/bin/python benchmarks/store_memory.py [--jobs 2000] [--dsn postgresql://...]
@@ -89,6 +89,7 @@ async def redis_figures(n: int) -> dict[str, float]:
         keys = [k async for k in r.scan_iter(f"{prefix}:quota*", count=1000)]
         usages = [await r.memory_usage(k) or 0 for k in keys[:50]]
         out["quota_key_memory_usage"] = sum(usages) / max(1, len(usages))
+        await limiters.aclose()
     finally:
         await queues.obliterate()
         await queues.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import random
 import signal
 import socket
@@ -12,11 +11,9 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, TypeVar, cast
 
 import asyncpg
-import httpx
 import redis.asyncio as aioredis
 import uvicorn
 import uvloop
@@ -28,12 +25,13 @@ from daemon.keys import check_stored_credentials
 from daemon.logs import get_logger
 from daemon.metrics import Metrics
 from daemon.oauth import OAuthClient, TokenCache
-from daemon.policy import fetch_shape_for
+from daemon.policy import Profile, fetch_shape_for
 from daemon.providers.base import Provider, RequestObserver, ignore_request
 from daemon.providers.gmail import GmailProvider
 from daemon.providers.graph import GraphProvider
+from daemon.providers.httpclient import HttpClient
+from daemon.providers.imap import build_imap_provider
 from daemon.providers.imap_hosts import HostPolicy
-from daemon.providers.netbackend import ShardedTransport
 from daemon.queues import TierQueues, TierWorkers
 from daemon.ratelimit import QuotaLimiters
 from daemon.scheduler import Scheduler
@@ -49,21 +47,13 @@ T = TypeVar("T")
 
 def http_client(
     max_connections: int, timeout_s: float, verify: ssl.SSLContext | bool = True
-) -> httpx.AsyncClient:
-    """The HTTP client one provider shares across all its mailboxes and tenants.
-
-    It must carry nothing of one mailbox into another's requests: the Authorization header
-    is set per request, and cookies are refused (httpx keeps a cookie jar per client by
-    default, so a cookie a provider or its token endpoint set for one mailbox would be sent
-    with every other mailbox's requests). ``verify`` is httpx's (True: its CA bundle);
-    tests pass a context trusting their own CA.
+) -> HttpClient:
+    """The HTTP client one provider shares across all its mailboxes and tenants: no cookies,
+    the Authorization header set per request (``providers/httpclient.py``). ``verify`` is
+    httpx's (True: its CA bundle); tests pass a context trusting their own CA.
     """
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout_s),
-        # max_connections in short pools on plain asyncio streams (providers/netbackend.py).
-        transport=ShardedTransport(max_connections, verify=verify),
-        headers={"User-Agent": "mailsync/0.1"},
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+    return HttpClient(
+        max_connections, timeout_s, verify=verify, headers={"User-Agent": "mailsync/0.1"}
     )
 
 
@@ -72,12 +62,12 @@ def build_providers(
     rng: random.Random,
     clock: Callable[[], float],
     observe: RequestObserver = ignore_request,
-) -> tuple[dict[str, Provider], dict[str, OAuthClient], list[httpx.AsyncClient]]:
+) -> tuple[dict[str, Provider], dict[str, OAuthClient], list[HttpClient]]:
     """One provider per kind, each over one shared HTTP client; and the OAuth clients.
 
     ``observe`` is told every provider request's round trip (the metrics histogram).
     """
-    clients: list[httpx.AsyncClient] = []
+    clients: list[HttpClient] = []
     providers: dict[str, Provider] = {}
     oauth: dict[str, OAuthClient] = {}
     shape = fetch_shape_for(settings.policy.build_limits())
@@ -91,19 +81,8 @@ def build_providers(
             cfg, http, random.Random(rng.random()), clock, shape=shape, observe=observe
         )
         oauth[name] = OAuthClient(name, http, cfg, clock, observe)
-    imap = _imap_provider(settings, observe)
-    if imap is not None:
-        providers["imap"] = imap
+    providers["imap"] = build_imap_provider(settings.imap, observe)
     return providers, oauth, clients
-
-
-def _imap_provider(settings: Settings, observe: RequestObserver) -> Provider | None:
-    try:
-        module = importlib.import_module("daemon.providers.imap")
-    except ImportError:
-        return None
-    provider: Provider = module.build_imap_provider(settings.imap, observe)
-    return provider
 
 
 def bind_api_socket(host: str, port: int) -> socket.socket:
@@ -146,7 +125,7 @@ class Daemon:
     limiters: QuotaLimiters | None = None
     metrics: Metrics = field(default_factory=Metrics)
     api_server: uvicorn.Server | None = None
-    _clients: list[httpx.AsyncClient] = field(default_factory=list)
+    _clients: list[HttpClient] = field(default_factory=list)
     _providers: dict[str, Provider] = field(default_factory=dict)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _api_socket: socket.socket | None = None
@@ -162,13 +141,22 @@ class Daemon:
         Everything that can be refused (settings, the API's port, migrations) is checked
         before the first job is taken, so a refusal leaves nothing half started.
         """
+        profile = self.settings.profile
+        cipher = await self._check_refusals()
+        store = await self._build(profile, cipher)
+        self._start_scheduler_loops(profile)
+        if self._api_socket is not None:
+            await self._serve_api(self._api_socket, store, cipher)
+        self._log_started(profile)
+
+    async def _check_refusals(self) -> CredentialCipher:
+        """The API token and port, pending migrations and the encryption keys: the checks that
+        refuse to start, run before anything is connected. Returns the credentials' cipher."""
         s = self.settings
         dsn = s.database_url.get_secret_value()
-        redis_url = s.redis_url.get_secret_value()
         if s.api_enabled and s.api_token is None:
             raise ConfigError("api_token is required to serve the API (or set api_enabled = false)")
-        api_socket = bind_api_socket(s.api_host, s.api_port) if s.api_enabled else None
-        self._api_socket = api_socket
+        self._api_socket = bind_api_socket(s.api_host, s.api_port) if s.api_enabled else None
         pending = await asyncio.to_thread(pending_migrations, dsn)
         if pending:
             raise ConfigError(
@@ -179,7 +167,14 @@ class Daemon:
         # Before anything is started: with a wrong key every sync would fail (docs/daemon.md,
         # "Encryption keys and rotation").
         await check_stored_credentials(dsn, cipher, random.Random(s.seed))
-        profile = s.profile
+        return cipher
+
+    async def _build(self, profile: Profile, cipher: CredentialCipher) -> MailboxStore:
+        """Connect to PostgreSQL and Redis and build queues, limiters, providers, the sync
+        runner, the scheduler and (when enabled) the workers. Returns the mailbox store."""
+        s = self.settings
+        dsn = s.database_url.get_secret_value()
+        redis_url = s.redis_url.get_secret_value()
         rng = random.Random(s.seed)
         self.pool = await create_pool(dsn, s.db_pool_min, s.pool_max())
         self.redis = aioredis.Redis.from_url(redis_url)
@@ -232,43 +227,59 @@ class Daemon:
                 s.stalled_interval_s,
                 s.process_name,
             )
-        if s.scheduler_enabled:
-            interval = profile.scheduler_interval_s
-            self.supervisor.start("scheduler", self.scheduler.cycle, interval)
-            self.supervisor.start("repair", self.scheduler.repair, interval)
-            self.supervisor.start("trim", self.scheduler.trim, s.trim_interval_s)
-        if api_socket is not None:
-            token = s.api_token.get_secret_value() if s.api_token else ""
-            app = create_app(
-                ApiDeps(
-                    store,
-                    self.scheduler,
-                    self.queues,
-                    self.redis,
-                    cipher,
-                    self.metrics,
-                    self.limiters,
-                    self.clock,
-                    token,
-                    imap_hosts=HostPolicy(tuple(s.imap.allowed_networks)),
-                    failed_tasks=self.unhealthy,
-                )
+        return store
+
+    def _start_scheduler_loops(self, profile: Profile) -> None:
+        s = self.settings
+        if self.scheduler is None or not s.scheduler_enabled:
+            return
+        interval = profile.scheduler_interval_s
+        self.supervisor.start("scheduler", self.scheduler.cycle, interval)
+        self.supervisor.start("repair", self.scheduler.repair, interval)
+        self.supervisor.start("trim", self.scheduler.trim, s.trim_interval_s)
+
+    async def _serve_api(
+        self, api_socket: socket.socket, store: MailboxStore, cipher: CredentialCipher
+    ) -> None:
+        """Serve the HTTP API on the socket bound in ``_check_refusals``; returns once it
+        listens."""
+        s = self.settings
+        assert self.scheduler is not None and self.queues is not None
+        assert self.redis is not None and self.limiters is not None
+        token = s.api_token.get_secret_value() if s.api_token else ""
+        app = create_app(
+            ApiDeps(
+                store,
+                self.scheduler,
+                self.queues,
+                self.redis,
+                cipher,
+                self.metrics,
+                self.limiters,
+                self.clock,
+                token,
+                imap_hosts=HostPolicy(tuple(s.imap.allowed_networks)),
+                failed_tasks=self.unhealthy,
             )
-            config = uvicorn.Config(
-                app,
-                host=s.api_host,
-                port=s.api_port,
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-            )
-            self.api_server = _EmbeddedServer(config)
-            serving = asyncio.create_task(self.api_server.serve(sockets=[api_socket]))
-            self._tasks.append(serving)
-            while not self.api_server.started:
-                if serving.done():
-                    raise ConfigError(f"API could not listen on {s.api_host}:{s.api_port}")
-                await asyncio.sleep(0.01)
+        )
+        config = uvicorn.Config(
+            app,
+            host=s.api_host,
+            port=s.api_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self.api_server = _EmbeddedServer(config)
+        serving = asyncio.create_task(self.api_server.serve(sockets=[api_socket]))
+        self._tasks.append(serving)
+        while not self.api_server.started:
+            if serving.done():
+                raise ConfigError(f"API could not listen on {s.api_host}:{s.api_port}")
+            await asyncio.sleep(0.01)
+
+    def _log_started(self, profile: Profile) -> None:
+        s = self.settings
         log.info(
             "daemon started",
             profile=profile.name,
@@ -279,8 +290,8 @@ class Daemon:
                 profile.concurrency.low,
             ],
             batch_size=profile.batch_size,
-            database=redact_url(dsn),
-            redis=redact_url(redis_url),
+            database=redact_url(s.database_url.get_secret_value()),
+            redis=redact_url(s.redis_url.get_secret_value()),
             quota_preset=s.policy.quota_preset,
             api=f"{s.api_host}:{s.api_port}" if s.api_enabled else None,
         )
@@ -312,6 +323,8 @@ class Daemon:
             await client.aclose()
         for provider in self._providers.values():
             await provider.aclose()
+        if self.limiters is not None:
+            await self.limiters.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         if self.pool is not None:

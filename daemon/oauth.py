@@ -12,6 +12,7 @@ import httpx
 
 from daemon.errors import AuthRevoked, BadResponse, TransientError
 from daemon.providers.base import Credentials, RequestObserver, ignore_request
+from daemon.providers.httpclient import HttpClientLike, HttpResponse
 from daemon.settings import OAuthProviderSettings
 
 # Errors of the token endpoint that only the user can fix (RFC 6749 §5.2 and Microsoft's).
@@ -38,7 +39,7 @@ class OAuthClient:
     def __init__(
         self,
         provider: str,
-        http: httpx.AsyncClient,
+        http: HttpClientLike,
         settings: OAuthProviderSettings,
         clock: Callable[[], float],
         observe: RequestObserver = ignore_request,
@@ -105,7 +106,7 @@ class OAuthClient:
         )
 
 
-def _json_object(resp: httpx.Response, provider: str) -> dict[str, Any]:
+def _json_object(resp: HttpResponse, provider: str) -> dict[str, Any]:
     try:
         body = resp.json()
     except ValueError as exc:

@@ -65,18 +65,6 @@ for i = 1, #KEYS do
 end
 return {0, "0"}
 """
-# One connection pool per Redis URL in a process, as throttled-py kept it.
-_CLIENTS: dict[str, aioredis.Redis] = {}
-
-
-def _client(redis_url: str) -> aioredis.Redis:
-    client = _CLIENTS.get(redis_url)
-    if client is None:
-        client = aioredis.Redis.from_url(redis_url, max_connections=500)
-        _CLIENTS[redis_url] = client
-    return client
-
-
 # Told (seconds waited in this admission, seconds the next piece would wait); returns the
 # delay to give the worker back for, or None to wait.
 Defer = Callable[[float, float], float | None]
@@ -106,6 +94,9 @@ class CountingGate:
         """Nothing to defer without a quota."""
         yield
 
+    async def reserve(self, calls: Mapping[str, int]) -> None:
+        """Nothing to reserve without a quota."""
+
     async def acquire(self, method: str, count: int = 1) -> None:
         """Admit at once and count."""
         self._calls += count
@@ -127,6 +118,8 @@ class GateStats:
     """Per-provider counters the metrics endpoint reads."""
 
     admitted_units: dict[str, int] = field(default_factory=dict)
+    # Admissions (Lua calls that admitted); a reservation admits a sync's calls in one.
+    admissions: dict[str, int] = field(default_factory=dict)
     waits: dict[str, int] = field(default_factory=dict)
     wait_seconds: dict[str, float] = field(default_factory=dict)
     throttled: dict[str, int] = field(default_factory=dict)
@@ -149,13 +142,19 @@ class QuotaLimiters:
         self.limits = dict(limits)
         self._sleep = sleep
         self.stats = GateStats()
-        self._script = _client(redis_url).register_script(_GCRA_ALL)
+        # This object's own connection pool, closed by its owner (``aclose``).
+        self._redis = aioredis.Redis.from_url(redis_url, max_connections=500)
+        self._script = self._redis.register_script(_GCRA_ALL)
         # throttled-py's key layout: ``{prefix}:quota`` namespace, schema v1, limiter type.
         self._key_prefix = f"{prefix}:quota:v1:gcra:"
         self._buckets: dict[str, list[tuple[Quota, float]]] = {
             provider: [(q, q.emission_interval_s) for q in lim.quotas]
             for provider, lim in self.limits.items()
         }
+
+    async def aclose(self) -> None:
+        """Close the Redis connections of the gates."""
+        await self._redis.aclose()
 
     def gate(self, provider: str, mailbox_key: str, chunk_wait_s: float | None = None) -> QuotaGate:
         """The gate one sync of one mailbox uses (``QuotaGate.chunked`` for ``chunk_wait_s``);
@@ -205,6 +204,7 @@ class QuotaLimiters:
                 waited += delay
                 await self._sleep(delay)
         self.stats.add(self.stats.admitted_units, provider, units)
+        self.stats.add(self.stats.admissions, provider)
         return waited
 
 
@@ -225,6 +225,8 @@ class QuotaGate:
         self._calls = 0
         self._chunk_wait_s = chunk_wait_s
         self._chunked = 0
+        # Calls per method admitted by ``reserve`` and not made yet.
+        self._reserved: dict[str, int] = {}
         self.waited_s = 0.0
         self.throttle_events = 0
 
@@ -242,8 +244,31 @@ class QuotaGate:
         assert self._chunk_wait_s is not None  # only handed out when set
         return quota_deferral(self.waited_s + waited_here, wait_s, self._chunk_wait_s)
 
+    async def reserve(self, calls: Mapping[str, int]) -> None:
+        """Admit the calls a sync is about to make (``{method: count}``) in one Redis call;
+        the ``acquire`` of each then passes without one.
+
+        Units reserved and never used stay spent: the provider sees fewer calls than the
+        quota allowed, never more. Calls past the reservation are admitted one by one.
+        """
+        if self._limits is None:
+            return
+        wanted = {m: n for m, n in calls.items() if n > 0}
+        units = sum(self._limits.cost(m) * n for m, n in wanted.items())
+        if units <= 0:
+            return
+        defer = self._defer if self._chunked and self._chunk_wait_s is not None else None
+        self.waited_s += await self._limiters.admit(self._provider, self._mailbox_key, units, defer)
+        for method, n in wanted.items():
+            self._reserved[method] = self._reserved.get(method, 0) + n
+
     async def acquire(self, method: str, count: int = 1) -> None:
         """Wait for quota for ``count`` calls of ``method``, then count them."""
+        left = self._reserved.get(method, 0)
+        if left >= count:
+            self._reserved[method] = left - count
+            self._calls += count
+            return
         if self._limits is not None:
             units = self._limits.cost(method) * count
             defer = self._defer if self._chunked and self._chunk_wait_s is not None else None

@@ -118,6 +118,11 @@ class CallGate(Protocol):
         """
         ...
 
+    async def reserve(self, calls: Mapping[str, int]) -> None:
+        """Admit, at once, calls the sync is about to make (``{method: count}``); their
+        ``acquire`` then returns without waiting. Units not used stay spent."""
+        ...
+
     def throttled(self, retry_after: float | None) -> None:
         """Record that the provider answered 429 / rate-limit (for metrics and backoff)."""
         ...

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
-import httpx
-
 from daemon.errors import BadResponse, CursorExpired, QuotaDeferred, RateLimited, TransientError
 from daemon.policy import SyncKind
 from daemon.providers import gmail_batch
@@ -24,6 +22,7 @@ from daemon.providers.http import (
     retry_after_s,
     throttle_gives_up,
 )
+from daemon.providers.httpclient import HttpResponse
 
 _RATE_REASONS = {
     "ratelimitexceeded",
@@ -60,7 +59,7 @@ def _rate_reason(body: Any) -> bool:
     return False
 
 
-def is_throttle(resp: httpx.Response) -> bool:
+def is_throttle(resp: HttpResponse) -> bool:
     """429, or 403 with a usageLimits reason: Google uses both for the same quotas."""
     if resp.status_code == 429:
         return True

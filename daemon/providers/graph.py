@@ -15,13 +15,12 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import httpx
-
 from daemon.errors import BadResponse, CursorExpired
 from daemon.policy import SyncKind
 from daemon.providers.base import ALL_FOLDERS, MailboxContext, MessageRecord, SyncResult
-from daemon.providers.graph_folders import WHOLE_MAILBOX, list_folders, selection
+from daemon.providers.graph_folders import LIST_METHOD, WHOLE_MAILBOX, list_folders, selection
 from daemon.providers.http import HttpProvider, field, json_object
+from daemon.providers.httpclient import HttpResponse
 from daemon.settings import GraphSettings
 
 _SELECT = (
@@ -32,12 +31,12 @@ _EXPIRED_CODES = {"syncstatenotfound", "resyncrequired", "syncstateinvalid"}
 _WHAT = "messages.delta"
 
 
-def is_throttle(resp: httpx.Response) -> bool:
+def is_throttle(resp: HttpResponse) -> bool:
     """Graph throttles with 429; 503 with Retry-After means the same."""
     return resp.status_code == 429 or (resp.status_code == 503 and "retry-after" in resp.headers)
 
 
-def _error_code(resp: httpx.Response) -> str:
+def _error_code(resp: HttpResponse) -> str:
     try:
         body = resp.json()
     except ValueError:
@@ -103,12 +102,14 @@ class GraphProvider(HttpProvider):
     # Immutable ids survive moves between folders within the mailbox.
     headers: ClassVar[Mapping[str, str]] = MappingProxyType({"Prefer": 'IdType="ImmutableId"'})
 
-    async def _keys(self, mailbox: MailboxContext) -> list[str]:
-        """Keys of the folders to sync: folder ids of the listed tree, or the configured
-        names / ids as given (no listing calls)."""
+    def _selection(self, mailbox: MailboxContext) -> str | list[str]:
         settings = self._api.settings
         default = settings.folders if isinstance(settings, GraphSettings) else WHOLE_MAILBOX
-        chosen = selection(mailbox.config, default)
+        return selection(mailbox.config, default)
+
+    async def _keys(self, mailbox: MailboxContext, chosen: str | list[str]) -> list[str]:
+        """Keys of the folders to sync: folder ids of the listed tree, or the configured
+        names / ids as given (no listing calls)."""
         if chosen == WHOLE_MAILBOX:
             page = self._shape.graph_folder_page
             found = await list_folders(self._api, mailbox, self._base, page)
@@ -119,8 +120,16 @@ class GraphProvider(HttpProvider):
         self, mailbox: MailboxContext, kind: SyncKind, cursor: Mapping[str, Any] | None
     ) -> SyncResult:
         """Delta round per folder; folders without a usable deltaLink start over."""
-        keys = await self._keys(mailbox)
         links: Mapping[str, Any] = (cursor or {}).get("folders") or {}
+        chosen = self._selection(mailbox)
+        if kind is SyncKind.INCREMENTAL and links:
+            # The calls this sync will make if the folders are those of the last one: the
+            # root list and one delta page per folder, admitted in one quota call instead of
+            # one each. Child lists and further pages are admitted as they come.
+            await mailbox.gate.reserve(
+                {LIST_METHOD: 1 if chosen == WHOLE_MAILBOX else 0, _WHAT: len(links)}
+            )
+        keys = await self._keys(mailbox, chosen)
         new_links: dict[str, str] = {}
         result = SyncResult(kind=kind, cursor={})
         restarted = 0

@@ -23,7 +23,8 @@ from daemon.providers.http import ApiClient, field, json_object
 from daemon.settings import WHOLE_MAILBOX, check_graph_folders
 
 SEARCH_FOLDER = "#microsoft.graph.mailSearchFolder"
-_LIST = "mailFolders.list"
+# The quota method of a list of the root's folders.
+LIST_METHOD = "mailFolders.list"
 _CHILDREN = "mailFolders.childFolders"
 
 
@@ -74,7 +75,7 @@ async def list_folders(
     out: list[GraphFolder] = []
     seen: set[str] = set()
     # (URL of a level's first page, quota method, path of the level's parent)
-    levels: list[tuple[str, str, str]] = [(f"{base}/me/mailFolders?$top={page}", _LIST, "")]
+    levels: list[tuple[str, str, str]] = [(f"{base}/me/mailFolders?$top={page}", LIST_METHOD, "")]
     while levels:
         url, method, parent = levels.pop(0)
         for fid, name, children, syncable in await _level(api, mailbox, url, method):
@@ -115,4 +116,11 @@ async def _level(
         url = nxt
 
 
-__all__ = ["WHOLE_MAILBOX", "GraphFolder", "list_folders", "parse_folder", "selection"]
+__all__ = [
+    "LIST_METHOD",
+    "WHOLE_MAILBOX",
+    "GraphFolder",
+    "list_folders",
+    "parse_folder",
+    "selection",
+]

@@ -20,14 +20,15 @@ import httpx
 from daemon.errors import AuthRevoked, BadResponse, PermanentError, RateLimited, TransientError
 from daemon.policy import DEFAULT_FETCH, FetchShape
 from daemon.providers.base import MailboxContext, RequestObserver, ignore_request
+from daemon.providers.httpclient import HttpClientLike, HttpResponse
 from daemon.settings import OAuthProviderSettings
 
 Sleep = Callable[[float], Awaitable[None]]
 # Decides whether a response is a throttle answer; returns True for "rate limited".
-ThrottleTest = Callable[[httpx.Response], bool]
+ThrottleTest = Callable[[HttpResponse], bool]
 
 
-def retry_after_s(resp: httpx.Response, now: float) -> float | None:
+def retry_after_s(resp: HttpResponse, now: float) -> float | None:
     """Seconds the provider asks us to wait (Retry-After as seconds or HTTP date), if any."""
     return parse_retry_after(resp.headers.get("retry-after"), now)
 
@@ -63,7 +64,7 @@ def backoff_s(attempt: int, rng: random.Random, base: float = 0.5, cap: float = 
     return ceiling / 2 + rng.random() * ceiling / 2
 
 
-def json_object(resp: httpx.Response, provider: str, what: str) -> dict[str, Any]:
+def json_object(resp: HttpResponse, provider: str, what: str) -> dict[str, Any]:
     """The response body as a JSON object; ``BadResponse`` naming ``what`` otherwise."""
     try:
         body = resp.json()
@@ -111,7 +112,7 @@ class HttpProvider:
     def __init__(
         self,
         settings: OAuthProviderSettings,
-        http: httpx.AsyncClient,
+        http: HttpClientLike,
         rng: random.Random,
         clock: Callable[[], float],
         sleep: Sleep = asyncio.sleep,
@@ -136,7 +137,7 @@ class HttpProvider:
         )
 
     @staticmethod
-    def is_throttle(resp: httpx.Response) -> bool:
+    def is_throttle(resp: HttpResponse) -> bool:
         """Whether a response is the provider's "slow down"."""
         return resp.status_code == 429
 
@@ -150,7 +151,7 @@ class ApiClient:
     def __init__(
         self,
         provider: str,
-        http: httpx.AsyncClient,
+        http: HttpClientLike,
         settings: OAuthProviderSettings,
         is_throttle: ThrottleTest,
         sleep: Sleep,
@@ -182,7 +183,7 @@ class ApiClient:
         content: bytes | None = None,
         ok: tuple[int, ...] = (200,),
         pass_through: tuple[int, ...] = (),
-    ) -> httpx.Response:
+    ) -> HttpResponse:
         """One logical call; returns a response whose status is in ``ok`` or ``pass_through``.
 
         ``method`` names the quota method (``history.list``); ``count`` the quota calls it
@@ -239,7 +240,7 @@ class ApiClient:
             raise classify_client_error(self.provider, method, resp)
 
 
-def classify_client_error(provider: str, method: str, resp: httpx.Response) -> Exception:
+def classify_client_error(provider: str, method: str, resp: HttpResponse) -> Exception:
     """The error for an unexpected 4xx: auth problems need the user, others are permanent."""
     status = resp.status_code
     snippet = resp.text[:200].replace("\n", " ")

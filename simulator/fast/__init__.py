@@ -9,7 +9,56 @@ peak of jobs in flight). It reuses the event model's per-provider arithmetic (``
 so that both price a sync the same way.
 """
 
-from simulator.fast.analytic import JobProfile, RATIO_NAMES, evaluate, job_profile, largest_interval, mean_interval
-from simulator.fast.closed_forms import batch_drain_mean, erlang_c, mmc_priority_waits, mmc_wait, t_quantile
+from __future__ import annotations
 
-__all__ = ["JobProfile", "RATIO_NAMES", "batch_drain_mean", "erlang_c", "evaluate", "job_profile", "largest_interval", "mean_interval", "mmc_priority_waits", "mmc_wait", "t_quantile"]
+from typing import TYPE_CHECKING
+
+from simulator.exports import lazy
+
+if TYPE_CHECKING:
+    from simulator.fast.analytic import (
+        RATIO_NAMES,
+        JobProfile,
+        evaluate,
+        job_profile,
+        largest_interval,
+        mean_interval,
+    )
+    from simulator.fast.closed_forms import (
+        batch_drain_mean,
+        erlang_c,
+        mmc_priority_waits,
+        mmc_wait,
+        t_quantile,
+    )
+
+# Where each public name lives; imported on first use (``simulator.exports``).
+_WHERE = {
+    "JobProfile": "analytic",
+    "RATIO_NAMES": "analytic",
+    "batch_drain_mean": "closed_forms",
+    "erlang_c": "closed_forms",
+    "evaluate": "analytic",
+    "job_profile": "analytic",
+    "largest_interval": "analytic",
+    "mean_interval": "analytic",
+    "mmc_priority_waits": "closed_forms",
+    "mmc_wait": "closed_forms",
+    "t_quantile": "closed_forms",
+}
+
+__all__ = [
+    "RATIO_NAMES",
+    "JobProfile",
+    "batch_drain_mean",
+    "erlang_c",
+    "evaluate",
+    "job_profile",
+    "largest_interval",
+    "mean_interval",
+    "mmc_priority_waits",
+    "mmc_wait",
+    "t_quantile",
+]
+
+__getattr__ = lazy(__name__, _WHERE)

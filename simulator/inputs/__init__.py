@@ -7,11 +7,101 @@ latencies and costs that replace defaults) and ``catalogue`` (instance sizes and
 Nothing here simulates; everything above reads these.
 """
 
-from simulator.inputs.calibration import Calibration, apply, load_calibration
-from simulator.inputs.catalogue import Catalogue, load_catalogue
-from simulator.inputs.distributions import Constant, Distribution, Empirical, Exponential, Lognormal, Sampler, Uniform, draw, mean
-from simulator.inputs.loader import load_scenario, shipped_scenarios
-from simulator.inputs.population import Mailboxes, PopulationArrays, expected_mailboxes
-from simulator.inputs.scenario import Criteria, GraphModel, IMAP, ImapModel, PROVIDERS, ProviderModel, Resources, Scenario, plan_job_time
+from __future__ import annotations
 
-__all__ = ["Calibration", "Catalogue", "Constant", "Criteria", "Distribution", "Empirical", "Exponential", "GraphModel", "IMAP", "ImapModel", "Lognormal", "Mailboxes", "PROVIDERS", "PopulationArrays", "ProviderModel", "Resources", "Sampler", "Scenario", "Uniform", "apply", "draw", "expected_mailboxes", "load_calibration", "load_catalogue", "load_scenario", "mean", "plan_job_time", "shipped_scenarios"]
+from typing import TYPE_CHECKING
+
+from simulator.exports import lazy
+
+if TYPE_CHECKING:
+    from simulator.inputs.calibration import Calibration, apply, load_calibration
+    from simulator.inputs.catalogue import Catalogue, load_catalogue
+    from simulator.inputs.distributions import (
+        Constant,
+        Distribution,
+        Empirical,
+        Exponential,
+        Lognormal,
+        Sampler,
+        Uniform,
+        draw,
+        mean,
+    )
+    from simulator.inputs.loader import load_scenario, shipped_scenarios
+    from simulator.inputs.population import Mailboxes, PopulationArrays, expected_mailboxes
+    from simulator.inputs.scenario import (
+        IMAP,
+        PROVIDERS,
+        Criteria,
+        GraphModel,
+        ImapModel,
+        ProviderModel,
+        Resources,
+        Scenario,
+        plan_job_time,
+    )
+
+# Where each public name lives; imported on first use (``simulator.exports``).
+_WHERE = {
+    "Calibration": "calibration",
+    "Catalogue": "catalogue",
+    "Constant": "distributions",
+    "Criteria": "scenario",
+    "Distribution": "distributions",
+    "Empirical": "distributions",
+    "Exponential": "distributions",
+    "GraphModel": "scenario",
+    "IMAP": "scenario",
+    "ImapModel": "scenario",
+    "Lognormal": "distributions",
+    "Mailboxes": "population",
+    "PROVIDERS": "scenario",
+    "PopulationArrays": "population",
+    "ProviderModel": "scenario",
+    "Resources": "scenario",
+    "Sampler": "distributions",
+    "Scenario": "scenario",
+    "Uniform": "distributions",
+    "apply": "calibration",
+    "draw": "distributions",
+    "expected_mailboxes": "population",
+    "load_calibration": "calibration",
+    "load_catalogue": "catalogue",
+    "load_scenario": "loader",
+    "mean": "distributions",
+    "plan_job_time": "scenario",
+    "shipped_scenarios": "loader",
+}
+
+__all__ = [
+    "IMAP",
+    "PROVIDERS",
+    "Calibration",
+    "Catalogue",
+    "Constant",
+    "Criteria",
+    "Distribution",
+    "Empirical",
+    "Exponential",
+    "GraphModel",
+    "ImapModel",
+    "Lognormal",
+    "Mailboxes",
+    "PopulationArrays",
+    "ProviderModel",
+    "Resources",
+    "Sampler",
+    "Scenario",
+    "Uniform",
+    "apply",
+    "draw",
+    "expected_mailboxes",
+    "load_calibration",
+    "load_catalogue",
+    "load_scenario",
+    "mean",
+    "plan_job_time",
+    "shipped_scenarios",
+]
+
+__getattr__ = lazy(__name__, _WHERE)

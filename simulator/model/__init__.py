@@ -9,13 +9,117 @@ the scheduler's claim), ``tokens`` and ``imap_pool`` (per-process caches and poo
 what was measured).
 """
 
-from simulator.model.engine import JobTrace, Mode, Simulation
-from simulator.model.gate import LOGIN, Latency, NOOP, ProviderRuntime, REUSE, Request, split_requests
-from simulator.model.imap_pool import ConnectionPools, ImapProfile, PoolCosts, pool_costs, pool_odds
-from simulator.model.mailboxes import MailboxTable
-from simulator.model.metrics import EDGES, NB, RunMetrics, TIER_NAMES, hist_quantile
-from simulator.model.resources import Deployment, KEEP_COMPLETED, KEEP_FAILED, REDIS_BYTES_PER_KEPT_JOB, derive, monthly_cost, service_tiers, store_memory, tiers_for_runs
-from simulator.model.station import Station, TierPools
-from simulator.model.tokens import refresh_share
+from __future__ import annotations
 
-__all__ = ["ConnectionPools", "Deployment", "EDGES", "ImapProfile", "JobTrace", "KEEP_COMPLETED", "KEEP_FAILED", "LOGIN", "Latency", "MailboxTable", "Mode", "NB", "NOOP", "PoolCosts", "ProviderRuntime", "REDIS_BYTES_PER_KEPT_JOB", "REUSE", "Request", "RunMetrics", "Simulation", "Station", "TIER_NAMES", "TierPools", "derive", "hist_quantile", "monthly_cost", "pool_costs", "pool_odds", "refresh_share", "service_tiers", "split_requests", "store_memory", "tiers_for_runs"]
+from typing import TYPE_CHECKING
+
+from simulator.exports import lazy
+
+if TYPE_CHECKING:
+    from simulator.model.engine import JobTrace, Mode, Simulation
+    from simulator.model.gate import (
+        LOGIN,
+        NOOP,
+        REUSE,
+        Latency,
+        ProviderRuntime,
+        Request,
+        split_requests,
+    )
+    from simulator.model.imap_pool import (
+        ConnectionPools,
+        ImapProfile,
+        PoolCosts,
+        pool_costs,
+        pool_odds,
+    )
+    from simulator.model.mailboxes import MailboxTable
+    from simulator.model.metrics import EDGES, NB, TIER_NAMES, RunMetrics, hist_quantile
+    from simulator.model.resources import (
+        KEEP_COMPLETED,
+        KEEP_FAILED,
+        REDIS_BYTES_PER_KEPT_JOB,
+        Deployment,
+        derive,
+        monthly_cost,
+        service_tiers,
+        store_memory,
+        tiers_for_runs,
+    )
+    from simulator.model.station import Station, TierPools
+    from simulator.model.tokens import refresh_share
+
+# Where each public name lives; imported on first use (``simulator.exports``).
+_WHERE = {
+    "ConnectionPools": "imap_pool",
+    "Deployment": "resources",
+    "EDGES": "metrics",
+    "ImapProfile": "imap_pool",
+    "JobTrace": "engine",
+    "KEEP_COMPLETED": "resources",
+    "KEEP_FAILED": "resources",
+    "LOGIN": "gate",
+    "Latency": "gate",
+    "MailboxTable": "mailboxes",
+    "Mode": "engine",
+    "NB": "metrics",
+    "NOOP": "gate",
+    "PoolCosts": "imap_pool",
+    "ProviderRuntime": "gate",
+    "REDIS_BYTES_PER_KEPT_JOB": "resources",
+    "REUSE": "gate",
+    "Request": "gate",
+    "RunMetrics": "metrics",
+    "Simulation": "engine",
+    "Station": "station",
+    "TIER_NAMES": "metrics",
+    "TierPools": "station",
+    "derive": "resources",
+    "hist_quantile": "metrics",
+    "monthly_cost": "resources",
+    "pool_costs": "imap_pool",
+    "pool_odds": "imap_pool",
+    "refresh_share": "tokens",
+    "service_tiers": "resources",
+    "split_requests": "gate",
+    "store_memory": "resources",
+    "tiers_for_runs": "resources",
+}
+
+__all__ = [
+    "EDGES",
+    "KEEP_COMPLETED",
+    "KEEP_FAILED",
+    "LOGIN",
+    "NB",
+    "NOOP",
+    "REDIS_BYTES_PER_KEPT_JOB",
+    "REUSE",
+    "TIER_NAMES",
+    "ConnectionPools",
+    "Deployment",
+    "ImapProfile",
+    "JobTrace",
+    "Latency",
+    "MailboxTable",
+    "Mode",
+    "PoolCosts",
+    "ProviderRuntime",
+    "Request",
+    "RunMetrics",
+    "Simulation",
+    "Station",
+    "TierPools",
+    "derive",
+    "hist_quantile",
+    "monthly_cost",
+    "pool_costs",
+    "pool_odds",
+    "refresh_share",
+    "service_tiers",
+    "split_requests",
+    "store_memory",
+    "tiers_for_runs",
+]
+
+__getattr__ = lazy(__name__, _WHERE)

@@ -2,10 +2,25 @@
 
 ``formatting`` (the one place figures become text), ``html`` and ``figures`` (matplotlib,
 embedded as base64 PNG). Callers use the modules themselves (``formatting as fm``,
-``html as h``, ``figures``). ``figures`` is not imported here: it switches matplotlib to its
-Agg backend, which a notebook that only wants ``formatting`` must not inherit.
+``html as h``, ``figures``).
 """
 
-from simulator.render import formatting, html
+from __future__ import annotations
 
-__all__ = ["formatting", "html"]
+from typing import TYPE_CHECKING
+
+from simulator.exports import lazy
+
+if TYPE_CHECKING:
+    from simulator.render import figures, formatting, html
+
+# Where each public name lives; imported on first use (``simulator.exports``).
+_WHERE = {
+    "figures": "",
+    "formatting": "",
+    "html": "",
+}
+
+__all__ = ["figures", "formatting", "html"]
+
+__getattr__ = lazy(__name__, _WHERE)

@@ -42,8 +42,7 @@ from simulator.report.sections import dynamics_section, presets_section, summary
 from simulator.report.summary import summary_html
 from simulator.runs import frames, run_cost, sequential
 from simulator.runs.frames import capacity_frame, records
-from simulator.runs.results import results_frame
-from simulator.runs.results import ScenarioResult
+from simulator.runs.results import ScenarioResult, results_frame
 from simulator.runs.runner import run_many
 from simulator.runs.sweep import capacity_table, verification, verified
 

@@ -51,3 +51,16 @@ def test_config_error_exits_2() -> None:
     )
     assert done.returncode == 2
     assert "error: --set expects key=value, got 'no-equals-sign'" in done.stderr
+
+
+def test_the_command_imports_no_part_of_the_simulation() -> None:
+    """The daemon runs as ``mailsync daemon run``: mounting the simulator's and the load
+    test's commands must not load numpy, pandas, matplotlib or SimPy into its process (they
+    took it from 35 MB to 140 MB at import)."""
+    code = (
+        "import sys, mailsync.cli; "
+        "print(' '.join(m for m in ('numpy', 'pandas', 'matplotlib', 'scipy', 'simpy', 'locust') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []

@@ -1,11 +1,6 @@
-"""The providers' shared HTTP client (daemon.app.http_client, on providers/netbackend.py)
-against real sockets on 127.0.0.1: TLS verified against a CA made here, connections kept
-alive per shard, concurrent requests over several shards, and the httpx errors callers
-catch, compared with httpx's own backend.
-
-Each test runs on asyncio's loop and on uvloop (the daemon's, daemon.app.run_loop): the
-streams under httpcore are the event loop's, so both must behave the same.
-"""
+"""Real HTTP/1.1 servers on 127.0.0.1 for the HTTP client's tests: a CA made on the spot, a
+server certificate for 127.0.0.1 and localhost, and a server whose answers can be held,
+withheld, cut short or followed by a close."""
 
 from __future__ import annotations
 
@@ -14,45 +9,15 @@ import datetime as dt
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
 
-import httpx
-import pytest
-import uvloop
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from daemon.app import http_client
-from daemon.providers.netbackend import AsyncioStream
-
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "asyncio": asyncio.new_event_loop,
-    "uvloop": uvloop.new_event_loop,
-}
-Run = Callable[[Callable[[], Awaitable[None]]], None]
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def run(request: pytest.FixtureRequest) -> Run:
-    """Runs a test's coroutine on a fresh loop of the parametrised kind."""
-    factory = LOOPS[request.param]
-
-    def run(main: Callable[[], Awaitable[None]]) -> None:
-        async def wrapped() -> None:
-            await main()
-
-        coro: Coroutine[Any, Any, None] = wrapped()
-        with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(coro)
-
-    return run
-
 
 # --- certificates -------------------------------------------------------------------------
 
@@ -114,9 +79,8 @@ class Pki:
         return ssl.create_default_context(cafile=ca_file or self.ca_file)
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    base = tmp_path_factory.mktemp("pki")
+def make_pki(base: Path) -> Pki:
+    """A fresh CA, server certificate and unrelated CA, written under ``base``."""
     # Real time: the TLS stack checks validity against the system clock.
     now = dt.datetime.now(dt.UTC)
     ca_key, ca_cert = _ca("mailsync test CA", now)
@@ -248,126 +212,9 @@ class Server:
                 return
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nobody listens on (yet)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-# --- HTTPS --------------------------------------------------------------------------------
-
-
-def test_https_keeps_one_connection_per_shard(run: Run, pki: Pki) -> None:
-    async def main() -> None:
-        async with (
-            Server("answer", pki.server_context()) as server,
-            # 32 connections: two shards of 16, taken in turn.
-            http_client(32, 5.0, verify=pki.client_context()) as client,
-        ):
-            responses = [await client.get(server.url(f"/{i}")) for i in range(6)]
-        assert [r.text for r in responses] == [f"/{i}" for i in range(6)]
-        assert (server.requests, server.connections) == (6, 2)
-        stream = responses[-1].extensions["network_stream"]
-        assert isinstance(stream, AsyncioStream)
-        peer = stream.get_extra_info("ssl_object").getpeercert()
-        assert ("IP Address", "127.0.0.1") in peer["subjectAltName"]
-
-    run(main)
-
-
-def test_https_concurrent_requests_spread_over_shards(run: Run, pki: Pki) -> None:
-    async def main() -> None:
-        # The server answers none until all 20 are in, so each needs its own connection:
-        # more than one shard's 16.
-        async with (
-            Server("answer", pki.server_context(), hold=20) as server,
-            http_client(32, 5.0, verify=pki.client_context()) as client,
-        ):
-            responses = await asyncio.gather(*(client.get(server.url(f"/{i}")) for i in range(20)))
-        assert [r.text for r in responses] == [f"/{i}" for i in range(20)]
-        assert (server.requests, server.connections) == (20, 20)
-
-    run(main)
-
-
-@pytest.mark.parametrize("trust", ["other CA", "httpx's bundle"])
-def test_https_refuses_a_server_signed_by_an_untrusted_ca(run: Run, pki: Pki, trust: str) -> None:
-    verify: ssl.SSLContext | bool = (
-        pki.client_context(pki.other_ca_file) if trust == "other CA" else True
-    )
-
-    async def main() -> None:
-        async with (
-            Server("answer", pki.server_context()) as server,
-            http_client(4, 5.0, verify=verify) as client,
-        ):
-            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-                await client.get(server.url())
-        assert server.requests == 0
-
-    run(main)
-
-
-# --- failures, as httpx's own backend reports them -----------------------------------------
-
-
-async def _error_of(client: httpx.AsyncClient, url: str) -> type[httpx.HTTPError]:
-    async with client:
-        with pytest.raises(httpx.HTTPError) as caught:
-            await client.get(url)
-    return type(caught.value)
-
-
-async def _errors(verify: ssl.SSLContext | bool, timeout_s: float, url: str) -> list[type]:
-    """The error from the daemon's client, then from a plain httpx client, for one URL."""
-    ours = await _error_of(http_client(4, timeout_s, verify=verify), url)
-    httpx_own = await _error_of(httpx.AsyncClient(timeout=timeout_s, verify=verify), url)
-    return [ours, httpx_own]
-
-
-def test_refused_connection_is_connect_error(run: Run) -> None:
-    async def main() -> None:
-        url = f"http://127.0.0.1:{_free_port()}/"
-        assert await _errors(True, 5.0, url) == [httpx.ConnectError] * 2
-
-    run(main)
-
-
-def test_silent_server_is_read_timeout(run: Run, pki: Pki) -> None:
-    async def main() -> None:
-        async with Server("silent", pki.server_context()) as server:
-            # Connect and TLS on loopback take milliseconds; the read is what times out.
-            errors = await _errors(pki.client_context(), 0.1, server.url())
-        assert errors == [httpx.ReadTimeout] * 2
-        assert server.requests == 2
-
-    run(main)
-
-
-@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
-def test_close_mid_response_matches_httpx(run: Run, pki: Pki, tls: bool) -> None:
-    async def main() -> None:
-        async with Server("truncate", pki.server_context() if tls else None) as server:
-            errors = await _errors(pki.client_context(), 5.0, server.url())
-        assert errors[0] in (httpx.RemoteProtocolError, httpx.ReadError)
-        assert errors[0] == errors[1]
-
-    run(main)
-
-
-@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
-def test_connection_closed_while_idle_is_not_reused(run: Run, pki: Pki, tls: bool) -> None:
-    async def main() -> None:
-        async with (
-            Server("answer_then_close", pki.server_context() if tls else None) as server,
-            # One shard, so the second request would take the first one's connection.
-            http_client(4, 5.0, verify=pki.client_context()) as client,
-        ):
-            first = await client.get(server.url("/first"))
-            await server.closed_idle.wait()
-            second = await client.get(server.url("/second"))
-        assert (first.text, second.text) == ("/first", "/second")
-        assert server.connections == 2
-
-    run(main)
