@@ -44,12 +44,14 @@ from daemon.store.mailboxes import (
     Claimed,
     MailboxStore,
     RunStart,
+)
+from daemon.store.messages import apply_result, writes_messages
+from daemon.store.runs import (
     finish_failure,
     finish_partial,
     finish_success_recorded,
     record_run,
 )
-from daemon.store.messages import apply_result, writes_messages
 
 # Adds jobs for claimed mailboxes, delayed by some seconds (``TierQueues.enqueue``).
 Requeue = Callable[[list[Claimed], float], Awaitable[int]]

@@ -13,9 +13,9 @@ from daemon.store.mailboxes import (
     Conflict,
     MailboxStore,
     NotFound,
-    finish_success,
     ts,
 )
+from daemon.store.runs import finish_success
 
 H = 3600.0
 NOW = 1_800_000_000.0
