@@ -112,8 +112,10 @@ class Supervisor:
                 state.failing_since is not None
                 and now - state.failing_since >= self.unhealthy_after_s
             ):
-                out.append(f"{state.name}: failing since {round(now - state.failing_since)} s "
-                           f"({state.last_error})")
+                out.append(
+                    f"{state.name}: failing since {round(now - state.failing_since)} s "
+                    f"({state.last_error})"
+                )
         return out
 
     @staticmethod

@@ -18,6 +18,8 @@ class FetchShape:
     gmail_history_page: int = 500  # history.list maxResults (API maximum)
     gmail_batch: int = 50  # inner messages.get per HTTP batch (Google advises <= 50)
     graph_page: int = 100  # Prefer: odata.maxpagesize on delta rounds
+    # Delta pages per JSON batch of an incremental sync (Graph's maximum); 0: no batching.
+    graph_batch: int = 20
     graph_folder_page: int = 100  # $top of mailFolders / childFolders lists (Graph's default: 10)
     # The call model's Graph mailbox; the daemon syncs the folders it finds. Microsoft's "List
     # mailFolders" example (learn.microsoft.com/graph/api/user-list-mailfolders) shows a new
@@ -142,10 +144,15 @@ def _graph_delta_calls(
         # Messages spread over the synced folders; each folder pages separately.
         per = -(-messages // folders) if folders else 0
         pages = folders * _pages(per, shape.graph_page)
-    else:
-        # An incremental sync's changes fall in one folder; the others answer one empty page.
-        pages = folders - 1 + _pages(events, shape.graph_page)
-    return [ApiCall("messages.delta", pages, pages)]
+        return [ApiCall("messages.delta", pages, pages)]
+    # An incremental sync's changes fall in one folder; the others answer one empty page.
+    # Every page is charged, but the pages go in JSON batches: the folders' first pages in
+    # batches of ``graph_batch``, then the changed folder's further pages one per batch.
+    pages = folders - 1 + _pages(events, shape.graph_page)
+    if shape.graph_batch <= 0:
+        return [ApiCall("messages.delta", pages, pages)]
+    batches = -(-folders // shape.graph_batch) + _pages(events, shape.graph_page) - 1
+    return [ApiCall("messages.delta", pages, batches)]
 
 
 def _imap_calls(

@@ -11,6 +11,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -100,6 +101,14 @@ def field(
             f"{what}: field {name!r} has type {type(value).__name__}", provider=provider
         )
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class Again:
+    """Send a request again: after ``wait_s``, or at once with a fresh token (``refresh``)."""
+
+    wait_s: float
+    refresh: bool = False
 
 
 class HttpProvider:
@@ -210,34 +219,54 @@ class ApiClient:
                 await self._sleep(backoff_s(attempt, self._rng))
                 continue
             self._observe(self.provider, method, time.perf_counter() - sent)
-            status = resp.status_code
-            if status in ok or status in pass_through:
+            again = self.judge(mailbox, method, resp, attempt, refreshed, ok, pass_through)
+            if again is None:
                 return resp
-            if status == 401 and not refreshed:
+            if again.refresh:
                 refreshed = force = True
                 continue
-            if self._is_throttle(resp):
-                wait = retry_after_s(resp, self._clock())
-                mailbox.gate.throttled(wait)
-                if throttle_gives_up(attempt, wait, self.settings):
-                    raise RateLimited(
-                        f"{method}: throttled",
-                        provider=self.provider,
-                        status=status,
-                        retry_after=wait,
-                    )
-                await self._sleep(wait if wait is not None else backoff_s(attempt, self._rng))
-                continue
-            if status >= 500:
-                if attempt > self.settings.max_call_retries:
-                    raise TransientError(
-                        f"{method}: server error", provider=self.provider, status=status
-                    )
-                await self._sleep(
-                    retry_after_s(resp, self._clock()) or backoff_s(attempt, self._rng)
+            await self._sleep(again.wait_s)
+
+    def judge(
+        self,
+        mailbox: MailboxContext,
+        method: str,
+        resp: HttpResponse,
+        attempt: int,
+        refreshed: bool,
+        ok: tuple[int, ...] = (200,),
+        pass_through: tuple[int, ...] = (),
+    ) -> Again | None:
+        """What one answer means: None to use it, ``Again`` to send the request again, or
+        the error it is (raised). The rule for a whole call and for each request inside a
+        Graph JSON batch, so an inner status is handled as the same status of a call.
+
+        ``attempt`` counts this request's sends so far; ``refreshed``: the token was already
+        refreshed once for it.
+        """
+        status = resp.status_code
+        if status in ok or status in pass_through:
+            return None
+        if status == 401 and not refreshed:
+            return Again(0.0, refresh=True)
+        if self._is_throttle(resp):
+            wait = retry_after_s(resp, self._clock())
+            mailbox.gate.throttled(wait)
+            if throttle_gives_up(attempt, wait, self.settings):
+                raise RateLimited(
+                    f"{method}: throttled",
+                    provider=self.provider,
+                    status=status,
+                    retry_after=wait,
                 )
-                continue
-            raise classify_client_error(self.provider, method, resp)
+            return Again(wait if wait is not None else backoff_s(attempt, self._rng))
+        if status >= 500:
+            if attempt > self.settings.max_call_retries:
+                raise TransientError(
+                    f"{method}: server error", provider=self.provider, status=status
+                )
+            return Again(retry_after_s(resp, self._clock()) or backoff_s(attempt, self._rng))
+        raise classify_client_error(self.provider, method, resp)
 
 
 def classify_client_error(provider: str, method: str, resp: HttpResponse) -> Exception:

@@ -7,7 +7,15 @@ import time
 
 from starlette.applications import Starlette
 
-from loadtest.mock_providers import control, control_folders, gmail, gmail_batch, graph, oauth
+from loadtest.mock_providers import (
+    control,
+    control_folders,
+    gmail,
+    gmail_batch,
+    graph,
+    graph_batch,
+    oauth,
+)
 from loadtest.mock_providers.config import MockConfig
 from loadtest.mock_providers.service import Clock, MockService, Sleep
 
@@ -28,6 +36,7 @@ def create_app(
         *gmail.routes(svc),
         *gmail_batch.routes(svc),
         *graph.routes(svc),
+        *graph_batch.routes(svc),
         *control.routes(svc),
         *control_folders.routes(svc),
     ]

@@ -25,6 +25,8 @@ from loadtest.mock_providers.replies import graph_error, graph_unauthenticated
 from loadtest.mock_providers.service import MockService
 
 DEFAULT_PAGE = 10
+# Scope key marking a request answered inside a JSON batch (``graph_batch.py``).
+INNER = "mock.graph_batch_inner"
 MAX_PAGE = 1000
 MESSAGE_FIELDS = frozenset(
     (
@@ -255,7 +257,8 @@ def routes(svc: MockService) -> list[Route]:
             except GraphProblem as exc:
                 return exc.response
 
-        return await svc.serve("graph", endpoint, method, mbx, answer)
+        inner = INNER in request.scope
+        return await svc.serve("graph", endpoint, method, mbx, answer, inner=inner)
 
     async def folders(request: Request) -> Response:
         base = str(request.base_url).rstrip("/")

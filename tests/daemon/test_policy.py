@@ -221,12 +221,26 @@ def test_sync_calls_count_requests_and_quota_calls() -> None:
         ("messages.get", 3, 1),
     ]
     # Graph, whole mailbox (9 folders, 2 with child folders): the folder lists, then one
-    # delta round per folder; 1,000 messages are 112 per folder, two pages of 100 each.
+    # delta round per folder, an incremental sync's in one JSON batch (each page charged);
+    # 1,000 messages are 112 per folder, two pages of 100 each.
     inc = sync_calls("graph", SyncKind.INCREMENTAL, 500, added=3)
     assert [(c.method, c.count, c.requests) for c in inc] == [
         ("mailFolders.list", 1, 1),
         ("mailFolders.childFolders", 2, 2),
-        ("messages.delta", 9, 9),
+        ("messages.delta", 9, 1),
+    ]
+    # 250 changes are three pages in the changed folder: two more batches of one.
+    inc = sync_calls("graph", SyncKind.INCREMENTAL, 500, added=250)
+    assert (inc[-1].count, inc[-1].requests) == (11, 3)
+    # 45 folders: batches of 20, 20 and 5.
+    many = FetchShape(graph_folders=45, graph_list_folders=False)
+    assert sync_calls("graph", SyncKind.INCREMENTAL, 500, shape=many) == [
+        ApiCall("messages.delta", 45, 3)
+    ]
+    # Batching off: one request per page.
+    one_by_one = FetchShape(graph_folders=45, graph_list_folders=False, graph_batch=0)
+    assert sync_calls("graph", SyncKind.INCREMENTAL, 500, shape=one_by_one) == [
+        ApiCall("messages.delta", 45, 45)
     ]
     full = sync_calls("graph", SyncKind.FULL, 1000)
     assert [(c.method, c.requests) for c in full][-1] == ("messages.delta", 18)
@@ -234,7 +248,7 @@ def test_sync_calls_count_requests_and_quota_calls() -> None:
     two = FetchShape(graph_folders=2, graph_list_folders=False)
     assert [
         (c.method, c.requests) for c in sync_calls("graph", SyncKind.INCREMENTAL, 500, shape=two)
-    ] == [("messages.delta", 2)]
+    ] == [("messages.delta", 1)]
     assert sync_calls("graph", SyncKind.FULL, 1000, shape=two)[0].requests == 10
     # 250 folders in one level: three pages of 100.
     wide = FetchShape(graph_folders=250, graph_parent_folders=0)

@@ -179,11 +179,13 @@ async def test_graph_folder_tree_listing(mock: MockHarness) -> None:
     assert set(result.cursor["folders"]) == synced
 
     # Three folders per page: the root's 8 visible folders take 3 pages, Clients' 4
-    # children 2, the other parents 1 each.
+    # children 2, the other parents 1 each. The 14 delta pages go in one JSON batch, each
+    # charged.
     small = FetchShape(graph_folder_page=3)
     gate, _ = await _sync(mock, "graph", creds, SyncKind.INCREMENTAL, result.cursor, small)
     assert gate.requests == {
         "mailFolders.list": math.ceil(8 / 3),
         "mailFolders.childFolders": 1 + 1 + 1 + math.ceil(4 / 3),
-        "messages.delta": len(synced),
+        "messages.delta": 1,
     }
+    assert gate.by_method["messages.delta"] == len(synced)
