@@ -100,23 +100,26 @@ def expected_gap(s: Scenario, metric: str) -> str:
             "work conserving: the 34 pooled workers exceed the mean batch (33), so jobs that "
             "start late move to cycles with room and the batches even out; the fast path "
             "takes that as a Lindley carry with a heavy-traffic exponential "
-            "(drain.evened_variance), rough this close to the workers (-5 % with the "
-            "model's latencies, +10 % with 2 s jobs, CI 5-13 %)"
+            "(drain.evened_variance), rough this close to the workers (-4 % with the "
+            "model's latencies, +7 % with 2 s jobs, CI 4-15 %)"
         )
     if metric == "wait_mean" and s.daemon.push_share > 0:
         return (
             "push syncs arrive at random; the fast path queues them behind the batches' "
-            "time-average backlog (+17 % on plan-b-1000 with every arrival pushing, CI 5 %)"
+            "time-average backlog (+5 % on plan-b-1000 with every arrival pushing, CI 2.5 %)"
         )
     if metric == "wait_mean" and s.daemon.cursor_expiry_per_sync > 0:
         return (
             "with fewer workers than the mean batch a job that waits moves to the next "
-            "cycle, and the batches clump (variance/mean 5-6 on plan-b-1000 with 2 s jobs, "
-            "where the fast path keeps them Poisson: -10 %); the clumping builds up over "
-            "the run (that scenario's wait: 1.22 s from 30 to 60 minutes, 1.37 s from 90 "
-            "to 120, 1.36 s from 210 to 240); with 2 s jobs the workers chunks of Gmail "
-            "full syncs hold also come free during a drain, where the fast path takes out "
-            "their mean (+8 % on plan-b-1500, -6 % on plan-b-300-original)"
+            "cycle and each batch passes its excess on, so the batches clump and coarsen "
+            "over a run (plan-b-1000 with 2 s jobs: 177 of 540 cycles under 20 jobs, 221 "
+            "of 40-60, variance/mean 6-7), where the fast path keeps them Poisson; and "
+            "Gmail full syncs' chunks that come back during a drain queue behind the "
+            "batch and return in step with the cycle (plan-b-1500: 7.7 of 17 workers run "
+            "chunks at each release, freed within a job's time, where the fast path takes "
+            "their time average, 2.6, off the whole drain). Scheduled jobs' wait, event "
+            "against fast: 1.45-1.51 s against 1.33 s on plan-b-1000, 2.34-2.37 s against "
+            "2.51 s on plan-b-1500; plan-b-300-original's runs hold 125 to 1,734 chunks"
         )
     if metric == "ram_gb_host" and s.resources.rss_per_job_mb > 0:
         return (
@@ -127,8 +130,9 @@ def expected_gap(s: Scenario, metric: str) -> str:
     if metric == "cpu_pct_host" and s.daemon.cursor_expiry_per_sync > 0:
         return (
             "much of the CPU is a few full syncs per run of heavy-tailed sizes: the "
-            "simulation's CI from a few replications understates its error (mixed-imap, "
-            "three seeds: 1.14 ± 0.05, 1.00 ± 0.04, 1.05 ± 0.08 %; fast path 1.06 %)"
+            "simulation's CI from a few replications understates its error (mixed-imap: "
+            "jobs' CPU 44.4 ms/s over the benchmark's 10 seeds, 42.7 ± 1.2 ms/s over 30, "
+            "the fast path 42.7 ms/s)"
         )
     return ""
 

@@ -114,6 +114,12 @@ def evaluate(
     """
     cfg = _config(s, p, tenants, processes, conc_scale, interval, run_window)
     st = _settle(cfg)
+    if run_window and p.full_share > 0:
+        # A run's full syncs last longer by their chunks' queue waits, so it counts less of
+        # them: settled again with the waits of the first settling.
+        chunk_wait = np.where(st.stable, s.resources.dispatch_ms / 1000 + st.w_p, 0.0)
+        cfg = _config(s, p, tenants, processes, conc_scale, interval, run_window, chunk_wait)
+        st = _settle(cfg)
     vcpu, ram_cap, price = fast_resources.instances(s, instance)
     out: dict[str, Arr] = {
         "mailboxes": cfg.n,
@@ -142,10 +148,13 @@ def _config(
     conc_scale: Arr | float,
     interval: Arr | float | None,
     run_window: bool,
+    chunk_wait: Arr | float = 0.0,
 ) -> Config:
-    """The grid's mailboxes, intervals and workers."""
+    """The grid's mailboxes, intervals and workers; with ``run_window`` the full syncs a run
+    counts, their later chunks waiting ``chunk_wait`` in the queue."""
     prof = s.profile()
-    share = p.run_held_share if run_window else 1.0
+    cpu_run, held_run = p.run_shares(chunk_wait)
+    share: Arr | float = held_run if run_window else 1.0
     k = np.asarray(processes, dtype=float)
     n = np.asarray(tenants, dtype=float) * p.mailboxes_per_tenant
     inv_i = p.inv_interval if interval is None else 1 / np.asarray(interval, dtype=float)
@@ -167,7 +176,7 @@ def _config(
     return Config(
         s, p, np.asarray(tenants, dtype=float), k, n, mean_i, np.asarray(inv_i), c_tier,
         c_all, k * c_tier, locked, p.s_full * share,
-        p.cpu_ms_run if run_window else p.cpu_ms, share,
+        cpu_run if run_window else p.cpu_ms, share,
     )  # fmt: skip
 
 

@@ -30,9 +30,9 @@ class Config:
     c_all: Arr  # all workers per process
     c: Arr  # serving workers of all processes
     locked: Arr  # interval a whole number of scheduler periods
-    s_full: float  # a full sync's worker time (the run's share of it with ``run_window``)
-    cpu_ms: float
-    share: float  # the share of full syncs' worker time counted
+    s_full: Arr | float  # a full sync's worker time (the run's share of it with ``run_window``)
+    cpu_ms: Arr | float
+    share: Arr | float  # the share of full syncs' worker time counted
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,12 @@ from simulator.inputs.scenario import IMAP, PROVIDERS, Scenario
 from simulator.model.gate import LOGIN, NOOP, ProviderRuntime, Request
 from simulator.model.imap_pool import ImapProfile
 
+Arr = np.ndarray
+
+# Queue waits of a full sync's later chunks (seconds) at which a profile holds the share of
+# full syncs a run counts (``JobProfile.run_shares`` interpolates between them).
+RUN_WAITS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+
 
 @dataclass(frozen=True)
 class JobProfile:
@@ -39,6 +45,8 @@ class JobProfile:
     cpu_ms: float  # per sync
     # Per sync as a run of the scenario measures it, and the share of full syncs' worker time
     # it counts (``evaluate(run_window=True)``): less of the full syncs than the steady state.
+    # These are for chunks that start as soon as their quota is back; ``run_shares`` gives
+    # them for chunks that also wait in the queue.
     cpu_ms_run: float
     run_held_share: float
     db_ms: float  # per sync
@@ -64,6 +72,22 @@ class JobProfile:
     # variance, with the sampled job times back to back: how a batch drains.
     renewal_mean: tuple[float, ...] = ()
     renewal_var: tuple[float, ...] = ()
+    # ``cpu_ms_run`` and ``run_held_share`` when every chunk after a full sync's first waits
+    # ``RUN_WAITS`` seconds in the queue (dispatch included): each wait lengthens the sync.
+    run_cpu_ms_by_wait: tuple[float, ...] = ()
+    run_held_by_wait: tuple[float, ...] = ()
+
+    def run_shares(self, chunk_wait: Arr | float) -> tuple[Arr, Arr]:
+        """(CPU ms per sync, share of full syncs' worker time) a run counts when each later
+        chunk of a full sync waits ``chunk_wait`` seconds in the queue."""
+        if not self.run_cpu_ms_by_wait:
+            w = np.zeros_like(np.asarray(chunk_wait, dtype=float))
+            return w + self.cpu_ms_run, w + self.run_held_share
+        w = np.asarray(chunk_wait, dtype=float)
+        return (
+            np.interp(w, RUN_WAITS, self.run_cpu_ms_by_wait),
+            np.interp(w, RUN_WAITS, self.run_held_by_wait),
+        )
 
 
 def _walk(
@@ -149,6 +173,7 @@ def job_profile(
     full = _full(sm)
     full_cpu = _full_cpu(sm, full)
     run_cpu, run_held = _run_shares(s, full)
+    by_wait = [_run_shares(s, full, w) for w in RUN_WAITS]
     f = s.daemon.cursor_expiry_per_sync
     app_units = {
         k: (1 - f) * float(v.mean()) + f * float(full.units.get(k, np.zeros(1)).mean())
@@ -196,6 +221,10 @@ def job_profile(
         in_service=tuple(float(x) for x in in_flight.in_service(inc.dur, period)),
         renewal_mean=renewal_mean,
         renewal_var=renewal_var,
+        run_cpu_ms_by_wait=tuple(
+            (1 - f) * float(inc.cpu.mean()) + f * full_cpu * c for c, _h in by_wait
+        ),
+        run_held_by_wait=tuple(h for _c, h in by_wait),
     )
 
 
@@ -298,7 +327,7 @@ def _full_cpu(sm: _Sample, full: _Full) -> float:
     )
 
 
-def _run_shares(s: Scenario, full: _Full) -> tuple[float, float]:
+def _run_shares(s: Scenario, full: _Full, chunk_wait: float = 0.0) -> tuple[float, float]:
     """The shares of full syncs' CPU and worker time a run of the scenario counts.
 
     A run counts from its warm-up to its horizon and starts with no full sync under way, so
@@ -306,10 +335,15 @@ def _run_shares(s: Scenario, full: _Full) -> tuple[float, float]:
     about 0.6 s a message at the 2026 quota, 50 minutes for 5,000). At an instant t the full
     syncs started since 0 do min(1, t / L) of their steady work (a sync of length L works
     evenly over it: its chunks come at the quota's pace); averaged over the window and
-    weighted by each sync's CPU or worker time, that is the share of it a run counts.
+    weighted by each sync's CPU or worker time, that is the share of it a run counts. Each
+    chunk after the first is queued when its quota is back and waits ``chunk_wait`` there
+    before it starts, which the walk leaves out: L grows by that wait per chunk (on
+    plan-b-1000 with 2 s jobs the event model's full syncs take 3.6 s a chunk, the walk's
+    3.2 s).
     """
     ts = np.linspace(s.run.warmup_s, s.run.horizon_s, 64)
-    seen = np.minimum(1.0, ts[None, :] / np.maximum(full.dur[:, None], 1e-9)).mean(axis=1)
+    length = full.dur + (full.jobs - 1) * chunk_wait
+    seen = np.minimum(1.0, ts[None, :] / np.maximum(length[:, None], 1e-9)).mean(axis=1)
     run_cpu = float(np.sum(full.cpu * seen) / max(float(np.sum(full.cpu)), 1e-12))
     run_held = float(np.sum(full.held * seen) / max(float(np.sum(full.held)), 1e-12))
     return run_cpu, run_held

@@ -1,7 +1,8 @@
 """The event model: the daemon simulated job by job on SimPy.
 
-``engine`` (schedulers, tier queues, workers, pushes, sampling) and ``lifecycle`` (a job's
-start, request walk and end), ``station`` (a multi-server station with priority classes),
+``engine`` (schedulers, tier queues, workers, pushes, sampling), ``calendar`` (its event
+loop), ``lifecycle`` (a job's start, request walk and end) and ``plain`` (the common
+incremental sync in one step), ``station`` (a multi-server station with priority classes),
 ``job``, ``general_walk``, ``gate`` and ``real_window`` (a sync's requests through the quota
 gates of one provider, and the real provider's own window), ``mailboxes`` (mailbox state and
 the scheduler's claim), ``tokens`` and ``imap_pool`` (per-process caches and pools),

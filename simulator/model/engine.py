@@ -1,8 +1,9 @@
 """The event simulation of the daemon: schedulers, tier queues, workers, pushes, sampling.
 
-SimPy is the calendar. Jobs are callback-driven (no process per job): a job's life is in
-``simulator.model.lifecycle``, its request walks through the quota gates in ``simulator.model.job``
-and ``simulator.model.general_walk``.
+SimPy is the calendar, stepped by ``simulator.model.calendar.run_until``. Jobs are
+callback-driven (no process per job): a job's life is in ``simulator.model.lifecycle`` (the
+common incremental sync in one step in ``simulator.model.plain``), its request walks through
+the quota gates in ``simulator.model.job`` and ``simulator.model.general_walk``.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from daemon import policy
 from daemon.policy import SyncKind
 from simulator.inputs import population
 from simulator.inputs.scenario import IMAP, PROVIDERS, Scenario
+from simulator.model.calendar import run_until
 from simulator.model.gate import ProviderRuntime
 from simulator.model.imap_pool import ConnectionPools, reauth_bounds
 from simulator.model.job import Callbacks, Job
+from simulator.model.job import JobTrace as JobTrace  # re-exported: tests read traces
 from simulator.model.lifecycle import JobLife, Resume
-from simulator.model.lifecycle import JobTrace as JobTrace  # re-exported: tests read traces
 from simulator.model.mailboxes import ACTIVE, Box, MailboxTable
 from simulator.model.metrics import Recorder, RunMetrics
+from simulator.model.plain import PlanMemo, plain_provider
 from simulator.model.station import TierPools
 from simulator.model.tokens import TokenCaches
 
@@ -162,6 +165,9 @@ class Simulation(JobLife):
         self._p_deleted = (1 + de) / self._all_events
         self._expiry = scenario.daemon.cursor_expiry_per_sync
         self._chunk_wait = self.profile.full_sync_quota_wait_s
+        self._plain: list[PlanMemo | None] = [
+            {} if pv is not None and plain_provider(pv) else None for pv in self.prov
+        ]
 
     @staticmethod
     def _pools(s: Scenario, pop: population.PopulationArrays, seed: int) -> ConnectionPools | None:
@@ -285,12 +291,12 @@ class Simulation(JobLife):
         try:
             if self.mode == "drain":
                 cap = max(self.s.run.horizon_s, 1.0)
-                env.run(until=env.any_of([self._done, env.timeout(cap)]))
+                run_until(env, env.any_of([self._done, env.timeout(cap)]))
             else:
                 env.process(self._sampler())
                 if self.warm > 0:
                     env.process(self._warmup())
-                env.run(until=self.s.run.horizon_s)
+                run_until(env, self.s.run.horizon_s)
         finally:
             if collecting:
                 gc.enable()

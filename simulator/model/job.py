@@ -47,6 +47,26 @@ class Walk(NamedTuple):
 SimpleWalk = tuple[float, int, "Stop | None"]
 
 
+class JobTrace(NamedTuple):
+    """One job as walked: what the call model was asked and the calls it made.
+
+    ``process`` and ``setup`` (``gate.REUSE/NOOP/LOGIN``) are -1 for providers without
+    connection pools.
+    """
+
+    mailbox: int
+    provider: str
+    kind: SyncKind
+    messages: int
+    added: int
+    changed: int
+    deleted: int
+    process: int
+    setup: int
+    calls: int
+    fail: ErrorKind | None
+
+
 # What SimPy's ``step`` calls when a job's instant comes (it only iterates them).
 Callbacks = tuple[Callable[["Job"], None], ...]
 

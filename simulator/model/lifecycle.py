@@ -11,7 +11,7 @@ import heapq
 import math
 import random
 from array import array
-from typing import Any, NamedTuple
+from typing import Any
 
 import simpy
 from simpy.events import NORMAL
@@ -21,8 +21,9 @@ from daemon.policy import ErrorKind, SyncKind
 from simulator.model.gate import LOGIN, ProviderRuntime, Request
 from simulator.model.general_walk import GeneralWalk
 from simulator.model.imap_pool import ConnectionPools
-from simulator.model.job import Callbacks, Job, JobWalk, Stop, poisson
+from simulator.model.job import Callbacks, Job, JobTrace, JobWalk, Stop, poisson
 from simulator.model.mailboxes import QUEUED, RUNNING, Box, MailboxTable
+from simulator.model.plain import PlainJob, PlanMemo
 from simulator.model.station import TierPools
 from simulator.model.tokens import TokenCaches
 
@@ -32,26 +33,6 @@ FULL, INCR = SyncKind.FULL, SyncKind.INCREMENTAL
 # A full sync stopped for quota: its requests, the first still to make, the messages still
 # to store.
 Resume = tuple[tuple[Request, ...], int, int]
-
-
-class JobTrace(NamedTuple):
-    """One job as walked: what the call model was asked and the calls it made.
-
-    ``process`` and ``setup`` (``gate.REUSE/NOOP/LOGIN``) are -1 for providers without
-    connection pools.
-    """
-
-    mailbox: int
-    provider: str
-    kind: SyncKind
-    messages: int
-    added: int
-    changed: int
-    deleted: int
-    process: int
-    setup: int
-    calls: int
-    fail: ErrorKind | None
 
 
 def _failure(
@@ -66,7 +47,7 @@ def _failure(
     return ErrorKind.TRANSIENT, 1 + int(rnd.random() * n)
 
 
-class JobLife(JobWalk, GeneralWalk):
+class JobLife(PlainJob, JobWalk, GeneralWalk):
     """The per-job callbacks of ``engine.Simulation`` (see the module's docstring)."""
 
     # Set by ``Simulation.__init__``.
@@ -102,6 +83,9 @@ class JobLife(JobWalk, GeneralWalk):
     _chunk_wait: float
     _costs: tuple[float, float, float, float, float, float]
     _dispatch_ms: float
+    # Per provider index: the plans of its request tuples (``plain``), None for a provider
+    # whose syncs all take the general path.
+    _plain: list[PlanMemo | None]
 
     def _start(self, job: Job, now: float, wait: float, pool: int) -> None:
         """A worker of ``pool`` takes ``job``: draw the mail since the last sync, choose the
@@ -149,16 +133,32 @@ class JobLife(JobWalk, GeneralWalk):
             # (The expiry is drawn for an incremental sync only, as before the split.)
             reqs, first, stored = self._full_requests(box, pv, kind, resume)
             kind = FULL
+            u = rnd.random()
         else:
             # The mailbox's size matters to an incremental sync on IMAP servers without
             # CONDSTORE (flag scan); the other providers' call models ignore it.
             added, changed, deleted = box.added, box.changed, box.deleted
             quiet = pv.quiet
+            # One uniform decides whether and how the sync fails. (Drawn before the token
+            # and the connection: those draw from streams of their own.)
+            u = rnd.random()
             if quiet is not None and not (added or changed or deleted):
                 reqs, stored = quiet, 0
             else:
                 reqs = pv.requests(INCR, box.size, added, changed, deleted)
                 stored = added + changed
+            memo = self._plain[box.provider]
+            if memo is not None and u >= pv.fail_p[2]:
+                # A plain provider's sync that does not fail: in one step if its requests
+                # allow it (``plain``).
+                hit = memo.get(id(reqs))
+                if hit is not None and hit[0] is reqs:
+                    plans = hit[1]
+                else:
+                    plans = self._plans(pv, memo, reqs)
+                if plans is not None:
+                    self._plain_job(job, m, box, pv, plans, stored, env_now, now, wait, queued)
+                    return
         counting = now >= self.warm
         pools = self.pools
         proc = how = -1
@@ -183,7 +183,6 @@ class JobLife(JobWalk, GeneralWalk):
                     # in place.)
                     reqs = pv.with_token(reqs)
         p_auth, p_perm, p_any = pv.fail_p
-        u = rnd.random()  # one uniform decides whether and how the sync fails
         fail: ErrorKind | None = None
         n = len(reqs)
         if u < p_any:
@@ -324,7 +323,7 @@ class JobLife(JobWalk, GeneralWalk):
         """A chunk of a full sync is committed: the mailbox is queued again, delayed until
         its quota is back (``job.resume_at``, the daemon's delayed job), and the worker is
         free."""
-        now, m, resume_at = self.env.now, job.m, job.resume_at
+        now, m, resume_at = self.env._now, job.m, job.resume_at
         assert resume_at is not None  # set for every chunk stopped for quota
         self.table.state[m] = QUEUED
         if now >= self.warm:
@@ -342,7 +341,8 @@ class JobLife(JobWalk, GeneralWalk):
     def _finish(self, job: Job) -> None:
         """A job ended as its walk set: ``job.kind`` run, ``job.fail`` (None: success) and
         the last Retry-After ``job.ra``."""
-        now, m = self.env.now, job.m
+        # (SimPy's clock read without its ``now`` property: a call per job.)
+        now, m = self.env._now, job.m
         kind, fail = job.kind, job.fail
         rec = self.rec
         tier = job.tier

@@ -110,7 +110,8 @@ def test_simulate_runs_the_shipped_imap_scenario() -> None:
 
 def test_sweep_compares_profiles_on_one_grid(tmp_path: Path) -> None:
     out = tmp_path / "cap.csv"
-    args = ["sweep", "--tenants", "1500,5000", "--concurrency", "1", "--processes", "1,2,4"]
+    # Half plan-b's workers, so that workers (not the claim rate) bind plan-b.
+    args = ["sweep", "--tenants", "1500,5000", "--concurrency", "0.5", "--processes", "1,2,4"]
     args += ["--intervals", "240", "--no-verify", "--out", str(out)]
     res = runner.invoke(app, [*args, "--profiles", "plan-b,plan-b-wc"])
     assert res.exit_code == 0, res.output
@@ -123,13 +124,17 @@ def test_sweep_compares_profiles_on_one_grid(tmp_path: Path) -> None:
         ("plan-b-wc", "1500"),
         ("plan-b-wc", "5000"),
     ]
-    # Twice the workers on the high queue: never a dearer cheapest configuration, and its
-    # busiest resource less busy.
+    # Twice the workers on the high queue: never a dearer cheapest configuration nor more
+    # processes, and fewer where plan-b's workers bind.
     got = {(r["profile"], r["tenants"]): r for r in rows}
+    fewer = 0
     for t in ("1500", "5000"):
         pb, wc = got[("plan-b", t)], got[("plan-b-wc", t)]
         assert pb["feasible"] == wc["feasible"] == "True"
+        assert pb["bottleneck"] == "workers"
         assert float(wc["cost_usd_per_month"]) <= float(pb["cost_usd_per_month"])
-        assert float(wc["bottleneck_ratio"]) < float(pb["bottleneck_ratio"])
+        assert float(wc["processes"]) <= float(pb["processes"])
+        fewer += float(wc["processes"]) < float(pb["processes"])
+    assert fewer >= 1
     bad = runner.invoke(app, [*args, "--profiles", "plan-b,plan-z"])
     assert bad.exit_code == 2 and "plan-z" in bad.output

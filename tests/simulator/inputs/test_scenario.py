@@ -114,8 +114,8 @@ def test_quota_margin_errors_name_the_field_and_line(tmp_path: Path, value: str)
     assert "line 5: daemon.quota_margin: Input should be" in message
 
 
-def _graph_requests(s: Scenario, kind: SyncKind, messages: int, added: int) -> int:
-    """HTTP requests of one Graph sync as the simulator walks them."""
+def _graph_requests(s: Scenario, kind: SyncKind, messages: int, added: int) -> tuple[int, int]:
+    """HTTP requests and quota units of one Graph sync as the simulator walks them."""
     rt = ProviderRuntime(
         "graph",
         s.providers.graph,
@@ -126,8 +126,7 @@ def _graph_requests(s: Scenario, kind: SyncKind, messages: int, added: int) -> i
         random.Random(1),
     )
     reqs = rt.requests(kind, messages, added, 0, 0)
-    assert all(r[1] == 1 for r in reqs), "Graph sends no batches"
-    return len(reqs)
+    return len(reqs), sum(r[1] for r in reqs)
 
 
 def test_graph_folders_are_a_scenario_setting_counted_as_the_daemon_counts() -> None:
@@ -138,13 +137,14 @@ def test_graph_folders_are_a_scenario_setting_counted_as_the_daemon_counts() -> 
         DEFAULT_FETCH.graph_parent_folders,
         DEFAULT_FETCH.graph_list_folders,
     )
-    # Default: one page of top-level folders, a child list per parent, a delta per folder.
-    n = _graph_requests(s, SyncKind.INCREMENTAL, 5000, 2)
-    assert n == 1 + 2 + 9
+    # Default: one page of top-level folders, a child list per parent, a delta per folder;
+    # an incremental sync sends the folders' delta pages in JSON batches of 20 (each page
+    # still one unit of quota).
+    assert _graph_requests(s, SyncKind.INCREMENTAL, 5000, 2) == (1 + 2 + 1, 1 + 2 + 9)
     bigger = s.updated({"providers.graph.folders": 40, "providers.graph.parent_folders": 6})
-    assert _graph_requests(bigger, SyncKind.INCREMENTAL, 5000, 2) == 1 + 6 + 40
-    # 40 folders, 4,000 messages: 100 per folder, one delta page each.
-    assert _graph_requests(bigger, SyncKind.FULL, 4000, 0) == 1 + 6 + 40
+    assert _graph_requests(bigger, SyncKind.INCREMENTAL, 5000, 2) == (1 + 6 + 2, 1 + 6 + 40)
+    # 40 folders, 4,000 messages: 100 per folder, one delta page each, not batched.
+    assert _graph_requests(bigger, SyncKind.FULL, 4000, 0) == (1 + 6 + 40, 1 + 6 + 40)
     narrowed = s.updated(
         {
             "providers.graph.folders": 2,
@@ -152,4 +152,4 @@ def test_graph_folders_are_a_scenario_setting_counted_as_the_daemon_counts() -> 
             "providers.graph.list_folders": False,
         }
     )
-    assert _graph_requests(narrowed, SyncKind.INCREMENTAL, 5000, 2) == 2
+    assert _graph_requests(narrowed, SyncKind.INCREMENTAL, 5000, 2) == (1, 2)
