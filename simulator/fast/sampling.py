@@ -19,7 +19,8 @@ from daemon.policy import QuotaScope, SyncKind
 from simulator.fast import drain, in_flight
 from simulator.inputs import population
 from simulator.inputs.population import PopulationArrays
-from simulator.inputs.scenario import IMAP, PROVIDERS, Scenario
+from simulator.inputs.providers import IMAP, PROVIDERS
+from simulator.inputs.scenario import Scenario
 from simulator.model.gate import LOGIN, NOOP, ProviderRuntime, Request
 from simulator.model.imap_pool import ImapProfile
 

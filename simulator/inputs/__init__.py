@@ -1,10 +1,12 @@
 """What is simulated: the scenario, its distributions and bounds, the files it is read from.
 
-``scenario`` (the typed model of a scenario), ``loader`` (YAML/TOML files, ``extends:``,
-``--set``, errors naming file, line and field), ``bounds`` (limits on input, each with its
-reason), ``distributions``, ``population`` (drawing the mailboxes), ``calibration`` (measured
-latencies and costs that replace defaults) and ``catalogue`` (instance sizes and prices).
-Nothing here simulates; everything above reads these.
+``scenario`` (the typed model of a scenario: population, daemon, resources, costs, run),
+``providers`` (how each provider answers), ``section`` (the strict base of every section),
+``loader`` (YAML/TOML files, ``extends:``, ``--set``, errors naming file, line and field),
+``bounds`` (limits on input, each with its reason), ``distributions``, ``population``
+(drawing the mailboxes), ``calibration`` (measured latencies and costs that replace
+defaults) and ``catalogue`` (instance sizes and prices). Nothing here simulates; everything
+above reads these.
 """
 
 from __future__ import annotations
@@ -29,17 +31,8 @@ if TYPE_CHECKING:
     )
     from simulator.inputs.loader import load_scenario, shipped_scenarios
     from simulator.inputs.population import Mailboxes, PopulationArrays, expected_mailboxes
-    from simulator.inputs.scenario import (
-        IMAP,
-        PROVIDERS,
-        Criteria,
-        GraphModel,
-        ImapModel,
-        ProviderModel,
-        Resources,
-        Scenario,
-        plan_job_time,
-    )
+    from simulator.inputs.providers import IMAP, PROVIDERS, GraphModel, ImapModel, ProviderModel
+    from simulator.inputs.scenario import Criteria, Resources, Scenario, plan_job_time
 
 # Where each public name lives; imported on first use (``simulator.exports``).
 _WHERE = {
@@ -50,14 +43,14 @@ _WHERE = {
     "Distribution": "distributions",
     "Empirical": "distributions",
     "Exponential": "distributions",
-    "GraphModel": "scenario",
-    "IMAP": "scenario",
-    "ImapModel": "scenario",
+    "GraphModel": "providers",
+    "IMAP": "providers",
+    "ImapModel": "providers",
     "Lognormal": "distributions",
     "Mailboxes": "population",
-    "PROVIDERS": "scenario",
+    "PROVIDERS": "providers",
     "PopulationArrays": "population",
-    "ProviderModel": "scenario",
+    "ProviderModel": "providers",
     "Resources": "scenario",
     "Sampler": "distributions",
     "Scenario": "scenario",

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.errors import ConfigError
 from simulator.inputs.loader import Document, read_document, validate
-from simulator.inputs.scenario import PROVIDERS, Scenario
+from simulator.inputs.providers import PROVIDERS
+from simulator.inputs.scenario import Scenario
 
 
 class Calibration(BaseModel):

@@ -10,7 +10,8 @@ from daemon.errors import ConfigError
 from simulator.inputs import bounds
 from simulator.inputs.bounds import MAX_SYNC_INTERVAL_S
 from simulator.inputs.distributions import draw
-from simulator.inputs.scenario import PROVIDERS, Scenario
+from simulator.inputs.providers import PROVIDERS
+from simulator.inputs.scenario import Scenario
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ import simpy
 from daemon import policy
 from daemon.policy import SyncKind
 from simulator.inputs import population
-from simulator.inputs.scenario import IMAP, PROVIDERS, Scenario
+from simulator.inputs.providers import IMAP, PROVIDERS
+from simulator.inputs.scenario import Scenario
 from simulator.model.calendar import run_until
 from simulator.model.gate import ProviderRuntime
 from simulator.model.imap_pool import ConnectionPools, reauth_bounds

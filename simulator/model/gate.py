@@ -19,7 +19,7 @@ from daemon.gcra import Gcra, split_cost
 from daemon.policy import ProviderLimits, QuotaScope, SyncKind
 from daemon.settings import OAuthProviderSettings
 from simulator.inputs.distributions import Sampler
-from simulator.inputs.scenario import GraphModel, ImapModel, ProviderModel
+from simulator.inputs.providers import GraphModel, ImapModel, ProviderModel
 from simulator.model.real_window import RealWindow, real_bucket
 
 # The daemon retries a throttled request in the sync this many times, and only when the
@@ -342,9 +342,15 @@ class ProviderRuntime:
             b.reserve(t, units if units <= b.capacity else b.capacity)
         return 0.0
 
-    def throttle(self) -> bool:
-        """Whether the provider answers 429 regardless of quotas (the model's 429 rate)."""
-        return self.rate_429 > 0 and self._prng.random() < self.rate_429
+    def refused(self, pending: int) -> int:
+        """How many of a request's ``pending`` inner requests the provider answers 429
+        regardless of quotas (the model's 429 rate). A batch's inner requests are throttled
+        one by one (Graph's JSON batching and Gmail's batch both answer 429 per inner
+        request inside a 200), and the daemon resends only the refused ones."""
+        if self.rate_429 <= 0:
+            return 0
+        r, p = self._prng.random, self.rate_429
+        return sum(1 for _ in range(pending) if r() < p)
 
     def retry_after_for(self, real_wait: float) -> float:
         """The Retry-After of a 429: the real window's wait (rounded up) or the model's draw."""

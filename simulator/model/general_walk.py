@@ -74,18 +74,22 @@ class GeneralWalk:
                     stop = Stop(i, later)
                     break
             tries = 0
+            # A resend carries only the inner requests the provider refused, each charged
+            # again (u and ru are ``inner`` times one inner request's cost).
+            pending, uk, ruk = inner, u, ru
             while True:
                 if mb:
-                    t2 = pv.gate_mailbox(mb, t, u)
+                    t2 = pv.gate_mailbox(mb, t, uk)
                     gate_wait += t2 - t
                     t = t2
-                units += u
-                runits += ru
-                calls += inner
+                units += uk
+                runits += ruk
+                calls += pending
                 requests += 1
-                wait = pv.real_admits(rmb, t, ru) if rmb else 0.0
+                wait = pv.real_admits(rmb, t, ruk) if rmb else 0.0
                 lat = sampler() + extra
-                if wait > 0 or pv.throttle():
+                refused = pending if wait > 0 else pv.refused(pending)
+                if refused:
                     throttled += 1
                     tries += 1
                     ra = pv.retry_after_for(wait)
@@ -94,6 +98,8 @@ class GeneralWalk:
                         out_of_retries, ra_out = True, ra
                         break
                     t += lat + ra
+                    uk, ruk = u * refused // inner, ru * refused // inner
+                    pending = refused
                     continue
                 t += lat
                 break
@@ -191,6 +197,7 @@ class GeneralWalk:
             sampler, inner, u, ru, extra = reqs[i]
             i += 1
             tries = 0
+            pending, uk, ruk = inner, u, ru  # a resend carries only the refused inner requests
             while True:
                 # Bucket after bucket, in pieces of at most each burst, like the daemon's
                 # gate. Per-mailbox buckets first: only this job uses them, so they are
@@ -198,23 +205,24 @@ class GeneralWalk:
                 # (first come, first served; a shared bucket is never queried at a future
                 # time), waiting for one before asking the next.
                 now = env.now
-                t = pv.gate_mailbox(mb, now, u) if mb else now
+                t = pv.gate_mailbox(mb, now, uk) if mb else now
                 for j, b in enumerate(pv.app):
                     if t > env.now:
                         yield env.timeout(t - env.now)
-                    for piece in split_cost(u, b.capacity):
+                    for piece in split_cost(uk, b.capacity):
                         t = b.reserve(env.now, piece)
                         if j == 0:
                             pv.admitted_by_app(t, piece)
                 if t > now + 1e-12:
                     gate_wait += t - now
                     yield env.timeout(t - env.now)
-                units += u
-                calls += inner
+                units += uk
+                calls += pending
                 requests += 1
-                wait = pv.real_admits(real, env.now, ru) if real else 0.0
+                wait = pv.real_admits(real, env.now, ruk) if real else 0.0
                 lat = sampler() + extra
-                if wait > 0 or pv.throttle():
+                refused = pending if wait > 0 else pv.refused(pending)
+                if refused:
                     throttled += 1
                     tries += 1
                     ra = pv.retry_after_for(wait)
@@ -223,6 +231,8 @@ class GeneralWalk:
                         yield env.timeout(lat)
                         break
                     yield env.timeout(lat + ra)
+                    uk, ruk = u * refused // inner, ru * refused // inner
+                    pending = refused
                     continue
                 yield env.timeout(lat)
                 break

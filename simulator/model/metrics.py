@@ -11,7 +11,8 @@ import numpy as np
 
 from daemon import policy
 from daemon.policy import ErrorKind, Outcome, QuotaScope, SyncKind
-from simulator.inputs.scenario import PROVIDERS, Scenario
+from simulator.inputs.providers import PROVIDERS
+from simulator.inputs.scenario import Scenario
 
 if TYPE_CHECKING:  # import cycle: the engine imports this module
     from simulator.model.gate import ProviderRuntime
