@@ -20,7 +20,7 @@ import numpy as np
 import psycopg
 
 from loadtest.run.sampler import Samples
-from simulator.inputs.scenario import PROVIDERS
+from simulator.inputs.providers import PROVIDERS
 from simulator.model.metrics import TIER_NAMES, hist_quantile
 
 _RUNS = """

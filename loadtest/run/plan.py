@@ -22,7 +22,8 @@ import numpy as np
 
 from daemon.errors import ConfigError
 from simulator.inputs import population
-from simulator.inputs.scenario import PROVIDERS, Scenario
+from simulator.inputs.providers import PROVIDERS
+from simulator.inputs.scenario import Scenario
 
 DEFAULT_SHARES: tuple[float, ...] = (0.3, 0.9, 1.3)
 DEFAULT_NAMES: tuple[str, ...] = ("light", "saturation", "overload")

@@ -16,7 +16,8 @@ from loadtest.run.plan import Level, LoadPlan
 from simulator.inputs.calibration import Calibration, apply
 from simulator.inputs.catalogue import load_catalogue
 from simulator.inputs.population import Mailboxes
-from simulator.inputs.scenario import PROVIDERS, Scenario
+from simulator.inputs.providers import PROVIDERS
+from simulator.inputs.scenario import Scenario
 from simulator.runs.results import ScenarioResult
 from simulator.runs.runner import run_many
 

@@ -22,7 +22,8 @@ from simulator.inputs.distributions import (
     Lognormal,
     Uniform,
 )
-from simulator.inputs.scenario import PROVIDERS, Scenario
+from simulator.inputs.providers import PROVIDERS
+from simulator.inputs.scenario import Scenario
 
 # Mailbox sizes are scaled down so the warm-up (a full sync of every mailbox) stays short;
 # incremental syncs of Gmail, Graph and QRESYNC IMAP do not depend on a mailbox's size.
