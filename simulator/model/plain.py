@@ -17,7 +17,7 @@ the general path.
 from __future__ import annotations
 
 import heapq
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import simpy
 from simpy.events import NORMAL
@@ -123,20 +123,20 @@ class PlainJob:
     _on_end: Callbacks
     _costs: tuple[float, float, float, float, float, float]
 
-    def _step(
-        self,
-        job: Job,
-        pv: ProviderRuntime,
-        reqs: tuple[Request, ...],
-        n: int,
-        fail: ErrorKind | None,
-        kind: SyncKind,
-        stored: int,
-        first: int,
-        proc: int,
-    ) -> None:
+    if TYPE_CHECKING:
         # ``JobLife._step``: a job an app-wide gate would delay, stepped from now.
-        raise NotImplementedError
+        def _step(
+            self,
+            job: Job,
+            pv: ProviderRuntime,
+            reqs: tuple[Request, ...],
+            n: int,
+            fail: ErrorKind | None,
+            kind: SyncKind,
+            stored: int,
+            first: int,
+            proc: int,
+        ) -> None: ...
 
     def _plans(
         self, pv: ProviderRuntime, memo: PlanMemo, reqs: tuple[Request, ...]
