@@ -35,7 +35,14 @@ if TYPE_CHECKING:
         pool_odds,
     )
     from simulator.model.mailboxes import MailboxTable
-    from simulator.model.metrics import EDGES, NB, TIER_NAMES, RunMetrics, hist_quantile
+    from simulator.model.metrics import (
+        EDGES,
+        NB,
+        TIER_NAMES,
+        RunMetrics,
+        bin_index,
+        hist_quantile,
+    )
     from simulator.model.resources import (
         KEEP_COMPLETED,
         KEEP_FAILED,
@@ -75,6 +82,7 @@ _WHERE = {
     "Station": "station",
     "TIER_NAMES": "metrics",
     "TierPools": "station",
+    "bin_index": "metrics",
     "derive": "resources",
     "hist_quantile": "metrics",
     "monthly_cost": "resources",
@@ -111,6 +119,7 @@ __all__ = [
     "Simulation",
     "Station",
     "TierPools",
+    "bin_index",
     "derive",
     "hist_quantile",
     "monthly_cost",

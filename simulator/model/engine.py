@@ -28,10 +28,10 @@ from simulator.model.gate import ProviderRuntime
 from simulator.model.imap_pool import ConnectionPools, reauth_bounds
 from simulator.model.job import Callbacks, Job
 from simulator.model.job import JobTrace as JobTrace  # re-exported: tests read traces
-from simulator.model.lifecycle import JobLife, Resume
+from simulator.model.lifecycle import JobLife
 from simulator.model.mailboxes import ACTIVE, Box, MailboxTable
 from simulator.model.metrics import Recorder, RunMetrics
-from simulator.model.plain import PlanMemo, plain_provider
+from simulator.model.plain import PlanMemo, plain_provider, plans_for
 from simulator.model.station import TierPools
 from simulator.model.tokens import TokenCaches
 
@@ -87,11 +87,15 @@ class Simulation(JobLife):
         self._job_constants(scenario, seed)
         # Set to a list to record every job that walked on the virtual clock (tests).
         self.trace: list[JobTrace] | None = None
-        # Full syncs stopped for quota: their requests, the first still to make, and the
-        # messages still to store.
-        self.resume: dict[int, Resume] = {}
-        # Jobs a worker took, warm-up included (benchmarks compare them with bare SimPy).
-        self.jobs_started = 0
+        # Jobs put on a tier queue (claimed, pushed or a chunk's resumption), warm-up
+        # included: with those still waiting, the jobs started (``jobs_started``).
+        self._enqueued = 0
+
+    @property
+    def jobs_started(self) -> int:
+        """Jobs a worker took, warm-up included (benchmarks compare them with bare SimPy):
+        every job enqueued but those still waiting, counted so rather than once per start."""
+        return self._enqueued - sum(len(q) for q in self.workers.queues)
 
     @staticmethod
     def _providers(
@@ -121,6 +125,9 @@ class Simulation(JobLife):
         # A job is its own end event, pushed on SimPy's calendar as ``Environment.schedule``
         # does (``_schedule``): one object per job, no event object and no call around it.
         self._calendar: list[Any] = self.env._queue
+        # Finished jobs, whose objects the next claims reuse: building a slotted object
+        # through its Python ``__init__`` costs as much as the rest of its enqueueing.
+        self._spare: list[Job] = []
         self._eid = self.env._eid
         # Tier queues and worker pools; ``stations`` reads each tier like a station.
         self.workers = TierPools.for_profile(self.profile, processes, self._start)
@@ -169,6 +176,10 @@ class Simulation(JobLife):
         self._plain: list[PlanMemo | None] = [
             {} if pv is not None and plain_provider(pv) else None for pv in self.prov
         ]
+        self._quiet_plans = [
+            plans_for(pv, pv.quiet, self._costs) if memo is not None and pv and pv.quiet else None
+            for pv, memo in zip(self.prov, self._plain, strict=True)
+        ]
 
     @staticmethod
     def _pools(s: Scenario, pop: population.PopulationArrays, seed: int) -> ConnectionPools | None:
@@ -203,19 +214,33 @@ class Simulation(JobLife):
     # --- processes -------------------------------------------------------------------
 
     def _scheduler(self, phase: float) -> Generator[simpy.Event, Any, None]:
-        env, table, profile, arrive = self.env, self.table, self.profile, self.workers.arrive
+        env, table, profile, workers = self.env, self.table, self.profile, self.workers
+        spare = self._spare
         yield env.timeout(phase)
         period = profile.scheduler_interval_s
         while True:
             now = env.now
-            plan = table.claim(now, profile)
+            plan = table.claim_rows(now, profile)
             self.rec.cycle(now, len(plan))
             nsa = table.next_sync_at
-            # The whole batch is enqueued at once (one bulk add) after the claim.
+            # The whole batch is enqueued at once (one bulk add) after the claim. (Its jobs
+            # are built before any starts: a start changes no mailbox's ``next_sync_at``.)
             ready = now + (self._dispatch_ms + self._enqueue_ms * len(plan)) / 1000.0
+            jobs, tiers = [], []
             for m, tier, kind in plan:
                 ti = TIER_INDEX[tier]
-                arrive(Job(m, ti, kind, nsa[m], now, ready), now, ti)
+                tiers.append(ti)
+                if spare:
+                    # A finished job's object, as ``Job(...)`` would set it (the fields its
+                    # start sets are set again when it starts).
+                    job = spare.pop()
+                    job.m, job.tier, job.kind, job.due, job.enq = m, ti, kind, nsa[m], now
+                    job.ready = ready
+                else:
+                    job = Job(m, ti, kind, nsa[m], now, ready)
+                jobs.append(job)
+            self._enqueued += len(jobs)
+            workers.arrive_many(jobs, tiers, now)
             # The event loop wakes the scheduler a little late, by a random amount.
             late = self._late_rng.expovariate(1 / self._overshoot) if self._overshoot else 0.0
             yield env.timeout(period + late)
@@ -239,6 +264,7 @@ class Simulation(JobLife):
                 if a is not None:
                     self.rec.push(env.now)
                     ready = env.now + (self._dispatch_ms + self._enqueue_ms) / 1000.0
+                    self._enqueued += 1
                     arrive(Job(m, 0, a.kind, env.now, env.now, ready), env.now, 0)
 
     def _sampler(self) -> Generator[simpy.Event, Any, None]:

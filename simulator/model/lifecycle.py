@@ -23,7 +23,7 @@ from simulator.model.general_walk import GeneralWalk
 from simulator.model.imap_pool import ConnectionPools
 from simulator.model.job import Callbacks, Job, JobTrace, JobWalk, Stop, poisson
 from simulator.model.mailboxes import QUEUED, RUNNING, Box, MailboxTable
-from simulator.model.plain import PlainJob, PlanMemo
+from simulator.model.plain import PlainJob, PlainPlan, PlanMemo
 from simulator.model.station import TierPools
 from simulator.model.tokens import TokenCaches
 
@@ -60,9 +60,8 @@ class JobLife(PlainJob, JobWalk, GeneralWalk):
     tokens: TokenCaches | None
     workers: TierPools
     profile: policy.Profile
-    resume: dict[int, Resume]
     trace: list[JobTrace] | None
-    jobs_started: int
+    _enqueued: int
     drain: bool
     synced_once: bytearray
     first_done: Any
@@ -72,6 +71,7 @@ class JobLife(PlainJob, JobWalk, GeneralWalk):
     _t95_left: int
     _done: simpy.Event
     _calendar: list[Any]
+    _spare: list[Job]
     _eid: Any
     _on_end: Callbacks
     _on_pause: Callbacks
@@ -86,6 +86,8 @@ class JobLife(PlainJob, JobWalk, GeneralWalk):
     # Per provider index: the plans of its request tuples (``plain``), None for a provider
     # whose syncs all take the general path.
     _plain: list[PlanMemo | None]
+    # Per provider index: the plans of its quiet sync, None when it takes the general path.
+    _quiet_plans: list[tuple[PlainPlan, PlainPlan] | None]
 
     def _start(self, job: Job, now: float, wait: float, pool: int) -> None:
         """A worker of ``pool`` takes ``job``: draw the mail since the last sync, choose the
@@ -94,7 +96,6 @@ class JobLife(PlainJob, JobWalk, GeneralWalk):
         # (each further split is a call per job, measured 0.12 us, about 1 % of a job).
         m = job.m
         job.pool = pool
-        self.jobs_started += 1
         self.table.state[m] = RUNNING
         env_now = now
         queued = wait  # in the station's queue (Little's law), without the dispatch
@@ -127,7 +128,7 @@ class JobLife(PlainJob, JobWalk, GeneralWalk):
             if events:
                 self._new_mail(box, events, now - mu / rate, now)
         kind = job.kind
-        resume = self.resume.get(m) if self.resume else None
+        resume = box.resume
         first = 0
         if resume is not None or kind is FULL or (self._expiry and rnd.random() < self._expiry):
             # (The expiry is drawn for an incremental sync only, as before the split.)
@@ -142,23 +143,31 @@ class JobLife(PlainJob, JobWalk, GeneralWalk):
             # One uniform decides whether and how the sync fails. (Drawn before the token
             # and the connection: those draw from streams of their own.)
             u = rnd.random()
-            if quiet is not None and not (added or changed or deleted):
+            if u >= pv.fail_p[2]:
+                # A plain provider's sync that does not fail: in one step if its requests
+                # allow it (``plain``; a quiet sync's plans are looked up once per run).
+                if quiet is not None and not (added or changed or deleted):
+                    reqs, stored = quiet, 0
+                    plans = self._quiet_plans[box.provider]
+                else:
+                    reqs = pv.requests(INCR, box.size, added, changed, deleted)
+                    stored = added + changed
+                    plans = None
+                    memo = self._plain[box.provider]
+                    if memo is not None:
+                        hit = memo.get(id(reqs))
+                        if hit is not None and hit[0] is reqs:
+                            plans = hit[1]
+                        else:
+                            plans = self._plans(pv, memo, reqs)
+                if plans is not None:
+                    self._plain_job(job, m, box, pv, plans, stored, env_now, now, wait, queued)
+                    return
+            elif quiet is not None and not (added or changed or deleted):
                 reqs, stored = quiet, 0
             else:
                 reqs = pv.requests(INCR, box.size, added, changed, deleted)
                 stored = added + changed
-            memo = self._plain[box.provider]
-            if memo is not None and u >= pv.fail_p[2]:
-                # A plain provider's sync that does not fail: in one step if its requests
-                # allow it (``plain``).
-                hit = memo.get(id(reqs))
-                if hit is not None and hit[0] is reqs:
-                    plans = hit[1]
-                else:
-                    plans = self._plans(pv, memo, reqs)
-                if plans is not None:
-                    self._plain_job(job, m, box, pv, plans, stored, env_now, now, wait, queued)
-                    return
         counting = now >= self.warm
         pools = self.pools
         proc = how = -1
@@ -291,7 +300,7 @@ class JobLife(PlainJob, JobWalk, GeneralWalk):
         Returns the messages stored (in proportion to the requests made: nearly all are
         batched gets) and when the rest may resume."""
         part = stored * (stop.at - first) // max(n - first, 1)
-        self.resume[m] = (reqs, stop.at, stored - part)
+        self.boxes[m].resume = (reqs, stop.at, stored - part)
         return part, t_end + stop.delay_s
 
     def _schedule(self, job: Job, delay: float, callbacks: Callbacks) -> None:
@@ -329,13 +338,14 @@ class JobLife(PlainJob, JobWalk, GeneralWalk):
         if now >= self.warm:
             self.rec.chunks += 1
         self.workers.depart(now, job.pool)
-        at = max(resume_at, now)
+        at = now if now > resume_at else resume_at  # max(resume_at, now), without a call
         # The same job object goes on (nothing else holds it): the rest of the full sync,
         # enqueued when its quota is back.
         job.kind, job.enq, job.ready = FULL, at, at + self._dispatch_ms / 1000.0
         self._schedule(job, at - now, self._on_resume)
 
     def _resume_event(self, job: Job) -> None:
+        self._enqueued += 1
         self.workers.arrive(job, job.enq, job.tier)
 
     def _finish(self, job: Job) -> None:
@@ -347,14 +357,13 @@ class JobLife(PlainJob, JobWalk, GeneralWalk):
         rec = self.rec
         tier = job.tier
         if fail is None:
-            if self.resume:
-                self.resume.pop(m, None)
             started = job.started
             self.table.succeed(m, started, now)
             box = self.boxes[m]
+            box.resume = None
             box.added = box.changed = box.deleted = 0
-            rec.last[m] = now
-            rec.tier[m] = tier
+            rec.last_w[m] = now
+            rec.tier_w[m] = tier
             arrived = box.arrived
             if now >= self.warm:
                 # (Successes and attempts are counted from the durations kept.)
@@ -383,3 +392,6 @@ class JobLife(PlainJob, JobWalk, GeneralWalk):
                 self.drained_at = now
                 self._done.succeed()
         self.workers.depart(now, job.pool)
+        # Nothing holds the job any more (``_stepped`` ends with this call): its object
+        # goes to the next claim.
+        self._spare.append(job)

