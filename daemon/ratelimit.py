@@ -97,11 +97,12 @@ class CountingGate:
     async def reserve(self, calls: Mapping[str, int]) -> None:
         """Nothing to reserve without a quota."""
 
-    async def acquire(self, method: str, count: int = 1) -> None:
+    async def acquire(self, method: str, count: int = 1, requests: int = 1) -> None:
         """Admit at once and count."""
         self._calls += count
         self.by_method[method] = self.by_method.get(method, 0) + count
-        self.requests[method] = self.requests.get(method, 0) + 1
+        if requests:
+            self.requests[method] = self.requests.get(method, 0) + requests
 
     def throttled(self, retry_after: float | None) -> None:
         """Count a throttle answer."""
@@ -262,8 +263,9 @@ class QuotaGate:
         for method, n in wanted.items():
             self._reserved[method] = self._reserved.get(method, 0) + n
 
-    async def acquire(self, method: str, count: int = 1) -> None:
-        """Wait for quota for ``count`` calls of ``method``, then count them."""
+    async def acquire(self, method: str, count: int = 1, requests: int = 1) -> None:
+        """Wait for quota for ``count`` calls of ``method``, then count them (``requests``
+        only matters to the counting gate)."""
         left = self._reserved.get(method, 0)
         if left >= count:
             self._reserved[method] = left - count

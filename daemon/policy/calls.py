@@ -64,7 +64,9 @@ def fetch_shape_for(
 
 @dataclass(frozen=True, slots=True)
 class ApiCall:
-    """A group of identical provider calls: ``count`` quota-charged calls in ``requests`` trips."""
+    """A group of identical provider calls: ``count`` quota-charged calls in ``requests`` trips
+    (0: they ride in the next group's first request, as Graph's root folder list in a delta
+    batch)."""
 
     method: str
     count: int
@@ -109,9 +111,16 @@ def sync_calls(
             out.append(ApiCall("messages.get", added, -(-added // shape.gmail_batch)))
         return out
     if provider == "graph":
+        listing = graph_listing_calls(shape)
+        # An incremental sync of the whole mailbox sends the root list's first page in its
+        # first delta batch (the daemon's GraphProvider._lead): a call with no request.
+        lead = kind is SyncKind.INCREMENTAL and bool(listing) and shape.graph_batch > 1
+        if lead:
+            root = listing[0]
+            listing[0] = ApiCall(root.method, root.count, root.requests - 1)
         return [
-            *graph_listing_calls(shape),
-            *_graph_delta_calls(kind, messages, added + changed + deleted, shape),
+            *listing,
+            *_graph_delta_calls(kind, messages, added + changed + deleted, shape, lead),
         ]
     if provider == "imap":
         return _imap_calls(kind, messages, added, changed, deleted, shape)
@@ -136,7 +145,7 @@ def graph_listing_calls(shape: FetchShape = DEFAULT_FETCH) -> list[ApiCall]:
 
 
 def _graph_delta_calls(
-    kind: SyncKind, messages: int, events: int, shape: FetchShape
+    kind: SyncKind, messages: int, events: int, shape: FetchShape, lead: bool = False
 ) -> list[ApiCall]:
     # One delta round per folder; each round costs at least one request.
     folders = shape.graph_folders
@@ -147,11 +156,17 @@ def _graph_delta_calls(
         return [ApiCall("messages.delta", pages, pages)]
     # An incremental sync's changes fall in one folder; the others answer one empty page.
     # Every page is charged, but the pages go in JSON batches: the folders' first pages in
-    # batches of ``graph_batch``, then the changed folder's further pages one per batch.
+    # batches of ``graph_batch`` (the first one less when the root list rides in it), then
+    # the changed folder's further pages one per batch.
     pages = folders - 1 + _pages(events, shape.graph_page)
     if shape.graph_batch <= 0:
         return [ApiCall("messages.delta", pages, pages)]
-    batches = -(-folders // shape.graph_batch) + _pages(events, shape.graph_page) - 1
+    if lead:
+        rest = max(0, folders - (shape.graph_batch - 1))
+        firsts = 1 + -(-rest // shape.graph_batch)
+    else:
+        firsts = -(-folders // shape.graph_batch)
+    batches = firsts + _pages(events, shape.graph_page) - 1
     return [ApiCall("messages.delta", pages, batches)]
 
 

@@ -111,10 +111,12 @@ class SyncResult:
 class CallGate(Protocol):
     """The quota gate a provider passes every API call through."""
 
-    async def acquire(self, method: str, count: int = 1) -> None:
+    async def acquire(self, method: str, count: int = 1, requests: int = 1) -> None:
         """Wait until the provider's quotas admit ``count`` calls of ``method``; count them.
 
         An HTTP batch of 50 inner ``messages.get`` is one ``acquire("messages.get", 50)``.
+        ``requests`` is the HTTP requests they take: 0 for calls riding in a batch that is
+        counted under another method (Graph's folder list inside a delta batch).
         """
         ...
 

@@ -5,22 +5,31 @@ By default every folder of the mailbox is synced, found by listing the folder tr
 sync (``graph_folders.py``); ``graph.folders`` or a mailbox's ``config.folders`` narrow it
 to named folders. Messages are stored under the folder's key (its id, or the configured
 name); a move shows as a removal in one folder and an addition in the other.
+
+A delta page is read by ``graph_delta.py``; the folder tree is listed by
+``graph_folders.py``; JSON batches are encoded and decoded by ``graph_batch.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from daemon.errors import BadResponse, CursorExpired
+from daemon.errors import CursorExpired
 from daemon.policy import SyncKind
 from daemon.providers import graph_batch
-from daemon.providers.base import ALL_FOLDERS, MailboxContext, MessageRecord, SyncResult
-from daemon.providers.graph_folders import LIST_METHOD, WHOLE_MAILBOX, list_folders, selection
-from daemon.providers.http import HttpProvider, field, json_object
+from daemon.providers.base import ALL_FOLDERS, MailboxContext, SyncResult
+from daemon.providers.graph_delta import PASSED, WHAT, take
+from daemon.providers.graph_folders import (
+    LIST_METHOD,
+    WHOLE_MAILBOX,
+    list_folders,
+    root_list_url,
+    selection,
+)
+from daemon.providers.http import HttpProvider
 from daemon.providers.httpclient import HttpResponse
 from daemon.settings import GraphSettings
 
@@ -28,73 +37,13 @@ _SELECT = (
     "subject,from,receivedDateTime,isRead,isDraft,flag,categories,internetMessageId,"
     "conversationId,parentFolderId,hasAttachments,importance"
 )
-_EXPIRED_CODES = {"syncstatenotfound", "resyncrequired", "syncstateinvalid"}
-_WHAT = "messages.delta"
-# Delta answers read by the provider itself rather than the shared call rules.
-_PASSED = (400, 404, 410)
+# The id of the root folder list inside the first batch (delta pages are numbered).
+_LEAD_ID = "folders"
 
 
 def is_throttle(resp: HttpResponse) -> bool:
     """Graph throttles with 429; 503 with Retry-After means the same."""
     return resp.status_code == 429 or (resp.status_code == 503 and "retry-after" in resp.headers)
-
-
-def _error_code(resp: HttpResponse) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        return ""
-    err = body.get("error") if isinstance(body, dict) else None
-    return str(err.get("code", "")) if isinstance(err, dict) else ""
-
-
-def _iso(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def to_record(item: Mapping[str, Any], folder: str) -> MessageRecord:
-    """A stored record from a delta item; ``BadResponse`` if it has no id."""
-    mid = field(item, "id", str, "graph", _WHAT)
-    problems: list[str] = []
-    sender = None
-    frm = item.get("from")
-    if isinstance(frm, dict) and isinstance(frm.get("emailAddress"), dict):
-        sender = frm["emailAddress"].get("address")
-    received = _iso(item.get("receivedDateTime"))
-    if item.get("receivedDateTime") and received is None:
-        problems.append("receivedDateTime is not ISO 8601")
-    flags: list[str] = []
-    if item.get("isRead") is True:
-        flags.append("\\Seen")
-    if item.get("isDraft") is True:
-        flags.append("\\Draft")
-    flag = item.get("flag")
-    if isinstance(flag, dict) and flag.get("flagStatus") == "flagged":
-        flags.append("\\Flagged")
-    cats = item.get("categories") or []
-    if isinstance(cats, list):
-        flags += [f"category:{c}" for c in cats if isinstance(c, str)]
-    return MessageRecord(
-        provider_id=mid,
-        folder=folder,
-        thread_id=item.get("conversationId")
-        if isinstance(item.get("conversationId"), str)
-        else None,
-        internet_message_id=item.get("internetMessageId")
-        if isinstance(item.get("internetMessageId"), str)
-        else None,
-        subject=item.get("subject") if isinstance(item.get("subject"), str) else None,
-        sender=sender if isinstance(sender, str) else None,
-        received_at=received,
-        size=None,
-        flags=tuple(sorted(flags)),
-        parse_error="; ".join(problems) or None,
-    )
 
 
 class GraphProvider(HttpProvider):
@@ -110,14 +59,70 @@ class GraphProvider(HttpProvider):
         default = settings.folders if isinstance(settings, GraphSettings) else WHOLE_MAILBOX
         return selection(mailbox.config, default)
 
-    async def _keys(self, mailbox: MailboxContext, chosen: str | list[str]) -> list[str]:
-        """Keys of the folders to sync: folder ids of the listed tree, or the configured
-        names / ids as given (no listing calls)."""
+    async def _keys(
+        self, mailbox: MailboxContext, chosen: str | list[str], root: HttpResponse | None
+    ) -> list[str]:
+        """Keys of the folders to sync: folder ids of the listed tree (``root``: the root
+        list's first page when a batch already brought it), or the configured names / ids
+        as given (no listing calls)."""
         if chosen == WHOLE_MAILBOX:
             page = self._shape.graph_folder_page
-            found = await list_folders(self._api, mailbox, self._base, page)
+            found = await list_folders(self._api, mailbox, self._base, page, root)
             return [f.key for f in found]
         return list(dict.fromkeys(chosen))
+
+    def _batchable(self, links: Mapping[str, Any]) -> dict[str, str]:
+        """The deltaLinks that can go in a JSON batch to this provider's root."""
+        if self._shape.graph_batch <= 0:
+            return {}
+        return {
+            k: v
+            for k, v in links.items()
+            if isinstance(v, str) and v and graph_batch.relative(v, self._base)
+        }
+
+    async def _lead(
+        self, mailbox: MailboxContext, links: Mapping[str, str]
+    ) -> tuple[HttpResponse | None, dict[str, HttpResponse]]:
+        """The root folder list and the first delta pages of the folders synced last time,
+        in one JSON batch: a sync whose folders did not change is this one HTTP request.
+
+        Returns the list's answer (None when it must be asked again on its own: throttled,
+        token refused, server error) and the delta answers by folder, not yet judged. A
+        folder that is no longer listed has its answer dropped (its call stays charged).
+        """
+        page = self._shape.graph_folder_page
+        lead = graph_batch.relative(root_list_url(self._base, page), self._base) or ""
+        room = min(self._shape.graph_batch, graph_batch.MAX_REQUESTS) - 1
+        chunk = list(links)[:room]
+        headers = self._delta_headers()
+        body = graph_batch.encode(
+            [
+                (_LEAD_ID, lead, {}),
+                *((str(i), graph_batch.relative(links[k], self._base) or "", headers)
+                  for i, k in enumerate(chunk)),
+            ]
+        )  # fmt: skip
+        resp = await self._api.call(
+            mailbox,
+            WHAT,
+            "POST",
+            f"{self._base}/$batch",
+            count=len(chunk),
+            headers={"Content-Type": "application/json"},
+            content=body,
+            riders={LIST_METHOD: 1},
+        )
+        answers = graph_batch.decode(resp, [_LEAD_ID, *(str(i) for i in range(len(chunk)))])
+        listed: HttpResponse | None = answers[_LEAD_ID]
+        # Judged as the list's own first send would be; to send again, it goes alone after
+        # the wait it was given.
+        again = self._api.judge(mailbox, LIST_METHOD, answers[_LEAD_ID], 1, False)
+        if again is not None:
+            listed = None
+            if again.wait_s > 0:
+                await self._sleep(again.wait_s)
+        return listed, {k: answers[str(i)] for i, k in enumerate(chunk)}
 
     async def sync(
         self, mailbox: MailboxContext, kind: SyncKind, cursor: Mapping[str, Any] | None
@@ -130,9 +135,14 @@ class GraphProvider(HttpProvider):
             # root list and one delta page per folder, admitted in one quota call instead of
             # one each. Child lists and further pages are admitted as they come.
             await mailbox.gate.reserve(
-                {LIST_METHOD: 1 if chosen == WHOLE_MAILBOX else 0, _WHAT: len(links)}
+                {LIST_METHOD: 1 if chosen == WHOLE_MAILBOX else 0, WHAT: len(links)}
             )
-        keys = await self._keys(mailbox, chosen)
+        root: HttpResponse | None = None
+        first: dict[str, HttpResponse] = {}
+        ahead = self._batchable(links) if kind is SyncKind.INCREMENTAL else {}
+        if chosen == WHOLE_MAILBOX and ahead and self._shape.graph_batch > 1:
+            root, first = await self._lead(mailbox, ahead)
+        keys = await self._keys(mailbox, chosen, root)
         known: dict[str, str] = {}
         if kind is SyncKind.INCREMENTAL:
             known = {k: v for k in keys if isinstance(v := links.get(k), str) and v}
@@ -140,12 +150,8 @@ class GraphProvider(HttpProvider):
         # (which interleaves the folders' pages) yields the same result as one at a time.
         parts = {key: SyncResult(kind=kind, cursor={}) for key in keys}
         new_links: dict[str, str] = {}
-        batchable = {
-            k: v
-            for k, v in known.items()
-            if self._shape.graph_batch > 0 and graph_batch.relative(v, self._base)
-        }
-        expired = await self._batched_rounds(mailbox, batchable, parts, new_links)
+        batchable = self._batchable(known)
+        expired = await self._batched_rounds(mailbox, batchable, parts, new_links, first)
         result = SyncResult(kind=kind, cursor={})
         restarted = 0
         for key in keys:
@@ -192,6 +198,7 @@ class GraphProvider(HttpProvider):
         links: Mapping[str, str],
         parts: Mapping[str, SyncResult],
         new_links: dict[str, str],
+        first: Mapping[str, HttpResponse],
     ) -> set[str]:
         """Delta rounds of the folders with a deltaLink, their pages sent in JSON batches of
         up to ``FetchShape.graph_batch`` (about two HTTP calls per sync instead of one per
@@ -199,40 +206,30 @@ class GraphProvider(HttpProvider):
 
         Each inner request is quota-charged as a call of its own, and each inner answer is
         judged by the rule of a whole call (``ApiClient.judge``): a throttled or failed one
-        is sent again in the next batch after its wait, up to the same retry limits. Fills
+        is sent again in the next batch after its wait, up to the same retry limits.
+        ``first``: answers to folders' first pages that came already (``_lead``), judged
+        in the first round; the other folders are sent from the next one. Fills
         ``new_links``; returns the folders whose delta token expired (they start over).
         """
         pending = dict(links)  # folder -> URL of its next page
-        ids = {key: str(i) for i, key in enumerate(pending)}
         sends: dict[str, int] = {}  # sends of each folder's current page
         refreshed: set[str] = set()
         expired: set[str] = set()
         headers = self._delta_headers()
+        came = {k: r for k, r in first.items() if k in pending}
         while pending:
-            chunk = list(pending)[: min(self._shape.graph_batch, graph_batch.MAX_REQUESTS)]
-            body = graph_batch.encode(
-                [
-                    (ids[k], graph_batch.relative(pending[k], self._base) or "", headers)
-                    for k in chunk
-                ]
-            )
-            resp = await self._api.call(
-                mailbox,
-                _WHAT,
-                "POST",
-                f"{self._base}/$batch",
-                count=len(chunk),
-                headers={"Content-Type": "application/json"},
-                content=body,
-            )
-            answers = graph_batch.decode(resp, [ids[k] for k in chunk])
+            if came:
+                chunk, answers, came = list(came), came, {}
+            else:
+                chunk = list(pending)[: min(self._shape.graph_batch, graph_batch.MAX_REQUESTS)]
+                answers = await self._send(mailbox, [(k, pending[k]) for k in chunk], headers)
             waits: list[float] = []
             refresh = False
             for key in chunk:
-                answer = answers[ids[key]]
+                answer = answers[key]
                 sends[key] = sends.get(key, 0) + 1
                 again = self._api.judge(
-                    mailbox, _WHAT, answer, sends[key], key in refreshed, pass_through=_PASSED
+                    mailbox, WHAT, answer, sends[key], key in refreshed, pass_through=PASSED
                 )
                 if again is not None:
                     # Sent again in the next batch, after the longest wait asked for.
@@ -245,7 +242,7 @@ class GraphProvider(HttpProvider):
                 sends.pop(key)
                 refreshed.discard(key)
                 try:
-                    url, done = self._take(key, answer, parts[key], False)
+                    url, done = take(key, answer, parts[key], False)
                 except CursorExpired:
                     expired.add(key)
                     del pending[key]
@@ -268,6 +265,31 @@ class GraphProvider(HttpProvider):
                 await self._sleep(max(waits))
         return expired
 
+    async def _send(
+        self,
+        mailbox: MailboxContext,
+        pages: list[tuple[str, str]],
+        headers: Mapping[str, str],
+    ) -> dict[str, HttpResponse]:
+        """One JSON batch of delta pages ``(folder, URL)``; the answers by folder."""
+        body = graph_batch.encode(
+            [
+                (str(i), graph_batch.relative(url, self._base) or "", headers)
+                for i, (_, url) in enumerate(pages)
+            ]
+        )
+        resp = await self._api.call(
+            mailbox,
+            WHAT,
+            "POST",
+            f"{self._base}/$batch",
+            count=len(pages),
+            headers={"Content-Type": "application/json"},
+            content=body,
+        )
+        answers = graph_batch.decode(resp, [str(i) for i in range(len(pages))])
+        return {key: answers[str(i)] for i, (key, _) in enumerate(pages)}
+
     async def _round(
         self,
         mailbox: MailboxContext,
@@ -283,58 +305,8 @@ class GraphProvider(HttpProvider):
         headers = self._delta_headers()
         while True:
             resp = await self._api.call(
-                mailbox, _WHAT, "GET", url, headers=headers, pass_through=_PASSED
+                mailbox, WHAT, "GET", url, headers=headers, pass_through=PASSED
             )
-            url, done = self._take(folder, resp, result, initial)
+            url, done = take(folder, resp, result, initial)
             if done:
                 return url
-
-    def _take(
-        self, folder: str, resp: HttpResponse, result: SyncResult, initial: bool
-    ) -> tuple[str, bool]:
-        """One delta page's changes into ``result``: (the nextLink, False) while the round
-        goes on, (its deltaLink, True) at its end, ("", True) for a folder that is gone."""
-        if resp.status_code in _PASSED:
-            code = _error_code(resp).lower()
-            if resp.status_code == 410 or code in _EXPIRED_CODES:
-                if initial:
-                    raise BadResponse(
-                        f"delta of {folder}: fresh round refused ({code})",
-                        provider="graph",
-                        status=resp.status_code,
-                    )
-                raise CursorExpired(
-                    f"delta token of {folder} expired ({code or 410})",
-                    provider="graph",
-                    status=resp.status_code,
-                )
-            if resp.status_code == 404:
-                # Deleted since it was listed (or a configured name that does not exist):
-                # nothing of it stays stored, and no link is kept.
-                result.skipped.append((folder, f"folder {folder!r} not found"))
-                if folder not in result.full_scopes:
-                    result.full_scopes.append(folder)
-                return "", True
-            raise BadResponse(f"delta of {folder}: HTTP 400 {code}", provider="graph", status=400)
-        page = json_object(resp, "graph", _WHAT)
-        for item in field(page, "value", list, "graph", _WHAT):
-            if not isinstance(item, dict):
-                raise BadResponse("delta: an item is not an object", provider="graph")
-            if "@removed" in item:
-                # Deleted, or moved to another folder: the row goes only if it is still
-                # filed under this one (see SyncResult.removals).
-                result.removals.append((field(item, "id", str, "graph", _WHAT), folder))
-                continue
-            try:
-                result.upserts.append(to_record(item, folder))
-            except BadResponse as exc:
-                result.skipped.append(("?", str(exc)))
-        next_link = page.get("@odata.nextLink")
-        delta_link = page.get("@odata.deltaLink")
-        if isinstance(next_link, str) and next_link:
-            return next_link, False
-        if isinstance(delta_link, str) and delta_link:
-            return delta_link, True
-        raise BadResponse(
-            "delta: page has neither @odata.nextLink nor @odata.deltaLink", provider="graph"
-        )

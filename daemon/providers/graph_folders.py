@@ -20,6 +20,7 @@ from urllib.parse import quote
 from daemon.errors import BadResponse, PermanentError
 from daemon.providers.base import MailboxContext
 from daemon.providers.http import ApiClient, field, json_object
+from daemon.providers.httpclient import HttpResponse
 from daemon.settings import WHOLE_MAILBOX, check_graph_folders
 
 SEARCH_FOLDER = "#microsoft.graph.mailSearchFolder"
@@ -68,17 +69,30 @@ def parse_folder(item: Any, what: str) -> tuple[str, str, int, bool]:
     return fid, name, children, syncable
 
 
+def root_list_url(base: str, page: int) -> str:
+    """The first page of the mailbox's top-level folders."""
+    return f"{base}/me/mailFolders?$top={page}"
+
+
 async def list_folders(
-    api: ApiClient, mailbox: MailboxContext, base: str, page: int
+    api: ApiClient,
+    mailbox: MailboxContext,
+    base: str,
+    page: int,
+    root: HttpResponse | None = None,
 ) -> list[GraphFolder]:
-    """Every visible, non-search mail folder of the mailbox, parents before children."""
+    """Every visible, non-search mail folder of the mailbox, parents before children.
+
+    ``root``: the answer to ``root_list_url`` when it was already fetched (inside a delta
+    batch); further pages and child levels are fetched here."""
     out: list[GraphFolder] = []
     seen: set[str] = set()
     # (URL of a level's first page, quota method, path of the level's parent)
-    levels: list[tuple[str, str, str]] = [(f"{base}/me/mailFolders?$top={page}", LIST_METHOD, "")]
+    levels: list[tuple[str, str, str]] = [(root_list_url(base, page), LIST_METHOD, "")]
+    first = root
     while levels:
         url, method, parent = levels.pop(0)
-        for fid, name, children, syncable in await _level(api, mailbox, url, method):
+        for fid, name, children, syncable in await _level(api, mailbox, url, method, first):
             if fid in seen or not syncable:
                 continue
             seen.add(fid)
@@ -87,13 +101,19 @@ async def list_folders(
             if children:
                 child_url = f"{base}/me/mailFolders/{quote(fid, safe='')}/childFolders?$top={page}"
                 levels.append((child_url, _CHILDREN, path))
+        first = None
     return out
 
 
 async def _level(
-    api: ApiClient, mailbox: MailboxContext, url: str, method: str
+    api: ApiClient,
+    mailbox: MailboxContext,
+    url: str,
+    method: str,
+    first: HttpResponse | None = None,
 ) -> list[tuple[str, str, int, bool]]:
-    """All pages of one folder list; empty when the parent vanished since it was listed."""
+    """All pages of one folder list (its first page ``first`` when already fetched); empty
+    when the parent vanished since it was listed."""
     out: list[tuple[str, str, int, bool]] = []
     visited: set[str] = set()
     while True:
@@ -101,7 +121,10 @@ async def _level(
         # A folder deleted after its parent's list named it: no children to sync. (The root
         # list has no such excuse; its 404 is the mailbox's and fails the sync.)
         gone = (404,) if method == _CHILDREN else ()
-        resp = await api.call(mailbox, method, "GET", url, pass_through=gone)
+        if first is not None:
+            resp, first = first, None
+        else:
+            resp = await api.call(mailbox, method, "GET", url, pass_through=gone)
         if resp.status_code == 404:
             return out
         body = json_object(resp, "graph", method)
@@ -122,5 +145,6 @@ __all__ = [
     "GraphFolder",
     "list_folders",
     "parse_folder",
+    "root_list_url",
     "selection",
 ]

@@ -192,17 +192,21 @@ class ApiClient:
         content: bytes | None = None,
         ok: tuple[int, ...] = (200,),
         pass_through: tuple[int, ...] = (),
+        riders: Mapping[str, int] | None = None,
     ) -> HttpResponse:
         """One logical call; returns a response whose status is in ``ok`` or ``pass_through``.
 
         ``method`` names the quota method (``history.list``); ``count`` the quota calls it
-        carries (inner calls of a batch).
+        carries (inner calls of a batch); ``riders`` inner calls of other methods in the
+        same batch (``{method: count}``), charged with it at every send.
         """
         refreshed = force = False
         attempt = 0
         while True:
             attempt += 1
             await mailbox.gate.acquire(method, count)
+            for rider, n in (riders or {}).items():
+                await mailbox.gate.acquire(rider, n, requests=0)
             token = await mailbox.tokens.get(force_refresh=force)
             force = False
             hdrs = {**self._headers, **(headers or {}), "Authorization": f"Bearer {token}"}

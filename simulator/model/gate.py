@@ -216,15 +216,23 @@ class ProviderRuntime:
         out: list[Request] = []
         inner_s = self.model.batch_inner_s
         calls = policy.sync_calls(self.name, kind, messages, added, changed, deleted, self.shape)
+        # Calls with no request of their own ride in the next request (calls, units).
+        riding = [0, 0, 0]
         for call in calls:
-            sampler = self._sampler(call.method)
             cost = self.enforced.cost(call.method) if self.enforced is not None else 0
             rcost = self.real.cost(call.method) if self.real else 0
+            if call.requests == 0:
+                riding = [riding[0] + call.count, riding[1] + call.count * cost,
+                          riding[2] + call.count * rcost]  # fmt: skip
+                continue
+            sampler = self._sampler(call.method)
             for inner in split_requests(
                 call.method, call.count, call.requests, self.shape.gmail_batch
             ):
-                extra = inner_s * inner if inner > 1 else 0.0
-                out.append((sampler, inner, inner * cost, inner * rcost, extra))
+                n = inner + riding[0]
+                extra = inner_s * n if n > 1 else 0.0
+                out.append((sampler, n, inner * cost + riding[1], inner * rcost + riding[2], extra))
+                riding = [0, 0, 0]
         result = tuple(out)
         # Bounded by entries and by requests: a few syncs of a whole mailbox each hold
         # hundreds of thousands of requests (about 100 bytes each).

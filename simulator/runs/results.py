@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # intervals to it, and the fast path is held to agree with the event model within it.
 REL_TOL = 0.05
 
+
 @dataclass(frozen=True)
 class Estimate:
     """Mean over replications with the half-width of its 95 % confidence interval."""

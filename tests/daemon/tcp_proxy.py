@@ -32,8 +32,10 @@ class TcpProxy:
         """``target_url`` pointed at this proxy."""
         parts = urlsplit(target_url)
         userinfo = parts.netloc.rpartition("@")[0]
-        netloc = f"{userinfo}@127.0.0.1:{self.listen_port}" if userinfo else (
-            f"127.0.0.1:{self.listen_port}"
+        netloc = (
+            f"{userinfo}@127.0.0.1:{self.listen_port}"
+            if userinfo
+            else (f"127.0.0.1:{self.listen_port}")
         )
         return urlunsplit(parts._replace(netloc=netloc))
 

@@ -37,9 +37,7 @@ FAST = {"policy": {"quota_scale": 10, "sync_interval_s": 2}}
 async def succeeded_since(db: asyncpg.Pool, since: float, n: int) -> bool:
     """Whether ``n`` mailboxes finished a successful sync after ``since`` (in any state now:
     with a 2 s interval they are soon queued again)."""
-    got = await db.fetchval(
-        "SELECT count(*) FROM mailboxes WHERE last_success_at > $1", ts(since)
-    )
+    got = await db.fetchval("SELECT count(*) FROM mailboxes WHERE last_success_at > $1", ts(since))
     return bool(got == n)
 
 
@@ -124,7 +122,6 @@ async def test_scheduler_survives_database_refusing_work(
             back = time.time()
             await wait_until(lambda: succeeded_since(db, back, 4), 60, "syncs after the fault")
 
-
             async def healthy() -> bool:
                 return daemon.unhealthy() == []
 
@@ -165,7 +162,9 @@ async def test_outage_longer_than_job_retries_strands_no_run(
                 await wait_until(some_running, 30, "syncs in flight")
                 await proxy.cut()
                 for c in creds:
-                    await mock.call("POST", f"/_mock/mailboxes/{c['address']}/deliver", {"count": 3})
+                    await mock.call(
+                        "POST", f"/_mock/mailboxes/{c['address']}/deliver", {"count": 3}
+                    )
 
                 async def jobs_gave_up() -> bool:
                     assert daemon.queues is not None
@@ -182,9 +181,7 @@ async def test_outage_longer_than_job_retries_strands_no_run(
                 back = time.time()
                 # Released as soon as the database answers: within a few repair cycles,
                 # not after max_run_s (an hour).
-                await wait_until(
-                    lambda: succeeded_since(db, back, 6), 30, "stranded runs resynced"
-                )
+                await wait_until(lambda: succeeded_since(db, back, 6), 30, "stranded runs resynced")
     assert any(e["event"] == "job attempt failed" and e["gave_up"] for e in logs)
     assert any(e["event"] == "released runs whose job gave up" for e in logs)
     await assert_store_matches_mock(db, mock.messages)
@@ -243,9 +240,7 @@ async def test_trim_keeps_up_with_what_is_written(
            FROM generate_series(1, 120000) g""",
         ids[0],
     )
-    settings = daemon_settings(
-        pg_dsn, redis_url, redis_prefix, mock.url, trim_interval_s=1, **FAST
-    )
+    settings = daemon_settings(pg_dsn, redis_url, redis_prefix, mock.url, trim_interval_s=1, **FAST)
     async with running(settings):
         await wait_until(lambda: synced_since(db, start, 4), 60, "first syncs")
 

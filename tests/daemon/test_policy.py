@@ -221,14 +221,23 @@ def test_sync_calls_count_requests_and_quota_calls() -> None:
         ("messages.get", 3, 1),
     ]
     # Graph, whole mailbox (9 folders, 2 with child folders): the folder lists, then one
-    # delta round per folder, an incremental sync's in one JSON batch (each page charged);
+    # delta round per folder, an incremental sync's in one JSON batch (each page charged)
+    # that also carries the root list's page (a call without a request of its own);
     # 1,000 messages are 112 per folder, two pages of 100 each.
     inc = sync_calls("graph", SyncKind.INCREMENTAL, 500, added=3)
     assert [(c.method, c.count, c.requests) for c in inc] == [
-        ("mailFolders.list", 1, 1),
+        ("mailFolders.list", 1, 0),
         ("mailFolders.childFolders", 2, 2),
         ("messages.delta", 9, 1),
     ]
+    # A full sync lists first, on its own.
+    full = sync_calls("graph", SyncKind.FULL, 500)
+    assert full[0] == ApiCall("mailFolders.list", 1, 1)
+    # 40 folders with the list in the first batch: 19 pages ride with it, then 20, then 1.
+    forty = FetchShape(graph_folders=40)
+    assert sync_calls("graph", SyncKind.INCREMENTAL, 500, shape=forty)[-1] == ApiCall(
+        "messages.delta", 40, 3
+    )
     # 250 changes are three pages in the changed folder: two more batches of one.
     inc = sync_calls("graph", SyncKind.INCREMENTAL, 500, added=250)
     assert (inc[-1].count, inc[-1].requests) == (11, 3)
@@ -250,10 +259,10 @@ def test_sync_calls_count_requests_and_quota_calls() -> None:
         (c.method, c.requests) for c in sync_calls("graph", SyncKind.INCREMENTAL, 500, shape=two)
     ] == [("messages.delta", 1)]
     assert sync_calls("graph", SyncKind.FULL, 1000, shape=two)[0].requests == 10
-    # 250 folders in one level: three pages of 100.
+    # 250 folders in one level: three pages of 100, the first in the delta batch.
     wide = FetchShape(graph_folders=250, graph_parent_folders=0)
     assert sync_calls("graph", SyncKind.INCREMENTAL, 0, shape=wide)[0] == ApiCall(
-        "mailFolders.list", 3, 3
+        "mailFolders.list", 3, 2
     )
 
 

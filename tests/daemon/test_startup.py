@@ -30,7 +30,9 @@ async def test_busy_api_port_is_refused_before_any_worker_starts(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        settings = daemon_settings(pg_dsn, redis_url, redis_prefix, "http://127.0.0.1:9", api_port=port)
+        settings = daemon_settings(
+            pg_dsn, redis_url, redis_prefix, "http://127.0.0.1:9", api_port=port
+        )
         with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
             async with running(settings):
                 pass
@@ -40,7 +42,10 @@ async def test_busy_api_port_is_refused_before_any_worker_starts(
 
 async def test_missing_api_token_is_refused_before_connecting() -> None:
     settings = daemon_settings(
-        "postgresql://nobody@127.0.0.1:1/none", "redis://127.0.0.1:1/0", "p", "http://x",
+        "postgresql://nobody@127.0.0.1:1/none",
+        "redis://127.0.0.1:1/0",
+        "p",
+        "http://x",
         api_token=None,
     )
     daemon = Daemon(settings)

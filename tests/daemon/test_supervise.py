@@ -11,7 +11,14 @@ from daemon.supervise import Supervisor, retry_delay
 
 def test_retry_delay_doubles_from_the_interval_up_to_the_cap() -> None:
     assert [retry_delay(n, 0.5, 10) for n in range(0, 8)] == [
-        0.5, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0
+        0.5,
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        8.0,
+        10.0,
+        10.0,
     ]
     # A loop slower than the cap keeps its own interval.
     assert retry_delay(5, 60, 10) == 60
@@ -34,9 +41,7 @@ async def test_a_failing_step_is_retried_and_reported_until_it_recovers() -> Non
     state = sup.loops["scheduler"]
     assert state.failures >= 1 and state.last_error == "RuntimeError: database is read-only"
     now[0] = 6.0  # failing for longer than unhealthy_after_s
-    assert sup.unhealthy() == [
-        "scheduler: failing since 6 s (RuntimeError: database is read-only)"
-    ]
+    assert sup.unhealthy() == ["scheduler: failing since 6 s (RuntimeError: database is read-only)"]
     while len(calls) < 5:
         await asyncio.sleep(0.001)
     assert sup.unhealthy() == [] and state.failures == 0

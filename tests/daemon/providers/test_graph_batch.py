@@ -133,7 +133,9 @@ async def test_quiet_sync_is_one_batch_as_the_call_model_says(mock: MockHarness)
     full = await _sync(mock, creds, SyncKind.FULL, None)
     await mock.control(creds["address"], "deliver", {"count": 3})
     inc = await _sync(mock, creds, SyncKind.INCREMENTAL, full.result.cursor)
-    assert inc.gate.requests == {"mailFolders.list": 1, "messages.delta": 1}
+    # The root folder list rides in the delta batch: one HTTP request in all.
+    assert inc.gate.requests == {"messages.delta": 1}
+    assert inc.gate.by_method == {"mailFolders.list": 1, "messages.delta": 6}
     model = sync_calls(
         "graph",
         SyncKind.INCREMENTAL,
@@ -141,9 +143,8 @@ async def test_quiet_sync_is_one_batch_as_the_call_model_says(mock: MockHarness)
         3,
         shape=FetchShape(graph_folders=6, graph_parent_folders=0),
     )
-    assert {c.method: (c.count, c.requests) for c in model} == {
-        m: (inc.gate.by_method[m], n) for m, n in inc.gate.requests.items()
-    }
+    assert {c.method: c.count for c in model} == inc.gate.by_method
+    assert {c.method: c.requests for c in model if c.requests} == inc.gate.requests
     assert [r.provider_id for r in inc.result.upserts] and inc.result.kind is SyncKind.INCREMENTAL
 
 
@@ -278,3 +279,88 @@ async def test_garbage_batch_over_real_http_fails_the_sync_storing_nothing(
             await _sync(
                 mock, creds, SyncKind.INCREMENTAL, cursor, http=http, base=base, config=config
             )
+
+
+class _ListThrottledOnce:
+    """Graph as the mock serves it, except that the first batch carrying the root folder
+    list answers that inner request 429 with ``Retry-After: 2`` (Graph throttles inner
+    requests one by one; the others keep their answers)."""
+
+    def __init__(self, inner: HttpClientLike) -> None:
+        self._inner = inner
+        self.throttled = 0
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any = None,
+        headers: Any = None,
+        content: bytes | None = None,
+    ) -> Any:
+        resp = await self._inner.request(
+            method, url, params=params, headers=headers, content=content
+        )
+        if not url.endswith("/$batch") or self.throttled:
+            return resp
+        body = resp.json()
+        for answer in body["responses"]:
+            if answer["id"] == "folders":
+                answer.update(status=429, headers={"Retry-After": "2"}, body=None)
+                self.throttled += 1
+        return httpx.Response(200, json=body)
+
+    async def post(self, url: str, *, data: Any = None) -> Any:
+        return await self._inner.post(url, data=data)
+
+
+async def test_root_list_rides_in_the_first_batch_and_goes_alone_when_throttled(
+    mock: MockHarness,
+) -> None:
+    creds, cursor = await _changed_mailbox(mock)
+    plain = await _sync(mock, creds, SyncKind.INCREMENTAL, cursor, UNBATCHED)
+    assert plain.gate.requests["mailFolders.list"] == 1
+    before = mock.svc.stats.requests["graph.$batch"]
+    batched = await _sync(mock, creds, SyncKind.INCREMENTAL, cursor)
+    _same(batched.result, plain.result)
+    assert "mailFolders.list" not in batched.gate.requests
+    assert batched.gate.by_method["mailFolders.list"] == 1
+    assert (
+        mock.svc.stats.requests["graph.$batch"] - before == batched.gate.requests["messages.delta"]
+    )
+
+    mock.sleep.delays.clear()
+    throttling = _ListThrottledOnce(mock.client)
+    again = await _sync(mock, creds, SyncKind.INCREMENTAL, cursor, http=throttling)
+    _same(again.result, plain.result)
+    assert throttling.throttled == 1 and again.gate.throttle_events == 1
+    # The list waited its Retry-After, then went on its own, charged again.
+    assert mock.sleep.delays[:1] == [2.0]
+    assert again.gate.requests["mailFolders.list"] == 1
+    assert again.gate.by_method["mailFolders.list"] == 2
+
+
+async def test_folder_deleted_since_the_last_sync_drops_its_early_page(
+    mock: MockHarness,
+) -> None:
+    creds, cursor = await _changed_mailbox(mock)
+    address = creds["address"]
+    await mock.create_folder(address, "Receipts")
+    await mock.control(address, "deliver", {"count": 2, "folder": "Receipts"})
+    full = await _sync(mock, creds, SyncKind.FULL, None)
+    cursor = full.result.cursor
+    folders = await mock.folders(address)
+    receipts = next(f["id"] for f in folders if f["displayName"] == "Receipts")
+    await mock.delete_folder(address, "Receipts")
+    await mock.control(address, "deliver", {"count": 3})
+    plain = await _sync(mock, creds, SyncKind.INCREMENTAL, cursor, UNBATCHED)
+    batched = await _sync(mock, creds, SyncKind.INCREMENTAL, cursor)
+    _same(batched.result, plain.result)
+    assert (
+        receipts in batched.result.full_scopes and receipts not in batched.result.cursor["folders"]
+    )
+    # Its first page went in the lead batch with the others' and was charged, then dropped.
+    assert batched.gate.requests == {"messages.delta": 1}
+    assert batched.gate.by_method["messages.delta"] == len(cursor["folders"])
+    assert plain.gate.by_method["messages.delta"] == len(cursor["folders"]) - 1

@@ -139,10 +139,11 @@ def test_graph_folders_are_a_scenario_setting_counted_as_the_daemon_counts() -> 
     )
     # Default: one page of top-level folders, a child list per parent, a delta per folder;
     # an incremental sync sends the folders' delta pages in JSON batches of 20 (each page
-    # still one unit of quota).
-    assert _graph_requests(s, SyncKind.INCREMENTAL, 5000, 2) == (1 + 2 + 1, 1 + 2 + 9)
+    # still one unit of quota), the first carrying the root list's page.
+    assert _graph_requests(s, SyncKind.INCREMENTAL, 5000, 2) == (0 + 2 + 1, 1 + 2 + 9)
     bigger = s.updated({"providers.graph.folders": 40, "providers.graph.parent_folders": 6})
-    assert _graph_requests(bigger, SyncKind.INCREMENTAL, 5000, 2) == (1 + 6 + 2, 1 + 6 + 40)
+    # The list and 19 pages, then 20, then 1.
+    assert _graph_requests(bigger, SyncKind.INCREMENTAL, 5000, 2) == (0 + 6 + 3, 1 + 6 + 40)
     # 40 folders, 4,000 messages: 100 per folder, one delta page each, not batched.
     assert _graph_requests(bigger, SyncKind.FULL, 4000, 0) == (1 + 6 + 40, 1 + 6 + 40)
     narrowed = s.updated(

@@ -196,11 +196,11 @@ def test_random_429s_retry_in_sync_then_fail_rate_limited() -> None:
     r = Simulation(s, seed=1).run().scalars
     assert r["throttled_graph"] > 0
     # n requests per incremental sync (folder lists and a delta page per folder; 12 by
-    # default, sent as 4 HTTP requests: the delta pages go in one JSON batch, whose inner
-    # requests Graph throttles one by one and the daemon resends alone), each failing after
-    # 4 answers of 429 with probability 1/16.
+    # default, sent as 3 HTTP requests: one JSON batch of the root list and the delta pages,
+    # whose inner requests Graph throttles one by one and the daemon resends alone, and the
+    # two child lists), each failing after 4 answers of 429 with probability 1/16.
     calls = policy.sync_calls("graph", policy.SyncKind.INCREMENTAL, 0)
-    assert sum(c.requests for c in calls) == 4
+    assert sum(c.requests for c in calls) == 3
     n = sum(c.count for c in calls)
     assert n == 12
     assert r["rate_limited_share"] == pytest.approx(1 - (1 - 0.5**4) ** n, abs=0.03)
