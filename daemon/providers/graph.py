@@ -94,35 +94,17 @@ class GraphProvider(HttpProvider):
         page = self._shape.graph_folder_page
         lead = graph_batch.relative(root_list_url(self._base, page), self._base) or ""
         room = min(self._shape.graph_batch, graph_batch.MAX_REQUESTS) - 1
-        chunk = list(links)[:room]
-        headers = self._delta_headers()
-        body = graph_batch.encode(
-            [
-                (_LEAD_ID, lead, {}),
-                *((str(i), graph_batch.relative(links[k], self._base) or "", headers)
-                  for i, k in enumerate(chunk)),
-            ]
-        )  # fmt: skip
-        resp = await self._api.call(
-            mailbox,
-            WHAT,
-            "POST",
-            f"{self._base}/$batch",
-            count=len(chunk),
-            headers={"Content-Type": "application/json"},
-            content=body,
-            riders={LIST_METHOD: 1},
-        )
-        answers = graph_batch.decode(resp, [_LEAD_ID, *(str(i) for i in range(len(chunk)))])
-        listed: HttpResponse | None = answers[_LEAD_ID]
+        pages = [(k, links[k]) for k in list(links)[:room]]
+        answers, listed = await self._send(mailbox, pages, self._delta_headers(), lead)
+        assert listed is not None  # asked for with ``lead``
         # Judged as the list's own first send would be; to send again, it goes alone after
         # the wait it was given.
-        again = self._api.judge(mailbox, LIST_METHOD, answers[_LEAD_ID], 1, False)
-        if again is not None:
-            listed = None
-            if again.wait_s > 0:
-                await self._sleep(again.wait_s)
-        return listed, {k: answers[str(i)] for i, k in enumerate(chunk)}
+        again = self._api.judge(mailbox, LIST_METHOD, listed, 1, False)
+        if again is None:
+            return listed, answers
+        if again.wait_s > 0:
+            await self._sleep(again.wait_s)
+        return None, answers
 
     async def sync(
         self, mailbox: MailboxContext, kind: SyncKind, cursor: Mapping[str, Any] | None
@@ -222,7 +204,7 @@ class GraphProvider(HttpProvider):
                 chunk, answers, came = list(came), came, {}
             else:
                 chunk = list(pending)[: min(self._shape.graph_batch, graph_batch.MAX_REQUESTS)]
-                answers = await self._send(mailbox, [(k, pending[k]) for k in chunk], headers)
+                answers, _ = await self._send(mailbox, [(k, pending[k]) for k in chunk], headers)
             waits: list[float] = []
             refresh = False
             for key in chunk:
@@ -270,14 +252,17 @@ class GraphProvider(HttpProvider):
         mailbox: MailboxContext,
         pages: list[tuple[str, str]],
         headers: Mapping[str, str],
-    ) -> dict[str, HttpResponse]:
-        """One JSON batch of delta pages ``(folder, URL)``; the answers by folder."""
-        body = graph_batch.encode(
-            [
-                (str(i), graph_batch.relative(url, self._base) or "", headers)
-                for i, (_, url) in enumerate(pages)
-            ]
-        )
+        lead: str | None = None,
+    ) -> tuple[dict[str, HttpResponse], HttpResponse | None]:
+        """One JSON batch of delta pages ``(folder, URL)``, and first the root folder list's
+        page when ``lead`` (its URL relative to the version root) is given: the answers by
+        folder, and the list's (None without ``lead``)."""
+        requests = [
+            (str(i), graph_batch.relative(url, self._base) or "", headers)
+            for i, (_, url) in enumerate(pages)
+        ]
+        if lead is not None:
+            requests.insert(0, (_LEAD_ID, lead, {}))
         resp = await self._api.call(
             mailbox,
             WHAT,
@@ -285,10 +270,15 @@ class GraphProvider(HttpProvider):
             f"{self._base}/$batch",
             count=len(pages),
             headers={"Content-Type": "application/json"},
-            content=body,
+            content=graph_batch.encode(requests),
+            riders=None if lead is None else {LIST_METHOD: 1},
         )
-        answers = graph_batch.decode(resp, [str(i) for i in range(len(pages))])
-        return {key: answers[str(i)] for i, (key, _) in enumerate(pages)}
+        answers = graph_batch.decode(resp, [rid for rid, _, _ in requests])
+        by_folder: dict[str, HttpResponse] = {
+            key: answers[str(i)] for i, (key, _) in enumerate(pages)
+        }
+        listed: HttpResponse | None = None if lead is None else answers[_LEAD_ID]
+        return by_folder, listed
 
     async def _round(
         self,
