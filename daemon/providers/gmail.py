@@ -13,25 +13,17 @@ from daemon.errors import BadResponse, CursorExpired, QuotaDeferred, RateLimited
 from daemon.policy import SyncKind
 from daemon.providers import gmail_batch
 from daemon.providers.base import ALL_FOLDERS, MailboxContext, MessageRecord, SyncResult
+from daemon.providers.gmail_messages import WHAT_GET, is_throttle, rate_reason, to_record
 from daemon.providers.http import (
     HttpProvider,
     backoff_s,
     field,
     json_object,
     parse_retry_after,
-    retry_after_s,
     throttle_gives_up,
 )
-from daemon.providers.httpclient import HttpResponse
 
-_RATE_REASONS = {
-    "ratelimitexceeded",
-    "userratelimitexceeded",
-    "dailylimitexceeded",
-    "quotaexceeded",
-}
 _HEADERS = ("From", "Subject", "Message-ID", "Date")
-_WHAT_GET = "messages.get"
 # The authenticated user: the access token says whose mailbox it is.
 _USER = "/gmail/v1/users/me"
 
@@ -43,71 +35,6 @@ class _Retry(NamedTuple):
     ids: list[str]
     wait: float | None
     throttled: bool
-
-
-def _rate_reason(body: Any) -> bool:
-    if not isinstance(body, dict):
-        return False
-    err = body.get("error")
-    if not isinstance(err, dict):
-        return False
-    if err.get("status") == "RESOURCE_EXHAUSTED":
-        return True
-    for item in err.get("errors") or ():
-        if isinstance(item, dict) and str(item.get("reason", "")).lower() in _RATE_REASONS:
-            return True
-    return False
-
-
-def is_throttle(resp: HttpResponse) -> bool:
-    """429, or 403 with a usageLimits reason: Google uses both for the same quotas."""
-    if resp.status_code == 429:
-        return True
-    if resp.status_code != 403:
-        return False
-    try:
-        return _rate_reason(resp.json())
-    except ValueError:
-        return False
-
-
-def to_record(msg: Mapping[str, Any]) -> MessageRecord:
-    """A stored record from a message resource (format=metadata); ``BadResponse`` if unusable."""
-    mid = field(msg, "id", str, "gmail", _WHAT_GET)
-    payload = field(msg, "payload", dict, "gmail", _WHAT_GET, default={})
-    headers: dict[str, str] = {}
-    for h in field(payload, "headers", list, "gmail", _WHAT_GET, default=[]):
-        if isinstance(h, dict) and isinstance(h.get("name"), str):
-            headers.setdefault(h["name"].lower(), str(h.get("value", "")))
-    problems: list[str] = []
-    received: float | None = None
-    raw_date = msg.get("internalDate")
-    if raw_date is not None:
-        try:
-            received = int(raw_date) / 1000.0
-        except (TypeError, ValueError):
-            problems.append(f"internalDate {str(raw_date)[:40]!r} is not epoch milliseconds")
-    size = msg.get("sizeEstimate")
-    if size is not None and not isinstance(size, int):
-        problems.append("sizeEstimate is not an integer")
-        size = None
-    # Absent when the message has no label at all (Gmail omits empty repeated fields).
-    labels = msg.get("labelIds") or []
-    if not isinstance(labels, list):
-        problems.append("labelIds is not a list")
-        labels = []
-    return MessageRecord(
-        provider_id=mid,
-        folder="",
-        thread_id=msg.get("threadId") if isinstance(msg.get("threadId"), str) else None,
-        internet_message_id=headers.get("message-id"),
-        subject=headers.get("subject"),
-        sender=headers.get("from"),
-        received_at=received,
-        size=size,
-        flags=tuple(sorted(str(x) for x in labels)),
-        parse_error="; ".join(problems) or None,
-    )
 
 
 # The cursor key of a full sync stopped for quota; the first page has the empty token.
@@ -409,7 +336,7 @@ class GmailProvider(HttpProvider):
         body = gmail_batch.encode(paths, boundary, f"Bearer {token}")
         resp = await self._api.call(
             mailbox,
-            _WHAT_GET,
+            WHAT_GET,
             "POST",
             self._base + "/batch/gmail/v1",
             count=len(chunk),
@@ -436,7 +363,7 @@ class GmailProvider(HttpProvider):
                     skipped.append((mid, str(exc)))
             elif part.status == 404:
                 missing.append(mid)
-            elif part.status == 429 or (part.status == 403 and _rate_reason(part.body)):
+            elif part.status == 429 or (part.status == 403 and rate_reason(part.body)):
                 ra = parse_retry_after(part.headers.get("retry-after"), self._clock())
                 mailbox.gate.throttled(ra)
                 wait = max(wait or 0.0, ra) if ra is not None else wait
@@ -457,4 +384,4 @@ class GmailProvider(HttpProvider):
         return _Retry(retry, wait, throttled)
 
 
-__all__ = ["GmailProvider", "is_throttle", "retry_after_s", "to_record"]
+__all__ = ["GmailProvider"]
