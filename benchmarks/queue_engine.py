@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from daemon.policy import PLAN_B, SyncKind, Tier, with_overrides
 from daemon.queues import TierQueues, TierWorkers
-from daemon.store.mailboxes import Claimed
+from daemon.store.records import Claimed
 
 
 def _cpu() -> float:

@@ -30,7 +30,7 @@ from daemon.policy import SyncKind, Tier
 from daemon.queues import TierQueues, TierWorkers
 from daemon.ratelimit import QuotaLimiters, account_key
 from daemon.store.db import migrate
-from daemon.store.mailboxes import Claimed
+from daemon.store.records import Claimed
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -32,7 +32,8 @@ from daemon.crypto import CredentialCipher, UndecryptableCredentials
 from daemon.errors import ConfigError
 from daemon.logs import get_logger
 from daemon.policy import next_due
-from daemon.store.mailboxes import MailboxStore, RunStart
+from daemon.store.mailboxes import MailboxStore
+from daemon.store.records import RunStart
 from daemon.store.runs import finish_failure, record_run
 
 log = get_logger("keys")

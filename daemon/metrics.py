@@ -11,7 +11,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from daemon.store.mailboxes import RunStart
+    from daemon.store.records import RunStart
 
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 # Provider request round trips: 40 log-spaced bounds from 1 ms to about 60 s (ratio 1.32),

@@ -19,7 +19,7 @@ from bullmq import DelayedError, Queue, Worker
 from daemon.logs import get_logger
 from daemon.policy import TIERS, Profile, Tier, serving_order
 from daemon.pools import IDLE_POLL_S, Pool, hand_back
-from daemon.store.mailboxes import Claimed
+from daemon.store.records import Claimed
 
 JOB_NAME = "sync"
 log = get_logger("queues")

@@ -16,7 +16,8 @@ from daemon.logs import get_logger
 from daemon.metrics import Metrics
 from daemon.policy import Profile, sync_now_assignment
 from daemon.queues import TierQueues
-from daemon.store.mailboxes import Claimed, MailboxStore, ts
+from daemon.store.mailboxes import MailboxStore
+from daemon.store.records import Claimed, ts
 
 log = get_logger("scheduler")
 # A run younger than this is not checked for a job that gave up (it has just started).

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from daemon.metrics import FRESHNESS_BUCKETS, Snapshot
 from daemon.queues import TierQueues
-from daemon.store.mailboxes import ts
+from daemon.store.records import ts
 
 _RUNS = """
 SELECT

@@ -40,12 +40,9 @@ from daemon.providers.base import (
     TokenSource,
 )
 from daemon.ratelimit import CountingGate, QuotaLimiters, account_key
-from daemon.store.mailboxes import (
-    Claimed,
-    MailboxStore,
-    RunStart,
-)
+from daemon.store.mailboxes import MailboxStore
 from daemon.store.messages import apply_result, writes_messages
+from daemon.store.records import Claimed, RunStart
 from daemon.store.runs import (
     finish_failure,
     finish_partial,

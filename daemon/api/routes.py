@@ -16,7 +16,7 @@ from daemon.api.guards import BodyLimit, validation_failed
 from daemon.api.mailbox_routes import mailbox_routes
 from daemon.api.ops_routes import health_routes, ops_routes
 from daemon.api.tenant_routes import tenant_routes
-from daemon.store.mailboxes import Conflict, NotFound
+from daemon.store.records import Conflict, NotFound
 
 # Module level: route signatures are resolved from module globals (postponed annotations).
 _BEARER = HTTPBearer(auto_error=False)

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from daemon.policy import SyncKind
-from daemon.store.mailboxes import Claimed, RunStart, ts
+from daemon.store.records import Claimed, RunStart, ts
 
 _SUCCESS = """
 UPDATE mailboxes

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from daemon.store.mailboxes import Conflict, NotFound, normalise_address, ts
+from daemon.store.records import Conflict, NotFound, normalise_address, ts
 
 
 @dataclass(frozen=True, slots=True)

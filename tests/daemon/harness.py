@@ -18,7 +18,8 @@ from daemon.app import Daemon
 from daemon.crypto import CredentialCipher
 from daemon.providers.base import Credentials
 from daemon.settings import Settings, _deep_merge, load_settings
-from daemon.store.mailboxes import MailboxStore, ts
+from daemon.store.mailboxes import MailboxStore
+from daemon.store.records import ts
 from loadtest.mock_providers.app import create_app
 from loadtest.mock_providers.config import MockConfig
 from loadtest.mock_providers.server import uvicorn_config

@@ -8,7 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from daemon.store.mailboxes import MailboxStore, ts
+from daemon.store.mailboxes import MailboxStore
+from daemon.store.records import ts
 from tests.daemon.harness import MockServer, daemon_settings, register, running, wait_until
 
 

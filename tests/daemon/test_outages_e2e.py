@@ -18,7 +18,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.store.mailboxes import ts
+from daemon.store.records import ts
 from tests.conftest import PG_ADMIN
 from tests.daemon.harness import (
     MockServer,

@@ -15,7 +15,8 @@ from daemon.app import Daemon
 from daemon.crypto import CredentialCipher
 from daemon.policy import Assignment, DueMailbox, ErrorKind
 from daemon.providers.base import Credentials
-from daemon.store.mailboxes import MailboxStore, ts
+from daemon.store.mailboxes import MailboxStore
+from daemon.store.records import ts
 from simulator.checks.parity import SyncOutcome, scheduler_decisions
 from tests.daemon.harness import TEST_KEY, MockServer, daemon_settings, wait_until
 

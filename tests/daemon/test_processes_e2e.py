@@ -13,7 +13,8 @@ import pytest
 
 from daemon.queues import TierQueues
 from daemon.store.db import create_pool, migrate
-from daemon.store.mailboxes import MailboxStore, ts
+from daemon.store.mailboxes import MailboxStore
+from daemon.store.records import ts
 from tests.daemon.harness import assert_store_matches_mock, register, wait_until
 from tests.daemon.procs import (
     DaemonProcess,

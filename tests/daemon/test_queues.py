@@ -8,7 +8,7 @@ from typing import Any
 
 from daemon.policy import PLAN_B, SyncKind, Tier, with_overrides
 from daemon.queues import TierQueues, TierWorkers
-from daemon.store.mailboxes import Claimed
+from daemon.store.records import Claimed
 
 
 async def test_jobs_reach_their_tier_workers_and_ids_dedup(

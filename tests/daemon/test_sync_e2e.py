@@ -7,7 +7,8 @@ import time
 
 import asyncpg
 
-from daemon.store.mailboxes import MailboxStore, ts
+from daemon.store.mailboxes import MailboxStore
+from daemon.store.records import ts
 from tests.daemon.harness import (
     MockServer,
     assert_store_matches_mock,

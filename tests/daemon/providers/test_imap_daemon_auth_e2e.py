@@ -11,7 +11,8 @@ from collections.abc import Callable
 import asyncpg
 import httpx
 
-from daemon.store.mailboxes import MailboxStore, ts
+from daemon.store.mailboxes import MailboxStore
+from daemon.store.records import ts
 from loadtest.dovecot.messages import generate_mailbox
 from loadtest.dovecot.server import DovecotServer, DovecotUser
 from tests.daemon.harness import API_TOKEN, daemon_settings, running, wait_until

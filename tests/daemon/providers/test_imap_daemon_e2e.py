@@ -10,7 +10,8 @@ import asyncpg
 
 from daemon.crypto import CredentialCipher
 from daemon.providers.base import Credentials
-from daemon.store.mailboxes import MailboxStore, ts
+from daemon.store.mailboxes import MailboxStore
+from daemon.store.records import ts
 from loadtest.dovecot.messages import generate_mailbox
 from loadtest.dovecot.server import DovecotServer, DovecotUser
 from tests.daemon.harness import TEST_KEY, daemon_settings, running, wait_until

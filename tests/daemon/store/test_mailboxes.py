@@ -9,12 +9,8 @@ import asyncpg
 import pytest
 
 from daemon.policy import ORIGINAL, PLAN_B, DueMailbox, SyncKind, Tier, plan_cycle, with_overrides
-from daemon.store.mailboxes import (
-    Conflict,
-    MailboxStore,
-    NotFound,
-    ts,
-)
+from daemon.store.mailboxes import MailboxStore
+from daemon.store.records import Conflict, NotFound, ts
 from daemon.store.runs import finish_success
 
 H = 3600.0
