@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 
 from daemon.errors import AuthRevoked, BadResponse, TransientError
+from daemon.provider_settings import OAuthProviderSettings
 from daemon.providers.base import Credentials, RequestObserver, ignore_request
 from daemon.providers.httpclient import HttpClientLike, HttpResponse
-from daemon.settings import OAuthProviderSettings
 
 # Errors of the token endpoint that only the user can fix (RFC 6749 §5.2 and Microsoft's).
 _USER_MUST_RECONNECT = {"invalid_grant", "interaction_required", "consent_required"}

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from daemon.settings import check_graph_folders
+from daemon.provider_settings import check_graph_folders
 
 _STRICT = ConfigDict(extra="forbid")
 

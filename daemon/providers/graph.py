@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from daemon.errors import CursorExpired
 from daemon.policy import SyncKind
+from daemon.provider_settings import GraphSettings
 from daemon.providers import graph_batch
 from daemon.providers.base import ALL_FOLDERS, MailboxContext, SyncResult
 from daemon.providers.graph_delta import PASSED, WHAT, take
@@ -31,7 +32,6 @@ from daemon.providers.graph_folders import (
 )
 from daemon.providers.http import HttpProvider
 from daemon.providers.httpclient import HttpResponse
-from daemon.settings import GraphSettings
 
 _SELECT = (
     "subject,from,receivedDateTime,isRead,isDraft,flag,categories,internetMessageId,"

@@ -18,10 +18,10 @@ from typing import Any
 from urllib.parse import quote
 
 from daemon.errors import BadResponse, PermanentError
+from daemon.provider_settings import WHOLE_MAILBOX, check_graph_folders
 from daemon.providers.base import MailboxContext
 from daemon.providers.http import ApiClient, field, json_object
 from daemon.providers.httpclient import HttpResponse
-from daemon.settings import WHOLE_MAILBOX, check_graph_folders
 
 SEARCH_FOLDER = "#microsoft.graph.mailSearchFolder"
 # The quota method of a list of the root's folders.

@@ -20,9 +20,9 @@ import httpx
 
 from daemon.errors import AuthRevoked, BadResponse, PermanentError, RateLimited, TransientError
 from daemon.policy import DEFAULT_FETCH, FetchShape
+from daemon.provider_settings import OAuthProviderSettings
 from daemon.providers.base import MailboxContext, RequestObserver, ignore_request
 from daemon.providers.httpclient import HttpClientLike, HttpResponse
-from daemon.settings import OAuthProviderSettings
 
 Sleep = Callable[[float], Awaitable[None]]
 # Decides whether a response is a throttle answer; returns True for "rate limited".

@@ -22,6 +22,7 @@ import structlog
 from daemon.crypto import secret_digest
 from daemon.errors import AuthRevoked, ConfigError, PermanentError, RateLimited, TransientError
 from daemon.policy import SyncKind, imap_reauth_after
+from daemon.provider_settings import ImapSettings as ImapConfig
 from daemon.providers.base import MailboxContext, RequestObserver, SyncResult, ignore_request
 from daemon.providers.imap_client import PROVIDER, ImapConnection
 from daemon.providers.imap_cursor import CURSOR_VERSION, parse_cursor
@@ -29,7 +30,6 @@ from daemon.providers.imap_hosts import HostPolicy, HostRefused, IPNetwork
 from daemon.providers.imap_identity import LoginIdentity
 from daemon.providers.imap_pool import ImapPool
 from daemon.providers.imap_sync import FolderSyncer, Mode
-from daemon.settings import ImapSettings as ImapConfig
 
 log = structlog.get_logger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from daemon import policy
-from daemon.settings import ImapSettings
+from daemon.provider_settings import ImapSettings
 from simulator.inputs import bounds
 from simulator.inputs.distributions import Constant, Distribution, Exponential, Lognormal, upper
 from simulator.inputs.distributions import mean as dist_mean

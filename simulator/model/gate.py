@@ -17,7 +17,7 @@ import numpy as np
 from daemon import policy
 from daemon.gcra import Gcra, split_cost
 from daemon.policy import ProviderLimits, QuotaScope, SyncKind
-from daemon.settings import OAuthProviderSettings
+from daemon.provider_settings import OAuthProviderSettings
 from simulator.inputs.distributions import Sampler
 from simulator.inputs.providers import GraphModel, ImapModel, ProviderModel
 from simulator.model.real_window import RealWindow, real_bucket

@@ -8,8 +8,8 @@ import time
 import httpx
 
 from daemon.oauth import Grant, MailboxTokens, OAuthClient, TokenCache
+from daemon.provider_settings import GmailSettings, GraphSettings
 from daemon.providers.base import Credentials
-from daemon.settings import GmailSettings, GraphSettings
 from tests.daemon.harness import MockServer
 
 

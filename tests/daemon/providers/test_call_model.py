@@ -12,11 +12,11 @@ import pytest
 
 from daemon.oauth import MailboxTokens, OAuthClient, TokenCache
 from daemon.policy import DEFAULT_FETCH, FetchShape, SyncKind, graph_listing_calls, sync_calls
+from daemon.provider_settings import GmailSettings, GraphSettings, OAuthProviderSettings
 from daemon.providers.base import Credentials, MailboxContext, Provider
 from daemon.providers.gmail import GmailProvider
 from daemon.providers.graph import GraphProvider
 from daemon.ratelimit import CountingGate
-from daemon.settings import GmailSettings, GraphSettings, OAuthProviderSettings
 from loadtest.mock_providers.config import MockConfig
 from loadtest.mock_providers.testing import MockHarness
 

@@ -12,10 +12,10 @@ import pytest
 from daemon.errors import RateLimited
 from daemon.oauth import MailboxTokens, OAuthClient, TokenCache
 from daemon.policy import SyncKind
+from daemon.provider_settings import GmailSettings
 from daemon.providers.base import Credentials, MailboxContext
 from daemon.providers.gmail import GmailProvider
 from daemon.ratelimit import CountingGate
-from daemon.settings import GmailSettings
 from loadtest.mock_providers.config import MockConfig
 from loadtest.mock_providers.testing import MockHarness
 

@@ -15,12 +15,12 @@ import pytest
 from daemon.errors import BadResponse, RateLimited
 from daemon.oauth import MailboxTokens, OAuthClient, TokenCache
 from daemon.policy import DEFAULT_FETCH, FetchShape, SyncKind, sync_calls
+from daemon.provider_settings import GraphSettings
 from daemon.providers import graph_batch
 from daemon.providers.base import Credentials, MailboxContext, SyncResult
 from daemon.providers.graph import GraphProvider
 from daemon.providers.httpclient import HttpClient, HttpClientLike
 from daemon.ratelimit import CountingGate
-from daemon.settings import GraphSettings
 from loadtest.mock_providers.config import MockConfig
 from loadtest.mock_providers.testing import MockHarness
 from tests.daemon.providers.http_servers import Server

@@ -16,11 +16,11 @@ import pytest
 from daemon.errors import BadResponse
 from daemon.oauth import MailboxTokens, OAuthClient, TokenCache
 from daemon.policy import SyncKind
+from daemon.provider_settings import GraphSettings
 from daemon.providers.base import Credentials, MailboxContext, SyncResult
 from daemon.providers.graph import GraphProvider
 from daemon.providers.graph_folders import SEARCH_FOLDER, parse_folder
 from daemon.ratelimit import CountingGate
-from daemon.settings import GraphSettings
 from daemon.store.mailboxes import MailboxStore
 from daemon.store.messages import apply_result
 from loadtest.mock_providers.config import MockConfig

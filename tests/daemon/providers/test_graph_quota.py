@@ -12,10 +12,10 @@ import pytest
 
 from daemon.oauth import MailboxTokens, OAuthClient, TokenCache
 from daemon.policy import SyncKind, get_quota_preset
+from daemon.provider_settings import GraphSettings
 from daemon.providers.base import Credentials, MailboxContext
 from daemon.providers.graph import GraphProvider
 from daemon.ratelimit import QuotaLimiters, account_key
-from daemon.settings import GraphSettings
 from loadtest.mock_providers.config import MockConfig
 from loadtest.mock_providers.testing import MockHarness
 

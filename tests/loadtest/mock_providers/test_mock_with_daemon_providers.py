@@ -13,11 +13,11 @@ import pytest
 
 from daemon.oauth import MailboxTokens, OAuthClient, TokenCache
 from daemon.policy import SyncKind
+from daemon.provider_settings import GmailSettings, GraphSettings, OAuthProviderSettings
 from daemon.providers.base import Credentials, MailboxContext, Provider
 from daemon.providers.gmail import GmailProvider
 from daemon.providers.graph import GraphProvider
 from daemon.ratelimit import CountingGate
-from daemon.settings import GmailSettings, GraphSettings, OAuthProviderSettings
 from loadtest.mock_providers.testing import MockHarness as Mock
 
 BASE = "http://mock.test"

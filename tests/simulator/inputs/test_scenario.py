@@ -12,7 +12,7 @@ import pytest
 from daemon import policy
 from daemon.errors import ConfigError
 from daemon.policy import DEFAULT_FETCH, FetchShape, SyncKind
-from daemon.settings import ImapSettings
+from daemon.provider_settings import ImapSettings
 from simulator.inputs.loader import load_scenario
 from simulator.inputs.scenario import Scenario
 from simulator.model.gate import ProviderRuntime
