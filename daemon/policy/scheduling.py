@@ -79,9 +79,10 @@ DueRow = tuple[int, float, float | None, bool]
 def assign_rows(
     batch: Iterable[DueRow], now: float, profile: Profile
 ) -> list[tuple[int, Tier, SyncKind]]:
-    """``assign_all``'s decisions as plain (mailbox id, tier, kind) tuples, for rows laid out
-    as ``DueMailbox``: the simulator claims thousands of mailboxes a minute, and a named
-    tuple costs more to build than the decision itself."""
+    """``[assign(m, now, profile) for m in batch]`` in one call, each decision a plain
+    (mailbox id, tier, kind) tuple, for rows laid out as ``DueMailbox``: the simulator
+    claims thousands of mailboxes a minute, and a named tuple costs more to build than the
+    decision itself."""
     low, normal = profile.low_after_h, profile.normal_after_h
     fresh = profile.incremental_threshold_h
     high_t, normal_t, low_t = Tier.HIGH, Tier.NORMAL, Tier.LOW
@@ -99,12 +100,6 @@ def assign_rows(
         kind = incr if cursor and hours < fresh else full
         out.append((mid, tier, kind))
     return out
-
-
-def assign_all(batch: Iterable[DueMailbox], now: float, profile: Profile) -> list[Assignment]:
-    """``[assign(m, now, profile) for m in batch]`` in one call: the same decisions, for a
-    caller that assigns many mailboxes at once."""
-    return [Assignment._make(a) for a in assign_rows(batch, now, profile)]
 
 
 def plan_cycle(due: Iterable[DueMailbox], now: float, profile: Profile) -> list[Assignment]:

@@ -94,7 +94,7 @@ def test_simulator_scheduler_matches_the_pure_policy(
 
 
 @pytest.mark.parametrize("profile_name", ["plan-b", "original"])
-def test_assign_all_decides_as_assign_one_by_one(profile_name: str) -> None:
+def test_assign_rows_decides_as_assign_one_by_one(profile_name: str) -> None:
     # The simulator's claim assigns a whole batch at once; every age on and around each
     # threshold (tier and sync kind), never synced, with and without a cursor.
     profile = policy.get_profile(profile_name)
@@ -107,10 +107,10 @@ def test_assign_all_decides_as_assign_one_by_one(profile_name: str) -> None:
             (age, cursor) for age in [None, *ages, -30.0] for cursor in (True, False)
         )
     ]
-    got = policy.assign_all(batch, now, profile)
-    assert got == [policy.assign(m, now, profile) for m in batch]
-    assert {a.tier for a in got} == set(policy.TIERS)
-    assert {a.kind for a in got} == set(policy.SyncKind)
+    got = policy.assign_rows(batch, now, profile)
+    assert got == [tuple(policy.assign(m, now, profile)) for m in batch]
+    assert {tier for _, tier, _ in got} == set(policy.TIERS)
+    assert {kind for _, _, kind in got} == set(policy.SyncKind)
 
 
 def test_batches_are_capped_and_ordered_by_due_then_id() -> None:
