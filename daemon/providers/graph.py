@@ -30,7 +30,7 @@ from daemon.providers.graph_folders import (
     root_list_url,
     selection,
 )
-from daemon.providers.http import HttpProvider
+from daemon.providers.http import Again, HttpProvider
 from daemon.providers.httpclient import HttpResponse
 
 _SELECT = (
@@ -60,11 +60,11 @@ class GraphProvider(HttpProvider):
         return selection(mailbox.config, default)
 
     async def _keys(
-        self, mailbox: MailboxContext, chosen: str | list[str], root: HttpResponse | None
+        self, mailbox: MailboxContext, chosen: str | list[str], root: HttpResponse | Again | None
     ) -> list[str]:
         """Keys of the folders to sync: folder ids of the listed tree (``root``: the root
-        list's first page when a batch already brought it), or the configured names / ids
-        as given (no listing calls)."""
+        list's first page when a batch already brought it, or how to ask again), or the
+        configured names / ids as given (no listing calls)."""
         if chosen == WHOLE_MAILBOX:
             page = self._shape.graph_folder_page
             found = await list_folders(self._api, mailbox, self._base, page, root)
@@ -83,13 +83,14 @@ class GraphProvider(HttpProvider):
 
     async def _lead(
         self, mailbox: MailboxContext, links: Mapping[str, str]
-    ) -> tuple[HttpResponse | None, dict[str, HttpResponse]]:
+    ) -> tuple[HttpResponse | Again, dict[str, HttpResponse]]:
         """The root folder list and the first delta pages of the folders synced last time,
         in one JSON batch: a sync whose folders did not change is this one HTTP request.
 
-        Returns the list's answer (None when it must be asked again on its own: throttled,
-        token refused, server error) and the delta answers by folder, not yet judged. A
-        folder that is no longer listed has its answer dropped (its call stays charged).
+        Returns the list's answer (or, when it must be asked again on its own: throttled,
+        token refused, server error, how: its wait is taken here) and the delta answers by
+        folder, not yet judged. A folder that is no longer listed has its answer dropped
+        (its call stays charged).
         """
         page = self._shape.graph_folder_page
         lead = graph_batch.relative(root_list_url(self._base, page), self._base) or ""
@@ -104,7 +105,7 @@ class GraphProvider(HttpProvider):
             return listed, answers
         if again.wait_s > 0:
             await self._sleep(again.wait_s)
-        return None, answers
+        return again, answers
 
     async def sync(
         self, mailbox: MailboxContext, kind: SyncKind, cursor: Mapping[str, Any] | None
@@ -119,7 +120,7 @@ class GraphProvider(HttpProvider):
             await mailbox.gate.reserve(
                 {LIST_METHOD: 1 if chosen == WHOLE_MAILBOX else 0, WHAT: len(links)}
             )
-        root: HttpResponse | None = None
+        root: HttpResponse | Again | None = None
         first: dict[str, HttpResponse] = {}
         ahead = self._batchable(links) if kind is SyncKind.INCREMENTAL else {}
         if chosen == WHOLE_MAILBOX and ahead and self._shape.graph_batch > 1:

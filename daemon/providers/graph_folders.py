@@ -20,7 +20,7 @@ from urllib.parse import quote
 from daemon.errors import BadResponse, PermanentError
 from daemon.provider_settings import WHOLE_MAILBOX, check_graph_folders
 from daemon.providers.base import MailboxContext
-from daemon.providers.http import ApiClient, field, json_object
+from daemon.providers.http import Again, ApiClient, field, json_object
 from daemon.providers.httpclient import HttpResponse
 
 SEARCH_FOLDER = "#microsoft.graph.mailSearchFolder"
@@ -79,12 +79,13 @@ async def list_folders(
     mailbox: MailboxContext,
     base: str,
     page: int,
-    root: HttpResponse | None = None,
+    root: HttpResponse | Again | None = None,
 ) -> list[GraphFolder]:
     """Every visible, non-search mail folder of the mailbox, parents before children.
 
     ``root``: the answer to ``root_list_url`` when it was already fetched (inside a delta
-    batch); further pages and child levels are fetched here."""
+    batch), or how to send it again when that answer said so; further pages and child
+    levels are fetched here."""
     out: list[GraphFolder] = []
     seen: set[str] = set()
     # (URL of a level's first page, quota method, path of the level's parent)
@@ -110,10 +111,11 @@ async def _level(
     mailbox: MailboxContext,
     url: str,
     method: str,
-    first: HttpResponse | None = None,
+    first: HttpResponse | Again | None = None,
 ) -> list[tuple[str, str, int, bool]]:
-    """All pages of one folder list (its first page ``first`` when already fetched); empty
-    when the parent vanished since it was listed."""
+    """All pages of one folder list (its first page ``first`` when already fetched, or
+    already sent once and to go again); empty when the parent vanished since it was
+    listed."""
     out: list[tuple[str, str, int, bool]] = []
     visited: set[str] = set()
     while True:
@@ -121,10 +123,11 @@ async def _level(
         # A folder deleted after its parent's list named it: no children to sync. (The root
         # list has no such excuse; its 404 is the mailbox's and fails the sync.)
         gone = (404,) if method == _CHILDREN else ()
-        if first is not None:
-            resp, first = first, None
+        if first is None or isinstance(first, Again):
+            resp = await api.call(mailbox, method, "GET", url, pass_through=gone, resumed=first)
         else:
-            resp = await api.call(mailbox, method, "GET", url, pass_through=gone)
+            resp = first
+        first = None
         if resp.status_code == 404:
             return out
         body = json_object(resp, "graph", method)

@@ -193,15 +193,19 @@ class ApiClient:
         ok: tuple[int, ...] = (200,),
         pass_through: tuple[int, ...] = (),
         riders: Mapping[str, int] | None = None,
+        resumed: Again | None = None,
     ) -> HttpResponse:
         """One logical call; returns a response whose status is in ``ok`` or ``pass_through``.
 
         ``method`` names the quota method (``history.list``); ``count`` the quota calls it
         carries (inner calls of a batch); ``riders`` inner calls of other methods in the
-        same batch (``{method: count}``), charged with it at every send.
+        same batch (``{method: count}``), charged with it at every send. ``resumed``: the
+        request was already sent once inside a batch and judged to go again (its wait
+        already taken), so that send counts towards the retries and a refused token is
+        refreshed before this one.
         """
-        refreshed = force = False
-        attempt = 0
+        refreshed = force = resumed is not None and resumed.refresh
+        attempt = 0 if resumed is None else 1
         while True:
             attempt += 1
             await mailbox.gate.acquire(method, count)

@@ -5,7 +5,7 @@ inner answer (429 with Retry-After, 410, 5xx) handled as the same answer on its 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -281,14 +281,22 @@ async def test_garbage_batch_over_real_http_fails_the_sync_storing_nothing(
             )
 
 
-class _ListThrottledOnce:
-    """Graph as the mock serves it, except that the first batch carrying the root folder
-    list answers that inner request 429 with ``Retry-After: 2`` (Graph throttles inner
-    requests one by one; the others keep their answers)."""
+class _ListRefused:
+    """Graph as the mock serves it, except that the root folder list's first ``times``
+    sends (inside a batch or alone) are answered ``status`` with ``headers``; Graph judges
+    inner requests one by one, so the batch's other answers stand. Records the access
+    token each send of the list carried."""
 
-    def __init__(self, inner: HttpClientLike) -> None:
+    def __init__(
+        self, inner: HttpClientLike, status: int, headers: dict[str, str], times: int
+    ) -> None:
         self._inner = inner
-        self.throttled = 0
+        self._status, self._headers, self._times = status, headers, times
+        self.tokens: list[str] = []
+
+    def _refuse(self, headers: Mapping[str, str]) -> bool:
+        self.tokens.append(headers["Authorization"])
+        return len(self.tokens) <= self._times
 
     async def request(
         self,
@@ -302,13 +310,16 @@ class _ListThrottledOnce:
         resp = await self._inner.request(
             method, url, params=params, headers=headers, content=content
         )
-        if not url.endswith("/$batch") or self.throttled:
+        if "/me/mailFolders?$top=" in url:
+            if self._refuse(headers):
+                return httpx.Response(self._status, headers=self._headers, json={})
+            return resp
+        if not url.endswith("/$batch"):
             return resp
         body = resp.json()
         for answer in body["responses"]:
-            if answer["id"] == "folders":
-                answer.update(status=429, headers={"Retry-After": "2"}, body=None)
-                self.throttled += 1
+            if answer["id"] == "folders" and self._refuse(headers):
+                answer.update(status=self._status, headers=self._headers, body=None)
         return httpx.Response(200, json=body)
 
     async def post(self, url: str, *, data: Any = None) -> Any:
@@ -331,14 +342,37 @@ async def test_root_list_rides_in_the_first_batch_and_goes_alone_when_throttled(
     )
 
     mock.sleep.delays.clear()
-    throttling = _ListThrottledOnce(mock.client)
+    throttling = _ListRefused(mock.client, 429, {"Retry-After": "2"}, times=1)
     again = await _sync(mock, creds, SyncKind.INCREMENTAL, cursor, http=throttling)
     _same(again.result, plain.result)
-    assert throttling.throttled == 1 and again.gate.throttle_events == 1
+    assert len(throttling.tokens) == 2 and again.gate.throttle_events == 1
     # The list waited its Retry-After, then went on its own, charged again.
     assert mock.sleep.delays[:1] == [2.0]
     assert again.gate.requests["mailFolders.list"] == 1
     assert again.gate.by_method["mailFolders.list"] == 2
+
+
+async def test_root_list_sent_in_the_lead_batch_counts_towards_its_retries(
+    mock: MockHarness,
+) -> None:
+    creds, cursor = await _changed_mailbox(mock)
+    retries = _settings(f"{BASE}/v1.0").max_call_retries
+    always = _ListRefused(mock.client, 429, {"Retry-After": "1"}, times=100)
+    with pytest.raises(RateLimited):
+        await _sync(mock, creds, SyncKind.INCREMENTAL, cursor, http=always)
+    # The send in the batch and max_call_retries more alone, as for a list sent alone.
+    assert len(always.tokens) == 1 + retries
+
+
+async def test_root_list_refused_token_in_the_lead_batch_goes_again_with_a_fresh_one(
+    mock: MockHarness,
+) -> None:
+    creds, cursor = await _changed_mailbox(mock)
+    plain = await _sync(mock, creds, SyncKind.INCREMENTAL, cursor, UNBATCHED)
+    refused = _ListRefused(mock.client, 401, {}, times=1)
+    again = await _sync(mock, creds, SyncKind.INCREMENTAL, cursor, http=refused)
+    _same(again.result, plain.result)
+    assert len(refused.tokens) == 2 and refused.tokens[0] != refused.tokens[1]
 
 
 async def test_folder_deleted_since_the_last_sync_drops_its_early_page(
