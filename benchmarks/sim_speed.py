@@ -17,12 +17,17 @@ or slows down during the run is bracketed.
 A ratio of R means one simulated job costs as much as R bare SimPy timeouts; on a machine
 where the bare loop takes B seconds for those timeouts, the model takes about R x B.
 
+With ``--compiled`` the event model runs compiled with mypyc (``python -m simulator.compiled``
+builds it into ``build/compiled``; a build older than the sources is refused): the process
+starts again with that build first on its path. The bare loop is SimPy's own code either way.
+
 With ``--profile N`` the event run is made under cProfile instead (no bare loop, no fast
 path) and the N functions with the most time of their own are printed with their share
 of the run: the "where the time goes" tables of ``docs/simulator.md`` (cProfile adds a
 fixed cost per call, so functions called very often look more expensive than they are).
 
     python benchmarks/sim_speed.py [--hours 24] [--mailboxes 10000] [--configs N] [--skip-event]
+    python benchmarks/sim_speed.py --compiled --configs 1000
     python benchmarks/sim_speed.py --hours 2 --profile 12
 """
 
@@ -30,7 +35,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
+import sys
 import time
 from collections.abc import Generator
 from typing import Any
@@ -38,6 +45,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from simulator import compiled
 from simulator.fast.analytic import evaluate, job_profile
 from simulator.inputs.catalogue import load_catalogue
 from simulator.inputs.loader import load_scenario
@@ -124,7 +132,11 @@ def event_run(hours: float, mailboxes: int, processes: int) -> None:
     # The bare loop's time for the model's jobs at the mean of both measured speeds.
     bwall = (pre_wall / PRE_TIMEOUTS + post_wall / jobs) / 2 * jobs
     bcpu = (pre_cpu / PRE_TIMEOUTS + post_cpu / jobs) / 2 * jobs
-    print(f"event simulation: {hours:g} h x {mailboxes} mailboxes, {processes} processes")
+    model = "compiled with mypyc" if compiled.is_compiled() else "plain Python"
+    print(
+        f"event simulation: {hours:g} h x {mailboxes} mailboxes, {processes} processes;"
+        f" model {model}"
+    )
     print(f"  model wall {wall:.1f} s, cpu {cpu:.1f} s")
     print(
         f"  jobs {jobs:,} ({window_jobs:,.0f} after warm-up, {syncs:,.0f} successful syncs);"
@@ -181,7 +193,16 @@ def main() -> None:
     ap.add_argument("--configs", type=int, default=1_000_000)
     ap.add_argument("--skip-event", action="store_true")
     ap.add_argument("--profile", type=int, default=0, metavar="N")
+    ap.add_argument("--compiled", action="store_true", help="the event model built by mypyc")
     a = ap.parse_args()
+    if a.compiled and not compiled.is_compiled():
+        why = compiled.stale()
+        if why:
+            raise SystemExit(why)
+        path = os.pathsep.join(
+            filter(None, [str(compiled.DEFAULT_OUT), os.environ.get("PYTHONPATH")])
+        )
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONPATH": path})
     if a.profile:
         profile_run(a.hours, a.mailboxes, a.processes, a.profile)
         return

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import simpy
 
-from simulator.inputs.distributions import Distribution, Sampler
+from simulator.inputs.distributions import Distribution
+from simulator.model.sampler import Sampler
 from simulator.model.station import Station
 
 

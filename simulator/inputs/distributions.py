@@ -1,8 +1,9 @@
-"""Probability distributions of the scenario model, their moments and fast block samplers.
+"""Probability distributions of the scenario model, their moments and block draws.
 
 A scenario names a distribution as a small mapping (``{kind: lognormal, mean: 0.15,
-sigma: 0.5}``); the simulator draws from it through a ``Sampler`` that fills numpy blocks,
-because one numpy call per scalar draw would dominate the event loop.
+sigma: 0.5}``); the simulator draws from it through ``simulator.model.sampler.Sampler``,
+which fills numpy blocks, because one numpy call per scalar draw would dominate the event
+loop.
 """
 
 from __future__ import annotations
@@ -122,33 +123,3 @@ def draw(d: Distribution, rng: np.random.Generator, n: int) -> np.ndarray:
     if isinstance(d, Uniform):
         return rng.uniform(d.low, d.high, n)
     return rng.choice(np.asarray(d.samples, dtype=float), n)
-
-
-class Sampler:
-    """Scalar draws served from pre-drawn numpy blocks (about 10x cheaper than per-call numpy)."""
-
-    __slots__ = ("_block", "_buf", "_dist", "_i", "_rng", "constant")
-
-    def __init__(self, dist: Distribution, rng: np.random.Generator, block: int = 8192) -> None:
-        self._dist = dist
-        self._rng = rng
-        self._block = block
-        self._buf: list[float] = []
-        self._i = 0
-        # Constant draws skip the buffer entirely.
-        self.constant: float | None = dist.value if isinstance(dist, Constant) else None
-
-    def __call__(self) -> float:
-        if self.constant is not None:
-            return self.constant
-        i = self._i
-        if i >= len(self._buf):
-            self._buf = draw(self._dist, self._rng, self._block).tolist()
-            i = 0
-        self._i = i + 1
-        return self._buf[i]
-
-    @property
-    def mean(self) -> float:
-        """Expected value of the underlying distribution."""
-        return mean(self._dist)

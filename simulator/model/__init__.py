@@ -4,10 +4,10 @@
 loop), ``lifecycle`` (a job's start, request walk and end) and ``plain`` (the common
 incremental sync in one step), ``station`` (a multi-server station with priority classes),
 ``job``, ``general_walk``, ``gate`` and ``real_window`` (a sync's requests through the quota
-gates of one provider, and the real provider's own window), ``mailboxes`` (mailbox state and
-the scheduler's claim), ``tokens`` and ``imap_pool`` (per-process caches and pools),
-``metrics`` (what a replication measures) and ``resources`` (CPU, RAM, stores and cost from
-what was measured).
+gates of one provider, and the real provider's own window), ``sampler`` (draws served from
+numpy blocks), ``mailboxes`` (mailbox state and the scheduler's claim), ``tokens`` and
+``imap_pool`` (per-process caches and pools), ``metrics`` (what a replication measures) and
+``resources`` (CPU, RAM, stores and cost from what was measured).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         store_memory,
         tiers_for_runs,
     )
+    from simulator.model.sampler import Sampler
     from simulator.model.station import Station, TierPools
     from simulator.model.tokens import refresh_share
 
@@ -77,6 +78,7 @@ _WHERE = {
     "REDIS_BYTES_PER_KEPT_JOB": "resources",
     "REUSE": "gate",
     "Request": "gate",
+    "Sampler": "sampler",
     "RunMetrics": "metrics",
     "Simulation": "engine",
     "Station": "station",
@@ -116,6 +118,7 @@ __all__ = [
     "ProviderRuntime",
     "Request",
     "RunMetrics",
+    "Sampler",
     "Simulation",
     "Station",
     "TierPools",

@@ -18,9 +18,9 @@ from daemon import policy
 from daemon.gcra import Gcra, split_cost
 from daemon.policy import ProviderLimits, QuotaScope, SyncKind
 from daemon.provider_settings import OAuthProviderSettings
-from simulator.inputs.distributions import Sampler
 from simulator.inputs.providers import GraphModel, ImapModel, ProviderModel
 from simulator.model.real_window import RealWindow, real_bucket
+from simulator.model.sampler import Sampler
 
 # The daemon retries a throttled request in the sync this many times, and only when the
 # Retry-After is at most this long: its settings' defaults, read rather than repeated.

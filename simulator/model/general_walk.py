@@ -13,6 +13,7 @@ from collections.abc import Generator
 from typing import Any
 
 import simpy
+from mypy_extensions import trait
 
 from daemon.gcra import split_cost
 from daemon.policy import ErrorKind, SyncKind
@@ -22,6 +23,7 @@ from simulator.model.job import Job, Stop, Walk
 from simulator.model.metrics import Recorder
 
 
+@trait
 class GeneralWalk:
     """Request walks of the general case; expects the simulation's clock, recorder and
     finish hook."""

@@ -16,6 +16,7 @@ from itertools import accumulate
 from typing import NamedTuple
 
 import simpy
+from mypy_extensions import trait
 
 from daemon.gcra import Gcra
 from daemon.policy import ErrorKind, SyncKind, quota_deferral
@@ -201,6 +202,7 @@ def _walk_buckets(
     return t, units, calls, gate_wait, None
 
 
+@trait
 class JobWalk:
     """The short request walk of a job (see the module's docstring); expects the
     simulation's clock and recorder."""

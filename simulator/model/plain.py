@@ -17,9 +17,10 @@ the general path.
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import simpy
+from mypy_extensions import trait
 from simpy.events import NORMAL
 
 from daemon.gcra import Gcra
@@ -125,6 +126,7 @@ def plans_for(
     return plan(reqs), plan(pv.with_token(reqs))
 
 
+@trait
 class PlainJob:
     """The plain job's start-to-end step, mixed into ``engine.Simulation`` (see the module's
     docstring); expects the simulation's state as ``JobLife`` does."""
@@ -139,20 +141,20 @@ class PlainJob:
     _on_end: Callbacks
     _costs: tuple[float, float, float, float, float, float]
 
-    if TYPE_CHECKING:
-        # ``JobLife._step``: a job an app-wide gate would delay, stepped from now.
-        def _step(
-            self,
-            job: Job,
-            pv: ProviderRuntime,
-            reqs: tuple[Request, ...],
-            n: int,
-            fail: ErrorKind | None,
-            kind: SyncKind,
-            stored: int,
-            first: int,
-            proc: int,
-        ) -> None: ...
+    def _step(
+        self,
+        job: Job,
+        pv: ProviderRuntime,
+        reqs: tuple[Request, ...],
+        n: int,
+        fail: ErrorKind | None,
+        kind: SyncKind,
+        stored: int,
+        first: int,
+        proc: int,
+    ) -> None:
+        """A job an app-wide gate would delay, stepped from now (``JobLife._step``)."""
+        raise NotImplementedError
 
     def _plans(
         self, pv: ProviderRuntime, memo: PlanMemo, reqs: tuple[Request, ...]
