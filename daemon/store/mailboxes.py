@@ -7,7 +7,6 @@ several hosts can share one database.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,11 +43,13 @@ WHERE m.id = a.id
 RETURNING m.id, m.run_seq, m.tier, m.kind
 """
 
+# The run's fencing token is drawn by PostgreSQL (gen_random_uuid, version 4 from its strong
+# random source): one parameter fewer to encode and no uuid4 in the worker per sync.
 _START = """
 UPDATE mailboxes AS m
-SET state = 'running', run_token = $3, started_at = $4, updated_at = $4
+SET state = 'running', run_token = gen_random_uuid(), started_at = $3, updated_at = $3
 WHERE m.id = $1 AND m.run_seq = $2 AND m.state IN ('queued', 'running') AND m.status = 'active'
-RETURNING m.id, m.tenant_id, m.provider, m.address, m.config, m.credentials,
+RETURNING m.id, m.tenant_id, m.provider, m.address, m.config, m.credentials, m.run_token,
           m.credentials_rev, m.cursor, m.kind, m.tier, m.failure_count, m.queued_at,
           COALESCE(m.sync_interval_s, (SELECT t.sync_interval_s FROM tenants t
                                        WHERE t.id = m.tenant_id)) AS interval_s
@@ -344,8 +345,7 @@ class MailboxStore:
 
     async def start_run(self, mailbox_id: int, run_seq: int, now: float) -> RunStart | None:
         """Mark the run started; ``None`` when the job is stale (newer run, deleted, parked)."""
-        token = uuid.uuid4()
-        row = await self.pool.fetchrow(_START, mailbox_id, run_seq, token, ts(now))
+        row = await self.pool.fetchrow(_START, mailbox_id, run_seq, ts(now))
         if row is None:
             return None
         return RunStart(
@@ -361,7 +361,7 @@ class MailboxStore:
             tier=Tier(row["tier"]),
             failure_count=row["failure_count"],
             interval_s=row["interval_s"],
-            run_token=token,
+            run_token=row["run_token"],
             started_at=now,
             queued_at=epoch(row["queued_at"]),
         )
