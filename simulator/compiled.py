@@ -9,7 +9,10 @@ uses it when that folder comes first on its path::
 
     python -m simulator.compiled               # or: make compiled
     PYTHONPATH=build/compiled mailsync report
-    python benchmarks/sim_speed.py --compiled  # refuses a build older than the sources
+    python benchmarks/sim_speed.py --compiled
+
+A build older than its sources refuses to run (``refuse_stale``, called as the model's
+package loads), so a forgotten rebuild cannot run code the sources no longer hold.
 
 The same seed gives the same results compiled or not (``tests/simulator/test_compiled.py``);
 nothing else changes, so a build is optional and the plain sources are what is developed.
@@ -44,6 +47,7 @@ MODULES = (
     "daemon/policy/scheduling.py",
 )
 MANIFEST = "SOURCES.json"
+_REBUILD = "run `python -m simulator.compiled`"
 
 
 def sources(root: Path) -> dict[str, str]:
@@ -56,22 +60,35 @@ def sources(root: Path) -> dict[str, str]:
     return out
 
 
-def stale(out: Path = DEFAULT_OUT, root: Path = ROOT) -> str | None:
-    """Why the build in ``out`` is not of the current sources, or None when it is."""
+def stale(out: Path = DEFAULT_OUT, root: Path | None = None) -> str | None:
+    """Why the build in ``out`` is not of the current sources in ``root`` (by default the
+    folder it was built from), or None when it is."""
     manifest = out / MANIFEST
     if not manifest.is_file():
-        return f"no compiled model in {out}: run `python -m simulator.compiled`"
-    built = json.loads(manifest.read_text())
+        return f"no compiled model in {out}: {_REBUILD}"
+    recorded = json.loads(manifest.read_text())
+    if not isinstance(recorded, dict) or not {"files", "root"} <= recorded.keys():
+        return f"the compiled model in {out} has no readable manifest: {_REBUILD}"
+    built: dict[str, str] = recorded["files"]
+    root = root or Path(recorded["root"])
     now = sources(root)
     changed = sorted(set(built) ^ set(now) | {k for k in built.keys() & now if built[k] != now[k]})
     if changed:
         shown = ", ".join(changed[:3]) + (
             f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         )
-        return (
-            f"the compiled model in {out} is older than {shown}: run `python -m simulator.compiled`"
-        )
+        return f"the compiled model in {out} is older than {shown} in {root}: {_REBUILD}"
     return None
+
+
+def refuse_stale(package_init: str) -> None:
+    """Raise ``RuntimeError`` when the package whose ``__init__`` is ``package_init`` (two
+    levels under a build's folder) belongs to a build older than its sources: a process
+    started with ``PYTHONPATH=build/compiled`` must not run code the sources no longer
+    hold. Outside a build, nothing to check."""
+    out = Path(package_init).resolve().parents[2]
+    if (out / MANIFEST).is_file() and (why := stale(out)):
+        raise RuntimeError(why)
 
 
 def is_compiled() -> bool:
@@ -104,7 +121,8 @@ def build(out: Path = DEFAULT_OUT, root: Path = ROOT) -> float:
         raise SystemExit(f"mypyc failed (exit {done.returncode}):\n{tail}")
     shutil.rmtree(out / "build", ignore_errors=True)
     # Written last: a build that stopped half way has no manifest and is not used.
-    (out / MANIFEST).write_text(json.dumps(sources(out), indent=1, sort_keys=True))
+    manifest = {"root": str(root), "files": sources(out)}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return time.perf_counter() - t0
 
 

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from simulator.compiled import refuse_stale
 from simulator.exports import lazy
+
+# Inside a compiled build (``simulator.compiled``), never older than the sources.
+refuse_stale(__file__)
 
 if TYPE_CHECKING:
     from simulator.model.engine import JobTrace, Mode, Simulation

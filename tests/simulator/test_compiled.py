@@ -32,12 +32,19 @@ def test_a_build_knows_when_its_sources_changed(build: Path, tmp_path: Path) -> 
         (root / pkg).mkdir(parents=True)
         (root / pkg / "__init__.py").write_text("")
     out = tmp_path / "out"
-    assert "no compiled model" in (compiled.stale(out, root) or "")
-    out.mkdir()
-    (out / compiled.MANIFEST).write_text(json.dumps(compiled.sources(root)))
-    assert compiled.stale(out, root) is None
+    assert "no compiled model" in (compiled.stale(out) or "")
+    (out / "simulator" / "model").mkdir(parents=True)
+    manifest = {"root": str(root), "files": compiled.sources(root)}
+    (out / compiled.MANIFEST).write_text(json.dumps(manifest))
+    assert compiled.stale(out) is None
+    init = str(out / "simulator" / "model" / "__init__.py")
+    compiled.refuse_stale(init)
     (root / "simulator" / "__init__.py").write_text("# edited\n")
-    assert "older than simulator/__init__.py" in (compiled.stale(out, root) or "")
+    assert "older than simulator/__init__.py" in (compiled.stale(out) or "")
+    with pytest.raises(RuntimeError, match="older than simulator/__init__.py"):
+        compiled.refuse_stale(init)
+    # Outside a build (no manifest above the package), nothing to refuse.
+    compiled.refuse_stale(str(root / "simulator" / "model" / "__init__.py"))
 
 
 def test_compiled_model_gives_the_same_results_bit_for_bit(build: Path) -> None:
