@@ -11,7 +11,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from loadtest.dovecot.messages import generate_mailbox
 from loadtest.dovecot.server import DovecotServer, scratch_dir
 from loadtest.run import services, settings
 from loadtest.run.plan import LoadPlan, MailboxPlan
+from loadtest.run.roster import ImapEndpoint, Roster, mock_mailboxes_body, tenants_body
 from loadtest.run.services import Child, ServiceError, free_port, python, wait_for
 
 # Arrival dates of provisioned IMAP mail: one year up to a fixed instant (repeatable data).
@@ -39,29 +40,6 @@ class StackOptions:
     keep: bool = False
     warmup_quota_scale: float = 100.0
     warmup_timeout_s: float = 3600.0
-
-
-@dataclass
-class Roster:
-    """Database ids of what was registered: tenant index -> id, mailbox index -> id."""
-
-    tenant_ids: dict[int, int] = field(default_factory=dict)
-    mailbox_ids: dict[int, int] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain data."""
-        return {
-            "tenant_ids": {str(k): v for k, v in self.tenant_ids.items()},
-            "mailbox_ids": {str(k): v for k, v in self.mailbox_ids.items()},
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Roster:
-        """The inverse of ``to_json``."""
-        return cls(
-            {int(k): int(v) for k, v in data["tenant_ids"].items()},
-            {int(k): int(v) for k, v in data["mailbox_ids"].items()},
-        )
 
 
 class Stack:
@@ -261,27 +239,6 @@ class Stack:
 
     # --- registration and warm-up ------------------------------------------------------------
 
-    def _mailbox_body(self, m: MailboxPlan, creds: dict[str, Any]) -> dict[str, Any]:
-        if m.provider != "imap":
-            return {
-                "provider": m.provider,
-                "address": m.address,
-                "credentials": {"refresh_token": creds[m.address]},
-            }
-        return {
-            "provider": "imap",
-            "address": m.address,
-            "credentials": {"password": m.password},
-            "config": {
-                "host": "127.0.0.1",
-                "port": self.proxy_port,
-                "tls": "implicit",
-                "username": m.username,
-                "auth": "password",
-                "folders": settings.imap_folders(self.plan.scenario),
-            },
-        }
-
     def register(self, provider: str | None = None) -> None:
         """Create the mock's mailboxes and register the tenants (of one provider, or all)
         and their mailboxes with the daemon."""
@@ -289,24 +246,14 @@ class Stack:
         chosen = {t.index for t in self.plan.tenants if provider is None or t.provider == provider}
         http_boxes = [m for m in self.plan.mailboxes if m.provider != "imap" and m.tenant in chosen]
         for i in range(0, len(http_boxes), 5000):
-            chunk = http_boxes[i : i + 5000]
-            body = {
-                "mailboxes": [
-                    {
-                        "provider": m.provider,
-                        "address": m.address,
-                        "messages": m.size,
-                        "seed": m.index,
-                    }
-                    for m in chunk
-                ]
-            }
+            body = mock_mailboxes_body(http_boxes[i : i + 5000])
             r = httpx.post(f"{self.mock_url}/_mock/mailboxes/bulk", json=body, timeout=300)
             if r.status_code != 201:
                 raise ServiceError(f"creating mock mailboxes failed: {r.text[:300]}")
             creds.update({c["address"]: c["refresh_token"] for c in r.json()})
         by_index = {m.index: m for m in self.plan.mailboxes}
         tenants = [t for t in self.plan.tenants if t.index in chosen]
+        imap = ImapEndpoint(self.proxy_port, settings.imap_folders(self.plan.scenario))
         batch = 200
         with (
             self.api() as api,
@@ -314,26 +261,10 @@ class Stack:
         ):
             for i in range(0, len(tenants), batch):
                 chunk = tenants[i : i + batch]
-                body = {
-                    "tenants": [
-                        {
-                            "name": t.name,
-                            "sync_interval_s": t.interval_s,
-                            "mailboxes": [
-                                self._mailbox_body(by_index[j], creds) for j in t.mailboxes
-                            ],
-                        }
-                        for t in chunk
-                    ]
-                }
-                r = api.post("/tenants/bulk", json=body)
+                r = api.post("/tenants/bulk", json=tenants_body(chunk, by_index, creds, imap))
                 if r.status_code != 201:
                     raise ServiceError(f"registering tenants failed: {r.text[:300]}")
-                for t, made in zip(chunk, r.json(), strict=True):
-                    self.roster.tenant_ids[t.index] = int(made["id"])
-                    ids = {row["address"]: int(row["id"]) for row in made["mailboxes"]}
-                    for j in t.mailboxes:
-                        self.roster.mailbox_ids[j] = ids[by_index[j].address]
+                self.roster.record(chunk, r.json(), by_index)
                 bar.update(len(chunk))
 
     def warm_up(self) -> float:
