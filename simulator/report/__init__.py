@@ -1,9 +1,9 @@
 """``mailsync report``: the capacity report and its sections.
 
-``plan_b`` (the Plan B report, or a report on given scenarios), ``fast`` (``--fast``: the fast
-path only), ``summary`` (the first screen), ``sections``, ``plan_sections`` and
-``pool_sections`` (the page's parts), ``claims`` and ``plan_claims`` (the plan's figures
-checked under both assumptions).
+``plan_b`` (the Plan B report, or a report on given scenarios) and ``plan_runs`` (what it
+simulates), ``fast`` (``--fast``: the fast path only), ``summary`` (the first screen),
+``sections``, ``plan_sections`` and ``pool_sections`` (the page's parts), ``claims`` and
+``plan_claims`` (the plan's figures checked under both assumptions).
 """
 
 from __future__ import annotations

@@ -24,10 +24,17 @@ from simulator.checks.validation import Agreement, compare
 from simulator.inputs.calibration import apply as apply_calibration
 from simulator.inputs.calibration import load_calibration
 from simulator.inputs.loader import load_scenario, shipped_scenarios
-from simulator.inputs.scenario import Scenario, plan_job_time
+from simulator.inputs.scenario import Scenario
 from simulator.render import html as h
 from simulator.report import claims, plan_claims
 from simulator.report.claims import Check
+from simulator.report.plan_runs import (
+    CapacityTable,
+    capacity_tables,
+    dynamics_scenarios,
+    onboarding,
+    report_presets,
+)
 from simulator.report.plan_sections import (
     agreement_html,
     claims_html,
@@ -44,11 +51,9 @@ from simulator.runs import frames, run_cost, sequential
 from simulator.runs.frames import capacity_frame, records
 from simulator.runs.results import ScenarioResult, results_frame
 from simulator.runs.runner import run_many
-from simulator.runs.sweep import capacity_table, verification, verified
+from simulator.runs.sweep import verification, verified
 
 log = structlog.get_logger(__name__)
-# (base scenario, label, capacity table, configurations tried) of one capacity table.
-CapacityTable = tuple[Scenario, str, list[dict[str, Any]], int]
 
 
 @dataclass(frozen=True)
@@ -101,93 +106,6 @@ def jsonable(x: Any) -> Any:
     return x
 
 
-def _timeline(base: Scenario, name: str, hours: float, changes: dict[str, Any]) -> Scenario:
-    return base.updated(
-        {
-            "name": name,
-            "run.horizon_s": hours * 3600,
-            "run.warmup_s": 0.0,
-            "run.replications": 1,
-            "run.sample_interval_s": 300.0,
-            "run.drain": False,
-            **changes,
-        }
-    )
-
-
-def dynamics_scenarios(presets: Sequence[Scenario], quick: bool) -> list[Scenario]:
-    """Overload (10 s jobs, 2,400 tenants on ``original``) and recovery from outages just
-    past and just short of the profile's ``normal_after_h``."""
-    original = next(s for s in presets if s.daemon.profile == "original")
-    planb = next(s for s in presets if s.name == "plan-b-1000")
-    after = planb.profile().normal_after_h
-    return [
-        _timeline(
-            original,
-            "overload-2400-original",
-            4.0 if quick else 12.0,
-            {**plan_job_time(claims.PLAN_JOB_S), "population.tenants": 2400},
-        ),
-        _timeline(
-            planb,
-            f"outage-{after + 2:g}h-plan-b",
-            18.0 if quick else 24.0,
-            {"population.initial": "stale", "population.stale_h": after + 2},
-        ),
-        _timeline(
-            planb,
-            f"outage-{after - 1:g}h-plan-b",
-            3.0 if quick else 6.0,
-            {"population.initial": "stale", "population.stale_h": after - 1},
-        ),
-    ]
-
-
-# "Before" chunked full syncs: a run waits for its quota however long that takes.
-INLINE_WAIT = {"full_sync_quota_wait_s": 1e9}
-
-
-def _onboarding(base: Scenario, o: Options) -> list[Scenario]:
-    n = 300 if o.quick else base.population.tenants
-    variants: list[tuple[str, str, dict[str, Any]]] = [
-        ("as-planned", "as-planned", {}),
-        ("documented-legacy", "documented-legacy", {}),
-        ("documented-2026-inline", "documented-2026", INLINE_WAIT),
-        ("documented-2026", "documented-2026", {}),
-    ]
-    return [
-        base.updated(
-            {
-                "name": f"onboarding-{n}-{label}",
-                "population.tenants": n,
-                "population.initial": "never_synced",
-                "daemon.quota_preset": preset,
-                "daemon.overrides": {**base.daemon.overrides, **extra},
-                "run.steady": False,
-                "run.drain": True,
-                "run.replications": 1,
-                "run.horizon_s": 72 * 3600.0,
-            }
-        )
-        for label, preset, extra in variants
-    ]
-
-
-# Replications per preset in ``plan_b_report`` unless ``--replications`` says otherwise.
-REPORT_REPLICATIONS = 3
-# The presets' steady runs: an hour with a quarter of it warm-up, three replications and
-# more (up to ``sequential.MOST``) where an interval is wider than ``sequential.TARGET``.
-STEADY_HORIZON_S = 3600.0
-STEADY_WARMUP_S = 900.0
-# The capacity tables' event check: one run per row, 15 minutes measured after 5 minutes of
-# warm-up. The populations start in their steady state (sync times spread over the interval),
-# and every row's configuration keeps 3 % headroom on p99 staleness and 15 % on its busiest
-# resource, so a verdict needs a few sync intervals (270-300 s), not an hour: at 300 tenants
-# that is still 9,000 staleness samples for the p99.
-VERIFY_HORIZON_S = 1200.0
-VERIFY_WARMUP_S = 300.0
-
-
 class Phases:
     """Wall-clock and CPU seconds (this process and its finished children) per phase."""
 
@@ -206,66 +124,6 @@ class Phases:
         self.rows.append((name, t - self._t, cpu - self._cpu))
         log.info("phase", name=name, wall_s=round(t - self._t, 1), cpu_s=round(cpu - self._cpu, 1))
         self._t, self._cpu = t, cpu
-
-
-def _report_presets(o: Options) -> list[Scenario]:
-    """The shipped scenarios as the report runs them."""
-    presets = [prepare(load_scenario(n), o) for n in shipped_scenarios()]
-    if o.replications is None:
-        # Three replications keep every confidence interval (t with 2 degrees of freedom)
-        # at 60 % of the event work of the scenarios' five.
-        presets = [
-            s.updated({"run.replications": min(s.run.replications, REPORT_REPLICATIONS)})
-            for s in presets
-        ]
-    # Steady runs of an hour, with more replications where an interval is still wide
-    # (``sequential``). A drain run ends when every mailbox has synced once (half an hour at
-    # most for the presets); the hour caps only a drain that never ends, where a mailbox
-    # failed for good.
-    presets = [
-        s.updated(
-            {
-                "run.horizon_s": min(s.run.horizon_s, STEADY_HORIZON_S),
-                "run.warmup_s": min(s.run.warmup_s, STEADY_WARMUP_S),
-            }
-        )
-        for s in presets
-    ]
-    return presets
-
-
-def _capacity_tables(presets: Sequence[Scenario], quick: bool) -> list[CapacityTable]:
-    """(base scenario, label, table, configurations tried) of each capacity table, picked on
-    the fast path; their event verification runs later with every other simulation."""
-    # The capacity tables' event check is a verdict per row (no interval is shown): one
-    # replication of 20 minutes each (``VERIFY_HORIZON_S``).
-    sweep_base = next(s for s in presets if s.name == "plan-b-1000").updated(
-        {
-            "criteria.fresh_quantile": 0.99,
-            "run.replications": 1,
-            "run.horizon_s": min(VERIFY_HORIZON_S, presets[0].run.horizon_s),
-            "run.warmup_s": min(VERIFY_WARMUP_S, presets[0].run.warmup_s),
-        }
-    )
-    tenants = (300, 1000, 5000, 20_000) if quick else (300, 1000, 1500, 3000, 5000, 10_000, 20_000)
-    processes = (1, 2, 4, 8) if quick else (1, 2, 4, 8, 16, 32)
-    sweeps = [(sweep_base, "the model's latency defaults")]
-    if not quick:
-        sweeps.append(
-            (
-                sweep_base.updated({**plan_job_time(claims.PLAN_JOB_S), "name": "plan-b-10s-jobs"}),
-                "the plan's 10 s per job",
-            )
-        )
-    # The capacity tables' picks first (fast path), so that their verification runs in the
-    # same pool as every other simulation: one queue keeps both cores busy to the end.
-    tables = []
-    for base, label in sweeps:
-        table, n_configs = capacity_table(
-            base, tenants=tenants, processes=processes, verify=False, p=claims.profile(base)
-        )
-        tables.append((base, label, table, n_configs))
-    return tables
 
 
 def _write_data(
@@ -302,13 +160,15 @@ def plan_b_report(o: Options) -> Path:
     """The default report: presets, plan claims, dynamics, sweep, fast-vs-event check."""
     t0 = time.perf_counter()
     ph = Phases()
-    presets = _report_presets(o)
+    presets = report_presets(
+        [prepare(load_scenario(n), o) for n in shipped_scenarios()], o.replications
+    )
     variants = (
         claims.variants(presets) + plan_claims.drain_variants(presets) + pool_variants(presets)
     )
     dyn = dynamics_scenarios(presets, o.quick)
-    onboard = _onboarding(next(s for s in presets if s.name == "plan-b-1000"), o)
-    tables = _capacity_tables(presets, o.quick)
+    onboard = onboarding(next(s for s in presets if s.name == "plan-b-1000"), o.quick)
+    tables = capacity_tables(presets, o.quick)
     checks_scen = [verification(base, table) for base, _, table, _ in tables]
     ph.done("capacity tables (fast path)")
     others = [*dyn, *onboard, *[x for v in checks_scen for x in v]]
