@@ -34,3 +34,14 @@ def deterministic(job_s: float, **changes: Any) -> Scenario:
             **{k.replace("__", "."): v for k, v in changes.items()},
         }
     )
+
+
+# Gmail onboarding whose enforced quotas are the plan's but whose real provider is
+# Google's 2026 documentation: the real window answers 429 (``actual_quotas``).
+TIGHTER_REAL_GMAIL = {
+    "population.providers": {"gmail": 1.0},
+    "population.tenants": 50,
+    "population.initial": "never_synced",
+    "daemon.quota_preset": "as-planned",
+    "providers.gmail.actual_quotas": "documented-2026",
+}

@@ -16,7 +16,7 @@ from simulator.compiled import is_compiled
 from simulator.inputs.loader import load_scenario
 from simulator.inputs.scenario import Scenario
 from simulator.model.engine import Mode, Simulation
-from tests.simulator.builders import deterministic
+from tests.simulator.builders import TIGHTER_REAL_GMAIL, deterministic
 
 SHORT = {"run.horizon_s": 1200.0, "run.warmup_s": 120.0}
 
@@ -46,20 +46,7 @@ def cases() -> dict[str, tuple[Scenario, Mode]]:
             ),
             "steady",
         ),
-        "real gmail window": (
-            deterministic(
-                0.1,
-                **{
-                    "population.providers": {"gmail": 1.0},
-                    "population.tenants": 50,
-                    "population.initial": "never_synced",
-                    "daemon.quota_preset": "as-planned",
-                    "providers.gmail.actual_quotas": "documented-2026",
-                    **SHORT,
-                },
-            ),
-            "steady",
-        ),
+        "real gmail window": (deterministic(0.1, **{**TIGHTER_REAL_GMAIL, **SHORT}), "steady"),
         "push": (deterministic(0.2, **{"daemon.push_share": 1.0, **SHORT}), "steady"),
     }
 

@@ -10,7 +10,7 @@ from simulator.inputs.loader import load_scenario
 from simulator.inputs.scenario import Scenario
 from simulator.model.engine import Simulation
 from simulator.runs.runner import run_many
-from tests.simulator.builders import NO_ERRORS, deterministic
+from tests.simulator.builders import NO_ERRORS, TIGHTER_REAL_GMAIL, deterministic
 
 
 def test_batch_release_waits_as_the_drain_formula_not_as_mmc() -> None:
@@ -207,18 +207,7 @@ def test_random_429s_retry_in_sync_then_fail_rate_limited() -> None:
 
 
 def test_a_tighter_real_quota_answers_429_and_the_sync_waits_it_out() -> None:
-    s = deterministic(
-        0.1,
-        **{
-            "population.providers": {"gmail": 1.0},
-            "population.tenants": 50,
-            "population.initial": "never_synced",
-            "daemon.quota_preset": "as-planned",
-            "providers.gmail.actual_quotas": "documented-2026",
-            "run.horizon_s": 1800.0,
-            "run.warmup_s": 1.0,
-        },
-    )
+    s = deterministic(0.1, **{**TIGHTER_REAL_GMAIL, "run.horizon_s": 1800.0, "run.warmup_s": 1.0})
     throttled = Simulation(s, seed=1).run().scalars
     unthrottled = Simulation(s.updated({"providers.gmail.actual_quotas": None}), seed=1).run()
     assert throttled["throttled_gmail"] > 0
