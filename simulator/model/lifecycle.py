@@ -161,7 +161,13 @@ class JobLife(PlainJob, JobWalk, GeneralWalk):
                         else:
                             plans = self._plans(pv, memo, reqs)
                 if plans is not None:
-                    self._plain_job(job, m, box, pv, plans, stored, env_now, now, wait, queued)
+                    delayed = self._plain_job(
+                        job, m, box, pv, plans, stored, env_now, now, wait, queued
+                    )
+                    if delayed is not None:
+                        # An app-wide gate would delay it: stepped from now, as the general
+                        # path does.
+                        self._step(job, pv, delayed.reqs, delayed.n, None, INCR, 0, 0, -1)
                     return
             elif quiet is not None and not (added or changed or deleted):
                 reqs, stored = quiet, 0

@@ -24,7 +24,7 @@ from mypy_extensions import trait
 from simpy.events import NORMAL
 
 from daemon.gcra import Gcra
-from daemon.policy import ErrorKind, SyncKind
+from daemon.policy import SyncKind
 from simulator.model.gate import Latency, ProviderRuntime, Request
 from simulator.model.job import Callbacks, Job, JobTrace
 from simulator.model.mailboxes import Box
@@ -141,21 +141,6 @@ class PlainJob:
     _on_end: Callbacks
     _costs: tuple[float, float, float, float, float, float]
 
-    def _step(
-        self,
-        job: Job,
-        pv: ProviderRuntime,
-        reqs: tuple[Request, ...],
-        n: int,
-        fail: ErrorKind | None,
-        kind: SyncKind,
-        stored: int,
-        first: int,
-        proc: int,
-    ) -> None:
-        """A job an app-wide gate would delay, stepped from now (``JobLife._step``)."""
-        raise NotImplementedError
-
     def _plans(
         self, pv: ProviderRuntime, memo: PlanMemo, reqs: tuple[Request, ...]
     ) -> tuple[PlainPlan, PlainPlan] | None:
@@ -179,10 +164,12 @@ class PlainJob:
         now: float,
         wait: float,
         queued: float,
-    ) -> None:
+    ) -> PlainPlan | None:
         """Run ``job``, an incremental sync that does not fail and stores ``stored``
         messages, from its token check (``now`` is when it starts, ``env_now`` the current
-        instant) to its end on the calendar."""
+        instant) to its end on the calendar; or, when an app-wide gate would delay it, give
+        back its plan for the caller to step from now (its token check and wait recorded,
+        its bucket as it was)."""
         # Kept in one piece for speed: every step of it runs for most jobs.
         counting = now >= self.warm
         tokens = self.tokens
@@ -201,7 +188,7 @@ class PlainJob:
             if counting:
                 tokens.syncs += 1
             plan = plans[0]
-        reqs, steps, units, calls, cpu, db, cost_s, app, d_max, d_last, e_last, n, lat, oh = plan
+        _reqs, steps, units, calls, cpu, db, cost_s, app, d_max, d_last, e_last, n, lat, oh = plan
         if stored:
             # As ``JobLife._start`` computes them, to the same bits.
             cpu_call, cpu_msg, cpu_job, _connect, db_commit, db_msg = self._costs
@@ -276,10 +263,8 @@ class PlainJob:
                 for b, _over, _limit, add in app:
                     b.tat = (b.tat if b.tat > now else now) + add
         if not admitted:
-            # An app-wide gate would delay it: stepped from now, as the general path does.
             one.tat = tat0
-            self._step(job, pv, reqs, n, None, INCR, 0, 0, -1)
-            return
+            return plan
         one.tat = tat
         if app:
             pv.app_admitted += units
@@ -304,3 +289,4 @@ class PlainJob:
         job.callbacks = self._on_end
         at = self.env._now + (t - env_now + cost_s)
         _heappush(self._calendar, (at, NORMAL, next(self._eid), job))
+        return None
