@@ -103,11 +103,6 @@ def expected_gap(s: Scenario, metric: str) -> str:
             "(drain.evened_variance), rough this close to the workers (-4 % with the "
             "model's latencies, +7 % with 2 s jobs, CI 4-15 %)"
         )
-    if metric == "wait_mean" and s.daemon.push_share > 0:
-        return (
-            "push syncs arrive at random; the fast path queues them behind the batches' "
-            "time-average backlog (+5 % on plan-b-1000 with every arrival pushing, CI 2.5 %)"
-        )
     if metric == "wait_mean" and s.daemon.cursor_expiry_per_sync > 0:
         return (
             "with fewer workers than the mean batch a job that waits moves to the next "

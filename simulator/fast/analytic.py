@@ -222,13 +222,27 @@ def _settle(cfg: Config) -> Settled:
         x_max = np.minimum.reduce([np.broadcast_to(x, shape) for x in caps])
         stable = lam < 0.98 * x_max
         # Waits. Scheduled syncs: batches released by the schedulers on the workers that long
-        # (full) syncs and push syncs leave free. Push syncs arrive at random and queue
+        # (full) syncs and push syncs leave free: full syncs hold theirs for the whole drain,
+        # push syncs (at random instants) until their residual time. Push syncs queue
         # behind the batches' time-average backlog.
         lam_s = np.maximum(lam - lam_p, 0.0)
         busy_long = lam * f * cfg.s_full + lam_p * s_inc
         c_eff = np.maximum(c - busy_long, 1)
+        long: list[tuple[Arr | float, Arr | float]] = [
+            (lam * f * cfg.s_full, np.inf),
+            (lam_p * s_inc, s_inc * (1 + cs2) / 2),
+        ]
         w_s = drain.scheduled_wait(
-            (p.renewal_mean, p.renewal_var), lam_s, c, c_eff, s_inc, cs2, period, k, cfg.locked
+            (p.renewal_mean, p.renewal_var),
+            lam_s,
+            c,
+            c_eff,
+            s_inc,
+            cs2,
+            period,
+            k,
+            cfg.locked,
+            long,
         )
         # The job-weighted batch: larger batches hold more jobs (and take longer to enqueue).
         _b_mean, b_spaced = cf.spacing_moments(period, k)

@@ -14,12 +14,17 @@ batch's total wait; with b and N normal (b's own spread added) E[(.)+] is closed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import special
 
 from simulator.fast import closed_forms as cf
 
 Arr = np.ndarray
+# Workers busy with other work at a release: (count, mean job times until they join) each.
+Held = list[tuple[Arr, Arr]]
 
 # Normalised time (mean job times) of the sampled renewal curve: fine where the short and
 # long modes of the job times finish, coarser later, where the curve is nearly linear.
@@ -117,15 +122,21 @@ def batch_wait(
     mean_n: tuple[float, ...],
     var_n: tuple[float, ...],
     cs2: float,
+    held: Sequence[tuple[Arr | float, Arr | float]] = (),
 ) -> Arr:
     """Mean queue wait per job of a batch of mean ``m`` and variance ``vb`` released at once
     onto ``c`` idle workers whose job times have mean ``s`` and the renewal curve
     (``mean_n``, ``var_n``, from ``renewal``); past its grid the curve goes on linearly
-    (slope 1, variance slope ``cs2``). Arrays broadcast together."""
-    shape = np.broadcast(m, vb, c, s).shape
-    mb, vbb, cb, sb = (
-        np.broadcast_to(np.asarray(x, dtype=float), shape).ravel() for x in (m, vb, c, s)
-    )
+    (slope 1, variance slope ``cs2``). Each of ``held``, (workers, back), is more workers (a
+    Poisson count) busy with other work at the release that join the drain after ``back``
+    mean job times. Arrays broadcast together."""
+    shape = np.broadcast(m, vb, c, s, *(x for g in held for x in g)).shape
+
+    def flat(x: Arr | float) -> Arr:
+        return np.broadcast_to(np.asarray(x, dtype=float), shape).ravel()
+
+    mb, vbb, cb, sb = (flat(x) for x in (m, vb, c, s))
+    groups = [(flat(h), flat(r)) for h, r in held]
     cb = np.maximum(cb, 1.0)
     out = np.zeros(mb.size)
     mn, vn = np.asarray(mean_n, dtype=float), np.asarray(var_n, dtype=float)
@@ -133,32 +144,81 @@ def batch_wait(
     queues = np.flatnonzero((mb > 0) & (mb + 6 * np.sqrt(np.maximum(vbb, 0.0)) + 6 > cb))
     for lo in range(0, queues.size, CHUNK):
         at = queues[lo : lo + CHUNK]
-        out[at] = _chunk(mb[at], vbb[at], cb[at], sb[at], mn, vn, cs2)
+        curve = _Curve.over(mb[at], vbb[at], cb[at], mn, vn, cs2)
+        out[at] = curve.wait(mb[at], vbb[at], cb[at], sb[at], [(h[at], r[at]) for h, r in groups])
     return out.reshape(shape)
 
 
-def _chunk(m: Arr, vb: Arr, c: Arr, s: Arr, mn: Arr, vn: Arr, cs2: float) -> Arr:
-    """``batch_wait`` on flat arrays of at most ``CHUNK`` configurations."""
-    # The queue is empty (to 6 σ) once c M(u) passes the batch's upper tail: extend the grid
-    # that far when a batch outlasts it.
-    top = m + 6 * np.sqrt(np.maximum(vb, 0.0)) + 6
-    need = float(np.max(np.maximum(top - c, 0.0) / c, initial=0.0)) + 6.0
-    u = GRID
-    mu_n, var_n = mn, vn
-    end = float(GRID[-1])
-    if need > end:
+@dataclass(frozen=True)
+class _Curve:
+    """One worker's completions (mean and variance) on a grid long enough for a drain."""
+
+    u: Arr
+    mean: Arr
+    var: Arr
+    cs2: float
+
+    @classmethod
+    def over(cls, m: Arr, vb: Arr, c: Arr, mn: Arr, vn: Arr, cs2: float) -> _Curve:
+        """The curve on ``GRID``, extended linearly until the largest of these batches has
+        drained (the queue is empty to 6 σ once c M(u) passes the batch's upper tail)."""
+        top = m + 6 * np.sqrt(np.maximum(vb, 0.0)) + 6
+        need = float(np.max(np.maximum(top - c, 0.0) / c, initial=0.0)) + 6.0
+        end = float(GRID[-1])
+        if need <= end:
+            return cls(GRID, mn, vn, cs2)
         extra = np.geomspace(end + 1 / 8, need, 24)
-        u = np.concatenate([GRID, extra])
-        mu_n = np.concatenate([mn, mn[-1] + (extra - end)])
-        var_n = np.concatenate([vn, vn[-1] + max(cs2, 0.0) * (extra - end)])
-    mean_x = m[:, None] - c[:, None] * (1 + mu_n[None, :])
-    sd = np.sqrt(np.maximum(vb[:, None] + c[:, None] * var_n[None, :], 1e-12))
-    z = mean_x / sd
-    pos = mean_x * special.ndtr(z) + sd * np.exp(-(z**2) / 2) / np.sqrt(2 * np.pi)
-    total = np.trapezoid(pos, u, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = s * total / m
-    return np.asarray(np.where(m > 0, w, 0.0), dtype=float)
+        return cls(
+            np.concatenate([GRID, extra]),
+            np.concatenate([mn, mn[-1] + (extra - end)]),
+            np.concatenate([vn, vn[-1] + max(cs2, 0.0) * (extra - end)]),
+            cs2,
+        )
+
+    def shifted(self, back: Arr) -> tuple[Arr, Arr, Arr]:
+        """Per configuration (rows) and grid point: whether a worker busy until ``back``
+        has joined, and its completions' mean and variance since (zero before)."""
+        t = self.u[None, :] - back[:, None]
+        on = t >= 0
+        ts = np.maximum(t, 0.0)
+        end = float(self.u[-1])
+        mean = np.interp(ts, self.u, self.mean) + np.maximum(ts - end, 0.0)
+        var = np.interp(ts, self.u, self.var) + max(self.cs2, 0.0) * np.maximum(ts - end, 0.0)
+        return on, np.where(on, mean, 0.0), np.where(on, var, 0.0)
+
+    def queue(self, m: Arr, vb: Arr, c: Arr, held: Held) -> tuple[Arr, Arr]:
+        """Mean and standard deviation of b - (started jobs) per configuration and grid
+        point: ``c`` workers less the ``held`` ones start at once, each held group from its
+        time on."""
+        busy = sum((h for h, _r in held), np.zeros_like(m))
+        free = np.maximum(c - busy, 1.0)[:, None]
+        one = 1 + self.mean[None, :]
+        mean_x = m[:, None] - free * one
+        var = vb[:, None] + free * self.var[None, :]
+        for h, back in held:
+            if np.isinf(back).all():
+                # Held for the whole drain: only the count's spread.
+                var = var + h[:, None]
+                continue
+            on, hm, hv = self.shifted(back)
+            # A held worker starts one job when it joins, then one per completion.
+            joined = on + hm
+            mean_x = mean_x - h[:, None] * joined
+            # A Poisson count of held workers (variance = mean): the jobs its spread moves
+            # at the release, not again at each completion (long jobs come and go during a
+            # drain), fewer once the group has joined.
+            var = var + h[:, None] * (hv + np.minimum(one - joined, 1.0) ** 2)
+        return mean_x, np.sqrt(np.maximum(var, 1e-12))
+
+    def wait(self, m: Arr, vb: Arr, c: Arr, s: Arr, held: Held) -> Arr:
+        """Mean queue wait per job (``batch_wait`` on flat arrays)."""
+        mean_x, sd = self.queue(m, vb, c, held)
+        z = mean_x / sd
+        pos = mean_x * special.ndtr(z) + sd * np.exp(-(z**2) / 2) / np.sqrt(2 * np.pi)
+        total = np.trapezoid(pos, self.u, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = s * total / m
+        return np.asarray(np.where(m > 0, w, 0.0), dtype=float)
 
 
 def scheduled_wait(
@@ -171,24 +231,29 @@ def scheduled_wait(
     period: float,
     k: Arr,
     locked: Arr,
+    long: Sequence[tuple[Arr | float, Arr | float]] = (),
 ) -> Arr:
     """Scheduled jobs' mean queue wait beyond their dispatch, ``k`` schedulers releasing
-    ``lam`` jobs a second onto ``c`` serving workers (``c_eff`` of them free of long jobs).
+    ``lam`` jobs a second onto ``c`` serving workers (``c_eff`` of them free of long jobs,
+    on average over time).
 
     Where the interval is a whole number of periods (``locked``) the batches of lam T / k
     (the schedulers' cycles take turns on the shared queue) even out on the ``c`` workers
     (``evened_variance``) and drain by the sampled job times (``renewal``, the curve of the
-    function ``renewal``; empty: the two-moment ``closed_forms.equal_batch_wait``). Long
-    jobs come and go at random, so the workers they hold at a release vary as a Poisson
-    count (variance = mean), a spread the batch's excess over them takes on. Elsewhere the
-    batches follow the schedulers' phases (``closed_forms.batch_release_wait``). The drain
-    is the costly part: only locked configurations pay for it.
+    function ``renewal``; empty: the two-moment ``closed_forms.equal_batch_wait``). Other
+    jobs hold ``c - c_eff`` workers on average; each group of ``long``, (workers, seconds),
+    holds that many at a release (a Poisson count) until its jobs end that many seconds
+    later (a push sync's residual time; infinite: the whole drain). Without ``long`` they
+    are held for the whole drain. Elsewhere the batches follow the schedulers' phases
+    (``closed_forms.batch_release_wait``). The drain is the costly part: only locked
+    configurations pay for it.
     """
     shape = np.broadcast(lam, c, c_eff, s_inc, cs2, k, locked).shape
-    lam_b, cc, ce, si, cv, kk, lk = (
-        np.broadcast_to(np.asarray(x, dtype=float), shape)
-        for x in (lam, c, c_eff, s_inc, cs2, k, locked)
-    )
+
+    def full(x: Arr | float) -> Arr:
+        return np.broadcast_to(np.asarray(x, dtype=float), shape)
+
+    lam_b, cc, ce, si, cv, kk, lk = (full(x) for x in (lam, c, c_eff, s_inc, cs2, k, locked))
     out = np.array(cf.batch_release_wait(lam_b, ce, si, cv, period, kk), dtype=float)
     at = lk > 0
     if not at.any():
@@ -206,7 +271,25 @@ def scheduled_wait(
         theta = np.where(cc > m, m / (2 * np.maximum(cc - m, 1e-12)), 0.0)
     at &= m + 6 * np.sqrt(m + theta**2 + held) + 6 > ce
     out[lk > 0] = 0.0
-    if at.any():
-        vb = evened_variance(m[at], cc[at]) + held[at]
-        out[at] = batch_wait(m[at], vb, ce[at], si[at], mean_n, var_n, float(np.max(cv[at])))
-    return out
+    if not at.any():
+        return out
+    idx = np.flatnonzero(at.ravel())
+    si_f = si.ravel()
+    groups = [(full(h).ravel(), full(r).ravel() / si_f) for h, r in long] or [
+        (held.ravel(), np.full(held.size, np.inf))
+    ]
+    mf, cc_f = m.ravel(), cc.ravel()
+    vb = np.zeros(mf.size)
+    vb[idx] = evened_variance(mf[idx], cc_f[idx])
+    res = out.ravel().copy()
+    cs2_max = float(np.max(cv[at]))
+    mn, vn = np.asarray(mean_n, dtype=float), np.asarray(var_n, dtype=float)
+    for lo in range(0, idx.size, CHUNK):
+        sl = idx[lo : lo + CHUNK]
+        curve = _Curve.over(mf[sl], vb[sl], cc_f[sl], mn, vn, cs2_max)
+        hs = [(h[sl], r[sl]) for h, r in groups]
+        # At most all but one worker held.
+        busy = sum((h for h, _r in hs), np.zeros(sl.size))
+        scale = np.where(busy > cc_f[sl] - 1, (cc_f[sl] - 1) / np.maximum(busy, 1e-12), 1.0)
+        res[sl] = curve.wait(mf[sl], vb[sl], cc_f[sl], si_f[sl], [(h * scale, r) for h, r in hs])
+    return res.reshape(shape)

@@ -106,3 +106,41 @@ def test_the_drain_keeps_the_fast_path_fast() -> None:
     # 10,000 configurations: well under a second on a loaded two-core machine.
     assert time.perf_counter() - t0 < 2.0
     assert np.isfinite(out["wait_mean"][out["stable"]]).all()
+
+
+def _drain_held_mc(
+    mean_b: float, c: int, held: float, back: float, jobs: np.ndarray, rng: np.random.Generator
+) -> float:
+    """``_drain_mc`` with a Poisson(``held``) count of the c workers busy until ``back``."""
+    total = count = 0.0
+    for _ in range(10_000):
+        b = int(rng.poisson(mean_b))
+        h = min(int(rng.poisson(held)), c - 1)
+        s = rng.choice(jobs, b)
+        free = [0.0] * (c - h) + [back] * h
+        heapq.heapify(free)
+        for j in range(b):
+            t = heapq.heappop(free)
+            total += t
+            heapq.heappush(free, t + s[j])
+        count += b
+    return total / count
+
+
+@pytest.mark.parametrize(("b", "c", "held", "back"), [(33, 17, 3.0, 0.25), (48, 17, 6.0, 0.5)])
+def test_workers_busy_at_a_release_join_the_drain_when_their_jobs_end(
+    b: int, c: int, held: float, back: float
+) -> None:
+    # Push syncs (and a full sync's chunks) hold workers at a release for part of a job's
+    # time, not the whole drain.
+    rng = np.random.default_rng(7)
+    jobs = _bimodal(rng, 3000)
+    mean_n, var_n = drain.renewal(jobs)
+    want = _drain_held_mc(b, c, held, back, jobs, rng)
+    cs2 = float(jobs.var())
+    m = np.array(float(b))
+    got = float(drain.batch_wait(m, m, c, 1.0, mean_n, var_n, cs2, [(held, back)]))
+    assert got == pytest.approx(want, rel=0.05)
+    # Held for the whole drain: too long by a tenth to a fifth.
+    whole = float(drain.batch_wait(m, m + held, c - held, 1.0, mean_n, var_n, cs2))
+    assert whole > 1.1 * want
