@@ -42,6 +42,7 @@ __all__ = [
     "largest_interval",
     "mean_interval",
     "push_cycle",
+    "settle",
 ]
 
 # ``evaluate``'s figures, in the order it returns them.
@@ -112,14 +113,7 @@ def evaluate(
     horizon; only long full syncs differ, see ``JobProfile.cpu_ms_run``), to check the fast
     path against the event model; plans use the steady state.
     """
-    cfg = _config(s, p, tenants, processes, conc_scale, interval, run_window)
-    st = _settle(cfg)
-    if run_window and p.full_share > 0:
-        # A run's full syncs last longer by their chunks' queue waits, so it counts less of
-        # them: settled again with the waits of the first settling.
-        chunk_wait = np.where(st.stable, s.resources.dispatch_ms / 1000 + st.w_p, 0.0)
-        cfg = _config(s, p, tenants, processes, conc_scale, interval, run_window, chunk_wait)
-        st = _settle(cfg)
+    cfg, st = settle(s, p, tenants, processes, conc_scale, interval, run_window)
     vcpu, ram_cap, price = fast_resources.instances(s, instance)
     out: dict[str, Arr] = {
         "mailboxes": cfg.n,
@@ -138,6 +132,28 @@ def evaluate(
     out.update(res)
     out.update(fast_resources.verdict(cfg, st, out, ram_cap, redis_util))
     return {key: out[key] for key in _ORDER}
+
+
+def settle(
+    s: Scenario,
+    p: JobProfile,
+    tenants: Arr,
+    processes: Arr,
+    conc_scale: Arr | float = 1.0,
+    interval: Arr | float | None = None,
+    run_window: bool = False,
+) -> tuple[Config, Settled]:
+    """The configurations (``evaluate``'s arguments) and the rates and waits they settle to:
+    what ``evaluate`` derives its figures from."""
+    cfg = _config(s, p, tenants, processes, conc_scale, interval, run_window)
+    st = _settle(cfg)
+    if run_window and p.full_share > 0:
+        # A run's full syncs last longer by their chunks' queue waits, so it counts less of
+        # them: settled again with the waits of the first settling.
+        chunk_wait = np.where(st.stable, s.resources.dispatch_ms / 1000 + st.w_p, 0.0)
+        cfg = _config(s, p, tenants, processes, conc_scale, interval, run_window, chunk_wait)
+        st = _settle(cfg)
+    return cfg, st
 
 
 def _config(

@@ -1,0 +1,116 @@
+"""What happens at the scheduler's releases in the event model, beside the fast path's view.
+
+The fast path's mean queue wait rests on the batches a release hands the workers, the
+workers other jobs hold at that instant and how long the batch takes to drain. This records
+them around seeded runs of the event model (``simulator.checks.cycles``; the plain model,
+not the compiled one) and prints, per scenario: the batches (mean, variance/mean, deciles),
+the workers busy at a release by what they run (scheduled syncs, later chunks of a
+quota-chunked full sync, push syncs) against their time average, the drain's end (the last
+start of a batch's jobs after its release) and the waits of each kind of job, then the
+fast path's own figures. ``docs/simulator.md`` ("Where the fast path is not expected to
+agree") quotes them.
+
+    python benchmarks/sim_cycles.py plan-b-1000@2s-jobs plan-b-1500@2s-jobs [--seeds 4]
+
+A name is a shipped scenario, with ``@2s-jobs`` (every sync about 2 s, the plan's
+assumption) or ``@push`` (every arrival notifies) as in ``benchmarks/sim_accuracy.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from simulator.checks.cycles import KINDS, Cycles, record
+from simulator.fast import profiles
+from simulator.fast.analytic import settle
+from simulator.inputs.loader import load_scenario
+from simulator.inputs.scenario import Scenario, plan_job_time
+from simulator.runs.runner import seeds
+
+
+def scenario(name: str) -> Scenario:
+    """A shipped scenario by name, with the accuracy benchmark's ``@`` variants."""
+    base, _, variant = name.partition("@")
+    s = load_scenario(base).updated({"name": name})
+    if variant == "2s-jobs":
+        return s.updated(plan_job_time(2.0))
+    if variant == "push":
+        return s.updated({"daemon.push_share": 1.0})
+    if variant not in ("", "model"):
+        raise SystemExit(f"unknown variant {variant!r} in {name!r}: use @model, @2s-jobs or @push")
+    return s
+
+
+def fast_view(s: Scenario) -> dict[str, float]:
+    """The fast path's batch, held workers and waits for the scenario's configuration."""
+    p = profiles.profile(s)
+    cfg, st = settle(
+        s, p, np.array([s.population.tenants]), np.array([s.daemon.processes]), run_window=True
+    )
+    period = s.profile().scheduler_interval_s
+    lam_s = float(np.asarray(st.lam - st.lam_p).ravel()[0])
+    lam = float(np.asarray(st.lam).ravel()[0])
+    dispatch_ms = s.resources.dispatch_ms
+    return {
+        "batch": lam_s * period / float(np.asarray(cfg.k).ravel()[0]),
+        "chunk_held": lam * p.full_share * float(np.asarray(cfg.s_full).ravel()[0]),
+        "push_held": float(np.asarray(st.lam_p * st.s_inc).ravel()[0]),
+        "wait_scheduled": float(np.asarray(st.dispatch + st.w_s).ravel()[0]),
+        "wait_other": float(np.asarray(dispatch_ms / 1000 + st.w_p).ravel()[0]),
+    }
+
+
+def show(name: str, r: Cycles, fast: dict[str, float]) -> None:
+    b = np.asarray(r.batches, dtype=float)
+    d = np.asarray(r.drain_end, dtype=float)
+    dec = np.percentile(b, [10, 50, 90])
+    print(f"\n{name}: {b.size:,} releases after warm-up")
+    print(
+        f"  batch: mean {b.mean():.1f} (fast {fast['batch']:.1f}), variance/mean "
+        f"{b.var() / max(b.mean(), 1e-12):.2f}, deciles 10/50/90: "
+        + " / ".join(f"{x:.0f}" for x in dec)
+    )
+    for k in KINDS:
+        h = np.asarray(r.held[k], dtype=float)
+        avg = r.busy_s[k] / r.window_s if r.window_s else 0.0
+        fast_avg = {"chunk": fast["chunk_held"], "push": fast["push_held"]}.get(k)
+        tail = f" (fast {fast_avg:.2f})" if fast_avg is not None else ""
+        res = r.residual.get(k, [])
+        left = f", {np.mean(res):.2f} s left to run" if res else ""
+        print(
+            f"  {k:9s} workers busy at a release: mean {h.mean():.2f}, variance {h.var():.2f}"
+            f"{left}; time average {avg:.2f}{tail}"
+        )
+    if d.size:
+        q = np.percentile(d, [10, 50, 90])
+        print(
+            f"  drain end after a release: mean {d.mean():.2f} s, sd {d.std():.2f} s, deciles "
+            + " / ".join(f"{x:.2f}" for x in q)
+        )
+    for k in KINDS:
+        w = r.waits.get(k, [])
+        if w:
+            ref = fast["wait_scheduled"] if k == "scheduled" else fast["wait_other"]
+            print(f"  {k:9s} wait: mean {np.mean(w):.3f} s over {len(w):,} jobs (fast {ref:.3f} s)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("scenarios", nargs="+", help="e.g. plan-b-1000@2s-jobs")
+    ap.add_argument("--seeds", type=int, default=4, help="replications per scenario (default 4)")
+    a = ap.parse_args()
+    for name in a.scenarios:
+        s = scenario(name)
+        r = Cycles()
+        t0 = time.perf_counter()
+        for i, seed in enumerate(seeds(s.run.seed, a.seeds), 1):
+            record(s, seed, r)
+            print(f"  {name}: run {i} of {a.seeds} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        show(name, r, fast_view(s))
+
+
+if __name__ == "__main__":
+    main()
