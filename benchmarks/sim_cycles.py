@@ -6,9 +6,10 @@ them around seeded runs of the event model (``simulator.checks.cycles``; the pla
 not the compiled one) and prints, per scenario: the batches (mean, variance/mean, deciles),
 the workers busy at a release by what they run (scheduled syncs, later chunks of a
 quota-chunked full sync, push syncs) against their time average, the drain's end (the last
-start of a batch's jobs after its release) and the waits of each kind of job, then the
-fast path's own figures. ``docs/simulator.md`` ("Where the fast path is not expected to
-agree") quotes them.
+start of a batch's jobs after its release) and the waits of each kind of job, beside the
+fast path's own figures and, with one scheduler, the cycle map's
+(``simulator.checks.cycle_map``) and the wait the fast path's drain gives from them.
+``docs/simulator.md`` ("Where the fast path is not expected to agree") quotes them.
 
     python benchmarks/sim_cycles.py plan-b-1000@2s-jobs plan-b-1500@2s-jobs [--seeds 4]
 
@@ -23,12 +24,19 @@ import time
 
 import numpy as np
 
-from simulator.checks.cycles import KINDS, Cycles, record
-from simulator.fast import profiles
-from simulator.fast.analytic import settle
+from simulator.checks import (
+    JOB_KINDS,
+    CycleFigures,
+    Cycles,
+    cycle_inputs,
+    drain_wait,
+    record_cycles,
+    simulate_cycles,
+)
+from simulator.fast import profiles, settle
 from simulator.inputs.loader import load_scenario
 from simulator.inputs.scenario import Scenario, plan_job_time
-from simulator.runs.runner import seeds
+from simulator.runs import seeds
 
 
 def scenario(name: str) -> Scenario:
@@ -63,7 +71,7 @@ def fast_view(s: Scenario) -> dict[str, float]:
     }
 
 
-def show(name: str, r: Cycles, fast: dict[str, float]) -> None:
+def show(name: str, r: Cycles, fast: dict[str, float], cm: CycleFigures | None) -> None:
     b = np.asarray(r.batches, dtype=float)
     d = np.asarray(r.drain_end, dtype=float)
     dec = np.percentile(b, [10, 50, 90])
@@ -73,7 +81,14 @@ def show(name: str, r: Cycles, fast: dict[str, float]) -> None:
         f"{b.var() / max(b.mean(), 1e-12):.2f}, deciles 10/50/90: "
         + " / ".join(f"{x:.0f}" for x in dec)
     )
-    for k in KINDS:
+    if cm:
+        print(
+            f"    cycle map: batch mean {cm.batch_mean:.1f}, variance/mean {cm.dispersion:.2f}; "
+            f"chunks busy at a release {cm.held_mean:.2f} (variance {cm.held_var:.2f}), "
+            f"{cm.residual_s:.2f} s left to run; drain end {cm.drain_end_mean:.2f} s "
+            f"(sd {cm.drain_end_sd:.2f}); chunk wait {cm.chunk_wait_s:.3f} s"
+        )
+    for k in JOB_KINDS:
         h = np.asarray(r.held[k], dtype=float)
         avg = r.busy_s[k] / r.window_s if r.window_s else 0.0
         fast_avg = {"chunk": fast["chunk_held"], "push": fast["push_held"]}.get(k)
@@ -90,26 +105,38 @@ def show(name: str, r: Cycles, fast: dict[str, float]) -> None:
             f"  drain end after a release: mean {d.mean():.2f} s, sd {d.std():.2f} s, deciles "
             + " / ".join(f"{x:.2f}" for x in q)
         )
-    for k in KINDS:
+    for k in JOB_KINDS:
         w = r.waits.get(k, [])
         if w:
             ref = fast["wait_scheduled"] if k == "scheduled" else fast["wait_other"]
-            print(f"  {k:9s} wait: mean {np.mean(w):.3f} s over {len(w):,} jobs (fast {ref:.3f} s)")
+            also = ""
+            if cm and k == "scheduled":
+                also = f"; the drain on the cycle map's inputs {fast['wait_map']:.3f} s"
+            print(
+                f"  {k:9s} wait: mean {np.mean(w):.3f} s over {len(w):,} jobs "
+                f"(fast {ref:.3f} s{also})"
+            )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("scenarios", nargs="+", help="e.g. plan-b-1000@2s-jobs")
     ap.add_argument("--seeds", type=int, default=4, help="replications per scenario (default 4)")
+    ap.add_argument("--paths", type=int, default=32, help="cycle map paths (default 32)")
     a = ap.parse_args()
     for name in a.scenarios:
         s = scenario(name)
         r = Cycles()
         t0 = time.perf_counter()
         for i, seed in enumerate(seeds(s.run.seed, a.seeds), 1):
-            record(s, seed, r)
+            record_cycles(s, seed, r)
             print(f"  {name}: run {i} of {a.seeds} ({time.perf_counter() - t0:.0f} s)", flush=True)
-        show(name, r, fast_view(s))
+        view = fast_view(s)
+        cm = None
+        if s.daemon.processes == 1:
+            cm = simulate_cycles(cycle_inputs(s), paths=a.paths)
+            view["wait_map"] = drain_wait(s, cm)
+        show(name, r, view, cm)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 decision parity with the daemon.
 
 ``textbook`` (the core run as M/M/c and priority queues), ``validation`` (fast path against
-event simulation on the same scenarios) and ``parity`` (the simulator's scheduler and pools
+event simulation on the same scenarios), ``cycles`` (what the scheduler's releases meet in
+the event model, recorded around it), ``cycle_map`` (the release cycle reduced to what the
+fast path's drain needs, simulated) and ``parity`` (the simulator's scheduler and pools
 replayed over a workload, for the daemon's parity test).
 """
 
@@ -13,6 +15,14 @@ from typing import TYPE_CHECKING
 from simulator.exports import lazy
 
 if TYPE_CHECKING:
+    from simulator.checks.cycle_map import (
+        CycleFigures,
+        CycleInputs,
+        cycle_inputs,
+        drain_wait,
+        simulate_cycles,
+    )
+    from simulator.checks.cycles import JOB_KINDS, Cycles, record_cycles
     from simulator.checks.parity import (
         Arrival,
         Start,
@@ -25,6 +35,14 @@ if TYPE_CHECKING:
 
 # Where each public name lives; imported on first use (``simulator.exports``).
 _WHERE = {
+    "CycleFigures": "cycle_map",
+    "CycleInputs": "cycle_map",
+    "cycle_inputs": "cycle_map",
+    "drain_wait": "cycle_map",
+    "simulate_cycles": "cycle_map",
+    "JOB_KINDS": "cycles",
+    "Cycles": "cycles",
+    "record_cycles": "cycles",
     "Agreement": "validation",
     "Arrival": "parity",
     "CHECKS": "validation",
@@ -41,17 +59,25 @@ _WHERE = {
 
 __all__ = [
     "CHECKS",
+    "JOB_KINDS",
     "Agreement",
     "Arrival",
+    "CycleFigures",
+    "CycleInputs",
+    "Cycles",
     "QueueStats",
     "Start",
     "SyncOutcome",
     "compare",
+    "cycle_inputs",
     "dispatch_decisions",
+    "drain_wait",
     "expected_gap",
     "fast_for",
+    "record_cycles",
     "run_queue",
     "scheduler_decisions",
+    "simulate_cycles",
 ]
 
 __getattr__ = lazy(__name__, _WHERE)

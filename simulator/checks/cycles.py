@@ -12,18 +12,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simulator.compiled import is_compiled
 from simulator.inputs.scenario import Scenario
 from simulator.model.engine import Simulation
-from simulator.model.job import Job
 from simulator.model.metrics import RunMetrics
+
+if TYPE_CHECKING:
+    from simulator.model.job import Job
 
 # What a started job is: a scheduled sync (enqueued by a release), a later chunk of a
 # quota-chunked full sync (enqueued when its quota is back) or a push sync.
-KINDS = ("scheduled", "chunk", "push")
+JOB_KINDS = ("scheduled", "chunk", "push")
 
 
 @dataclass
@@ -68,7 +71,7 @@ class Cycles:
         return float(np.mean(self.waits[kind])) if self.waits[kind] else float("nan")
 
 
-def record(s: Scenario, seed: int, into: Cycles) -> RunMetrics:
+def record_cycles(s: Scenario, seed: int, into: Cycles) -> RunMetrics:
     """Run ``s`` once in the steady state with its callbacks wrapped to fill ``into``; the
     run's figures."""
     if is_compiled():
@@ -85,11 +88,11 @@ def record(s: Scenario, seed: int, into: Cycles) -> RunMetrics:
     def on_cycle(now: float, claimed: int) -> None:
         if now >= warm:
             into.batches.append(claimed)
-            held = dict.fromkeys(KINDS, 0)
+            held = dict.fromkeys(JOB_KINDS, 0)
             for j, (k, _t) in running.items():
                 held[k] += 1
                 busy_at[j] = now
-            for k in KINDS:
+            for k in JOB_KINDS:
                 into.held[k].append(held[k])
         releases.add(now)
         cycle(now, claimed)

@@ -1,7 +1,8 @@
 """The fast path: the daemon's steady state in closed form, vectorised over configurations.
 
 ``analytic`` (``evaluate``: a configuration's steady state, step by step over ``config``'s
-grid), ``sampling`` (``job_profile``: a scenario's syncs sampled once), ``drain`` (a released
+grid; ``settle``: the rates and waits it rests on), ``sampling`` (``job_profile``: a
+scenario's syncs sampled once, into a ``job_profile.JobProfile``), ``drain`` (a released
 batch drained by the sampled sync times), ``cycles`` (claim waits, push-shortened cycles,
 staleness), ``resources`` (resources, cost and verdict per configuration), ``closed_forms``
 (queueing formulas), ``profiles`` (job profiles memoised per process) and ``in_flight`` (the
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
         job_profile,
         largest_interval,
         mean_interval,
+        settle,
     )
     from simulator.fast.closed_forms import (
         batch_drain_mean,
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
 # Where each public name lives; imported on first use (``simulator.exports``).
 _WHERE = {
+    "settle": "analytic",
     "JobProfile": "analytic",
     "RATIO_NAMES": "analytic",
     "batch_drain_mean": "closed_forms",
@@ -58,6 +61,7 @@ __all__ = [
     "mean_interval",
     "mmc_priority_waits",
     "mmc_wait",
+    "settle",
     "t_quantile",
 ]
 

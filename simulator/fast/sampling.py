@@ -17,6 +17,7 @@ from daemon import policy
 from daemon.oauth import EXPIRY_MARGIN_S
 from daemon.policy import QuotaScope, SyncKind
 from simulator.fast import drain, in_flight
+from simulator.fast.job_profile import RUN_WAITS, JobProfile
 from simulator.inputs import population
 from simulator.inputs.population import PopulationArrays
 from simulator.inputs.providers import IMAP, PROVIDERS
@@ -26,73 +27,15 @@ from simulator.model.imap_pool import ImapProfile
 
 Arr = np.ndarray
 
-# Queue waits of a full sync's later chunks (seconds) at which a profile holds the share of
-# full syncs a run counts (``JobProfile.run_shares`` interpolates between them).
-RUN_WAITS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-
-
-@dataclass(frozen=True)
-class JobProfile:
-    """Per-sync figures of one scenario's population (independent of its size)."""
-
-    s_inc: float  # mean incremental job time, seconds (API, gates, CPU, DB)
-    s2_inc: float  # its second moment
-    s_full: float  # mean worker time of a full sync (its chunks, when chunked)
-    s_full_p99: float  # 99th percentile of its length, start to end
-    full_share: float  # share of jobs that are full syncs (cursor expiry)
-    full_jobs: float  # jobs (chunks) per full sync: 1 unless quota-chunked
-    app_units: dict[str, float]  # app-scope quota -> units per sync (population mix)
-    app_rate: dict[str, float]  # app-scope quota -> sustained units per second
-    cpu_ms: float  # per sync
-    # Per sync as a run of the scenario measures it, and the share of full syncs' worker time
-    # it counts (``evaluate(run_window=True)``): less of the full syncs than the steady state.
-    # These are for chunks that start as soon as their quota is back; ``run_shares`` gives
-    # them for chunks that also wait in the queue.
-    cpu_ms_run: float
-    run_held_share: float
-    db_ms: float  # per sync
-    requests: float  # HTTP requests per sync
-    error_rate: float
-    mailboxes_per_tenant: float
-    inv_interval: float  # E[1 / interval] over mailboxes
-    imap: ImapProfile | None = None  # None: no IMAP mailboxes
-    # OAuth mailboxes (Gmail, Graph): their share, a token request's mean latency and how
-    # long a token serves a process.
-    oauth_share: float = 0.0
-    token_s: float = 0.0
-    token_serves_s: float = 3479.0
-    # Push notifications: per-mailbox rates (share of arrivals that notify x arrivals per
-    # second) in up to 16 groups, with the share of mailboxes in each; empty without push.
-    push_rates: tuple[float, ...] = ()
-    push_weights: tuple[float, ...] = ()
-    # Scheduled incremental jobs still in service at ``in_flight.PHASES`` instants of the
-    # scheduler's cycle after their batch's release, per job released each cycle (this
-    # batch's and earlier ones'); empty: none sampled.
-    in_service: tuple[float, ...] = ()
-    # One worker's completions by u mean incremental job times (``drain.GRID``), mean and
-    # variance, with the sampled job times back to back: how a batch drains.
-    renewal_mean: tuple[float, ...] = ()
-    renewal_var: tuple[float, ...] = ()
-    # ``cpu_ms_run`` and ``run_held_share`` when every chunk after a full sync's first waits
-    # ``RUN_WAITS`` seconds in the queue (dispatch included): each wait lengthens the sync.
-    run_cpu_ms_by_wait: tuple[float, ...] = ()
-    run_held_by_wait: tuple[float, ...] = ()
-
-    def run_shares(self, chunk_wait: Arr | float) -> tuple[Arr, Arr]:
-        """(CPU ms per sync, share of full syncs' worker time) a run counts when each later
-        chunk of a full sync waits ``chunk_wait`` seconds in the queue."""
-        if not self.run_cpu_ms_by_wait:
-            w = np.zeros_like(np.asarray(chunk_wait, dtype=float))
-            return w + self.cpu_ms_run, w + self.run_held_share
-        w = np.asarray(chunk_wait, dtype=float)
-        return (
-            np.interp(w, RUN_WAITS, self.run_cpu_ms_by_wait),
-            np.interp(w, RUN_WAITS, self.run_held_by_wait),
-        )
+__all__ = ["RUN_WAITS", "JobProfile", "job_profile"]
 
 
 def _walk(
-    pv: ProviderRuntime, idx: int, reqs: tuple[Request, ...], budget: float | None = None
+    pv: ProviderRuntime,
+    idx: int,
+    reqs: tuple[Request, ...],
+    budget: float | None = None,
+    pieces: list[tuple[float, float]] | None = None,
 ) -> tuple[float, float, int, int, int]:
     """A job alone on its mailbox's buckets (the event simulation's virtual clock): its
     length, the part of it that holds a worker, quota units, calls and jobs (chunks).
@@ -103,6 +46,7 @@ def _walk(
     mb = pv.mailbox_buckets(idx) if pv.mb_quotas else None
     t = pv.overhead()
     held, run_wait = t, 0.0
+    piece_start = 0.0
     units = calls = 0
     chunks = 1
     for sampler, inner, u, _ru, extra in reqs:
@@ -115,8 +59,12 @@ def _walk(
                 # at most its burst). With the plan's 2 s jobs that is minutes of worker
                 # time per full sync where one fixed cost counted seconds.
                 run_wait = 0.0
+                if pieces is not None:
+                    # A chunk's worker time and the quota pause after it.
+                    pieces.append((held - piece_start, later))
                 oh = pv.overhead()
                 t += later + oh
+                piece_start = held
                 held += oh
                 chunks += 1
             t2 = pv.gate_mailbox(mb, t, u)
@@ -163,6 +111,9 @@ class _Full:
     cpu: np.ndarray
     jobs: np.ndarray
     units: dict[str, np.ndarray]
+    # Each later chunk's predecessor: its worker time and the quota pause after it.
+    piece_run: np.ndarray
+    piece_pause: np.ndarray
 
 
 def job_profile(
@@ -226,7 +177,25 @@ def job_profile(
             (1 - f) * float(inc.cpu.mean()) + f * full_cpu * c for c, _h in by_wait
         ),
         run_held_by_wait=tuple(h for _c, h in by_wait),
+        **_chunks(full, seed),
     )
+
+
+# Chunks kept in a profile (a sample of all the sampled full syncs' chunks).
+CHUNK_SAMPLES = 2000
+
+
+def _chunks(full: _Full, seed: int) -> dict[str, tuple[float, ...]]:
+    """``JobProfile``'s chunk samples: up to ``CHUNK_SAMPLES`` (run, pause) pairs, seeded."""
+    if full.piece_run.size == 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(full.piece_run.size, min(CHUNK_SAMPLES, full.piece_run.size), False)
+    return {
+        "chunk_runs": tuple(float(x) for x in full.piece_run[pick]),
+        "chunk_pauses": tuple(float(x) for x in full.piece_pause[pick]),
+        "jobs_per_full": tuple(float(x) for x in full.jobs),
+    }
 
 
 def _sample(s: Scenario, samples: int, full_samples: int, seed: int) -> _Sample:
@@ -281,12 +250,15 @@ def _full(sm: _Sample) -> _Full:
     fdur, fheld, fcpu, fjobs = np.zeros(k), np.zeros(k), np.zeros(k), np.ones(k)
     budget = s.profile().full_sync_quota_wait_s
     funits: dict[str, np.ndarray] = {}
+    pieces: list[tuple[float, float]] = []
     pick = sm.rng.integers(0, n, k)
     for j, i in enumerate(pick):
         pv = sm.runtimes[PROVIDERS[pop.provider[i]]]
         size = int(pop.size[i])
         reqs = pv.requests(SyncKind.FULL, size, 0, 0, 0)
-        t, held, u, calls, chunks = _walk(pv, n + j, reqs, budget if pv.chunks_full else None)
+        t, held, u, calls, chunks = _walk(
+            pv, n + j, reqs, budget if pv.chunks_full else None, pieces
+        )
         fjobs[j] = chunks
         # Every chunk is a job with its own commit (as in the event model).
         fcpu[j] = (
@@ -297,7 +269,8 @@ def _full(sm: _Sample) -> _Full:
         fheld[j] = held + (fcpu[j] + fdb) / 1000
         for q in pv.app_quotas:
             funits.setdefault(q.name, np.zeros(k))[j] = u
-    return _Full(fdur, fheld, fcpu, fjobs, funits)
+    run_pause = np.asarray(pieces, dtype=float).reshape(-1, 2)
+    return _Full(fdur, fheld, fcpu, fjobs, funits, run_pause[:, 0], run_pause[:, 1])
 
 
 def _full_cpu(sm: _Sample, full: _Full) -> float:

@@ -15,7 +15,7 @@ from simulator.exports import lazy
 if TYPE_CHECKING:
     from simulator.runs.frames import capacity_frame, column, fast_frame, records, tidy
     from simulator.runs.results import REL_TOL, Estimate, ScenarioResult, estimate, results_frame
-    from simulator.runs.runner import run_many, run_raw
+    from simulator.runs.runner import run_many, run_raw, seeds
     from simulator.runs.sequential import TARGET
     from simulator.runs.sweep import (
         capacity_table,
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 # Where each public name lives; imported on first use (``simulator.exports``).
 _WHERE = {
+    "seeds": "runner",
     "Estimate": "results",
     "REL_TOL": "results",
     "ScenarioResult": "results",
@@ -74,6 +75,7 @@ __all__ = [
     "run_many",
     "run_raw",
     "scenario_for",
+    "seeds",
     "tidy",
     "to_frame",
     "verification",

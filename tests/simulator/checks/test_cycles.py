@@ -7,13 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.checks.cycles import Cycles, record
-from simulator.fast import drain, profiles
-from simulator.fast.analytic import settle
+from simulator.checks import Cycles, record_cycles
+from simulator.fast import drain, profiles, settle
 from simulator.inputs.loader import load_scenario
 from simulator.inputs.scenario import Scenario, plan_job_time
 from simulator.model.engine import Simulation
-from simulator.runs.runner import seeds
+from simulator.runs import seeds
 
 SHORT = {"run.horizon_s": 1800.0, "run.warmup_s": 300.0}
 
@@ -28,12 +27,12 @@ def test_a_recorded_run_is_the_run_unrecorded() -> None:
     s = _two_second_jobs("plan-b-1000").updated({"daemon.push_share": 0.5, **SHORT})
     plain = Simulation(s, 3, "steady").run()
     r = Cycles()
-    recorded = record(s, 3, r)
+    recorded = record_cycles(s, 3, r)
     assert r.batches and r.drain_end
     # The recording is only around the model: the same figures to the last bit.
     assert repr(sorted(recorded.scalars.items())) == repr(sorted(plain.scalars.items()))
     again = Cycles()
-    record(s, 3, again)
+    record_cycles(s, 3, again)
     assert again.batches == r.batches and again.waits == r.waits
     # Every kind of job appears: releases, a full sync's later chunks and pushes.
     assert all(len(r.waits[k]) > 100 for k in ("scheduled", "chunk", "push"))
@@ -47,7 +46,7 @@ def test_the_drain_gives_the_scheduled_wait_from_the_recorded_batches_and_held_w
     s = _two_second_jobs(name)
     r = Cycles()
     for seed in seeds(s.run.seed, 2):
-        record(s, seed, r)
+        record_cycles(s, seed, r)
     p = profiles.profile(s)
     cfg, st = settle(s, p, np.array([s.population.tenants]), np.array([s.daemon.processes]))
     s_inc = float(st.s_inc.ravel()[0])
