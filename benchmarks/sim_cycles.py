@@ -7,7 +7,7 @@ not the compiled one) and prints, per scenario: the batches (mean, variance/mean
 the workers busy at a release by what they run (scheduled syncs, later chunks of a
 quota-chunked full sync, push syncs) against their time average, the drain's end (the last
 start of a batch's jobs after its release) and the waits of each kind of job, beside the
-fast path's own figures and, with one scheduler, the cycle map's
+fast path's own figures and, with one scheduler and no push, the cycle map's
 (``simulator.checks.cycle_map``) and the wait the fast path's drain gives from them.
 ``docs/simulator.md`` ("Where the fast path is not expected to agree") quotes them.
 
@@ -30,6 +30,8 @@ from simulator.checks import (
     Cycles,
     cycle_inputs,
     drain_wait,
+    fast_for,
+    mean_wait,
     record_cycles,
     simulate_cycles,
 )
@@ -63,6 +65,7 @@ def fast_view(s: Scenario) -> dict[str, float]:
     lam = float(np.asarray(st.lam).ravel()[0])
     dispatch_ms = s.resources.dispatch_ms
     return {
+        "wait_mean": fast_for(s, as_run=True)["wait_mean"],
         "batch": lam_s * period / float(np.asarray(cfg.k).ravel()[0]),
         "chunk_held": lam * p.full_share * float(np.asarray(cfg.s_full).ravel()[0]),
         "push_held": float(np.asarray(st.lam_p * st.s_inc).ravel()[0]),
@@ -105,6 +108,9 @@ def show(name: str, r: Cycles, fast: dict[str, float], cm: CycleFigures | None) 
             f"  drain end after a release: mean {d.mean():.2f} s, sd {d.std():.2f} s, deciles "
             + " / ".join(f"{x:.2f}" for x in q)
         )
+    every = [w for k in JOB_KINDS for w in r.waits.get(k, [])]
+    also = f"; the cycle map {fast['all_map']:.3f} s" if cm else ""
+    print(f"  every job's wait: mean {np.mean(every):.3f} s (fast {fast['wait_mean']:.3f} s{also})")
     for k in JOB_KINDS:
         w = r.waits.get(k, [])
         if w:
@@ -133,9 +139,10 @@ def main() -> None:
             print(f"  {name}: run {i} of {a.seeds} ({time.perf_counter() - t0:.0f} s)", flush=True)
         view = fast_view(s)
         cm = None
-        if s.daemon.processes == 1:
+        if s.daemon.processes == 1 and s.daemon.push_share == 0:
             cm = simulate_cycles(cycle_inputs(s), paths=a.paths)
             view["wait_map"] = drain_wait(s, cm)
+            view["all_map"] = mean_wait(s, cm)
         show(name, r, view, cm)
 
 

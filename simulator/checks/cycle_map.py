@@ -95,10 +95,13 @@ class CycleFigures:
 
 
 def cycle_inputs(s: Scenario) -> CycleInputs:
-    """The scenario's own configuration as the fast path settles it (one scheduler: with
-    several their phases decide the batches, which this does not model)."""
+    """The scenario's own configuration as the fast path settles it (one scheduler, no push:
+    with several schedulers their phases decide the batches, and pushes come between the
+    releases, neither of which this models)."""
     if s.daemon.processes != 1:
         raise ValueError(f"{s.name}: the cycle map models one scheduler, not {s.daemon.processes}")
+    if s.daemon.push_share > 0:
+        raise ValueError(f"{s.name}: the cycle map models scheduled syncs only, not push")
     p = profiles.profile(s)
     cfg, st = settle(s, p, np.array([s.population.tenants]), np.array([1]), run_window=True)
     period = s.profile().scheduler_interval_s
@@ -133,6 +136,18 @@ def drain_wait(s: Scenario, f: CycleFigures) -> float:
         [(np.array(f.held_mean), np.array(f.residual_s / s_inc))],
     )  # fmt: skip
     return float(np.asarray(w).ravel()[0]) + float(np.asarray(st.dispatch).ravel()[0])
+
+
+def mean_wait(s: Scenario, f: CycleFigures) -> float:
+    """Every high-queue job's mean wait as the fast path mixes it (``analytic._waits``: the
+    scheduled syncs and a full sync's later chunks at their rates), with the scheduled wait
+    of ``drain_wait`` and the chunks' wait of the figures."""
+    p = profiles.profile(s)
+    cfg, st = settle(s, p, np.array([s.population.tenants]), np.array([1]), run_window=True)
+    lam = float(np.asarray(st.lam).ravel()[0])
+    share = float(np.asarray(cfg.share).ravel()[0])
+    chunks = lam * p.full_share * (p.full_jobs - 1) * share
+    return (lam * drain_wait(s, f) + chunks * f.chunk_wait_s) / (lam + chunks)
 
 
 class _Starts:

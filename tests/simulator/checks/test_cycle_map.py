@@ -53,3 +53,5 @@ def test_the_cycle_map_is_seeded_and_runs_without_chunks() -> None:
     assert bare.dispersion < 1.0
     with pytest.raises(ValueError, match="one scheduler"):
         cycle_inputs(s.updated({"daemon.processes": 2}))
+    with pytest.raises(ValueError, match="not push"):
+        cycle_inputs(s.updated({"daemon.push_share": 0.5}))
