@@ -74,6 +74,10 @@ def fast_view(s: Scenario) -> dict[str, float]:
     }
 
 
+# Bins of a drain's end (seconds) for the chunks busy at the next release.
+EDGES = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+
+
 def show(name: str, r: Cycles, fast: dict[str, float], cm: CycleFigures | None) -> None:
     b = np.asarray(r.batches, dtype=float)
     d = np.asarray(r.drain_end, dtype=float)
@@ -102,6 +106,13 @@ def show(name: str, r: Cycles, fast: dict[str, float], cm: CycleFigures | None) 
             f"  {k:9s} workers busy at a release: mean {h.mean():.2f}, variance {h.var():.2f}"
             f"{left}; time average {avg:.2f}{tail}"
         )
+    steps = ", ".join(
+        f"{lo:.0f}-{hi:.0f} s: {mean:.2f} ({n:,})" for lo, hi, n, mean in r.held_after(EDGES)
+    )
+    print(
+        f"  consecutive batches correlate {r.batch_lag_correlation():+.2f}; chunks busy at a "
+        f"release by the previous drain's end (releases): {steps}"
+    )
     if d.size:
         q = np.percentile(d, [10, 50, 90])
         print(

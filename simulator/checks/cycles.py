@@ -9,6 +9,7 @@ their methods), and changes no draw: a recorded run gives the figures an unrecor
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,10 @@ class Cycles:
     waits: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     busy_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     window_s: float = 0.0
+    # Within each run, consecutive releases: (batch, next batch) and (this drain's end,
+    # chunks busy at the next release), the feedback the batches' spread comes from.
+    batch_pairs: list[tuple[int, int]] = field(default_factory=list)
+    after_drain: list[tuple[float, int]] = field(default_factory=list)
 
     def batch_mean(self) -> float:
         """Mean jobs a release hands the workers."""
@@ -53,6 +58,24 @@ class Cycles:
         """The batches' variance over their mean (1 for Poisson counts)."""
         b = np.asarray(self.batches, dtype=float)
         return float(b.var() / max(b.mean(), 1e-12))
+
+    def batch_lag_correlation(self) -> float:
+        """Correlation of a release's batch with the next one's (nan with fewer than 3)."""
+        if len(self.batch_pairs) < 3:
+            return float("nan")
+        a = np.asarray(self.batch_pairs, dtype=float)
+        return float(np.corrcoef(a[:, 0], a[:, 1])[0, 1])
+
+    def held_after(self, edges: list[float]) -> list[tuple[float, float, int, float]]:
+        """Chunks busy at a release by the previous drain's end in ``edges``' bins: (low,
+        high, releases, mean chunks), bins with at least 30 releases."""
+        a = np.asarray(self.after_drain, dtype=float).reshape(-1, 2)
+        out = []
+        for lo, hi in itertools.pairwise(edges):
+            sel = (a[:, 0] >= lo) & (a[:, 0] < hi)
+            if sel.sum() >= 30:
+                out.append((lo, hi, int(sel.sum()), float(a[sel, 1].mean())))
+        return out
 
     def held_mean(self, kind: str) -> float:
         """Mean workers busy with ``kind`` jobs at a release."""
@@ -130,7 +153,13 @@ def record_cycles(s: Scenario, seed: int, into: Cycles) -> RunMetrics:
     sim.rec.cycle = on_cycle  # type: ignore[method-assign]  # wrapped, then called
     sim.workers._on_start = start
     sim._on_end, sim._on_pause = ended(False), ended(True)
+    first = len(into.batches)
     out = sim.run()
     into.window_s += sim.env.now - warm
-    into.drain_end += [t - r for r, t in last_start.items() if r >= warm]
+    ends = [t - r for r, t in last_start.items() if r >= warm]
+    into.drain_end += ends
+    mine, chunks = into.batches[first:], into.held["chunk"][first:]
+    into.batch_pairs += list(itertools.pairwise(mine))
+    if len(ends) == len(mine):
+        into.after_drain += list(zip(ends[:-1], chunks[1:], strict=True))
     return out
