@@ -60,6 +60,18 @@ def test_the_drain_gives_the_scheduled_wait_from_the_recorded_batches_and_held_w
         )  # fmt: skip
         return float(w) + float(st.dispatch.ravel()[0])
 
+    # Within each run, pairs of consecutive releases.
+    assert len(r.batch_pairs) == len(r.batches) - 2
+    assert len(r.after_drain) == len(r.batch_pairs)
+    # The feedback behind the batches' spread: the chunks at a release follow the previous
+    # drain's end in steps, fewer after a longer drain on plan-b-1000 (the walk grows),
+    # more on plan-b-1500 (it settles).
+    steps = {lo: mean for lo, _hi, _n, mean in r.held_after([2.0, 3.0, 4.0, 5.0, 6.0])}
+    if name == "plan-b-1000":
+        assert steps[4.0] < 0.8 * steps[2.0]
+        assert r.batch_lag_correlation() < -0.1
+    if name == "plan-b-1500":
+        assert steps[5.0] > 1.3 * steps[4.0]
     got = r.wait_mean("scheduled")
     # Measured 1.320, 2.273 and 1.553 s; the drain gives them within 1 %.
     assert wait(r.batch_dispersion()) == pytest.approx(got, rel=0.05)
