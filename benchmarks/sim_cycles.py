@@ -151,7 +151,9 @@ def main() -> None:
         view = fast_view(s)
         cm = None
         if s.daemon.processes == 1 and s.daemon.push_share == 0:
+            t1 = time.perf_counter()
             cm = simulate_cycles(cycle_inputs(s), paths=a.paths)
+            print(f"  cycle map: {a.paths} paths in {time.perf_counter() - t1:.1f} s", flush=True)
             view["wait_map"] = drain_wait(s, cm)
             view["all_map"] = mean_wait(s, cm)
         show(name, r, view, cm)

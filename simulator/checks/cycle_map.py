@@ -19,8 +19,8 @@ on that drain's end. This simulates exactly that, and nothing else, over seeded 
   release's drain and queued behind the batch (first in, first out) when they come back
   during one.
 
-It is a check, not part of ``analytic.evaluate`` yet: a configuration costs about a second
-with 16 paths, where the fast path evaluates thousands in that time, so it shows what the
+It is a check, not part of ``analytic.evaluate`` yet: a configuration costs a second or two
+with 16 to 32 paths, where the fast path evaluates thousands in that time, so it shows what the
 fast path's closed forms must reproduce. ``cycle_inputs`` takes a scenario's own
 configuration; ``benchmarks/sim_cycles.py`` prints the figures beside the event model's
 recordings.
@@ -29,12 +29,16 @@ recordings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simulator.fast import drain, profiles, settle
 from simulator.fast.job_profile import JobProfile
 from simulator.inputs.scenario import Scenario
+
+if TYPE_CHECKING:
+    from simulator.fast.config import Config, Settled
 
 Arr = np.ndarray
 
@@ -102,19 +106,18 @@ def cycle_inputs(s: Scenario) -> CycleInputs:
         raise ValueError(f"{s.name}: the cycle map models one scheduler, not {s.daemon.processes}")
     if s.daemon.push_share > 0:
         raise ValueError(f"{s.name}: the cycle map models scheduled syncs only, not push")
-    p = profiles.profile(s)
-    cfg, st = settle(s, p, np.array([s.population.tenants]), np.array([1]), run_window=True)
+    p, cfg, st = _settled(s)
     period = s.profile().scheduler_interval_s
-    slots = round(float(np.asarray(cfg.mean_i).ravel()[0]) / period)
+    slots = round(_one(cfg.mean_i) / period)
     r = s.resources
     return CycleInputs.of(
         p,
-        per_slot=float(np.asarray(cfg.n).ravel()[0]) / slots,
-        workers=int(np.asarray(cfg.c).ravel()[0]),
+        per_slot=_one(cfg.n) / slots,
+        workers=int(_one(cfg.c)),
         slots=slots,
         period=period,
-        job_s=float(np.asarray(st.s_inc).ravel()[0]),
-        full_rate=float(np.asarray(st.lam).ravel()[0]) * p.full_share,
+        job_s=_one(st.s_inc),
+        full_rate=_one(st.lam) * p.full_share,
         overshoot_s=r.scheduler_overshoot_ms / 1000,
         dispatch_s=r.dispatch_ms / 1000,
         enqueue_s=r.enqueue_ms_per_job / 1000,
@@ -126,28 +129,37 @@ def cycle_inputs(s: Scenario) -> CycleInputs:
 def drain_wait(s: Scenario, f: CycleFigures) -> float:
     """The scheduled jobs' mean queue wait (dispatch included) that ``drain.batch_wait``
     gives from the figures' batches and held chunks, on the scenario's configuration."""
-    p = profiles.profile(s)
-    cfg, st = settle(s, p, np.array([s.population.tenants]), np.array([1]), run_window=True)
-    s_inc = float(np.asarray(st.s_inc).ravel()[0])
+    p, cfg, st = _settled(s)
+    s_inc = _one(st.s_inc)
     m = np.array(f.batch_mean)
     w = drain.batch_wait(
-        m, m * f.dispersion, np.asarray(cfg.c).ravel()[:1], np.array(s_inc), p.renewal_mean,
-        p.renewal_var, float(np.asarray(st.cs2).ravel()[0]),
-        [(np.array(f.held_mean), np.array(f.residual_s / s_inc))],
+        m, m * f.dispersion, np.array(_one(cfg.c)), np.array(s_inc), p.renewal_mean,
+        p.renewal_var, _one(st.cs2), [(np.array(f.held_mean), np.array(f.residual_s / s_inc))],
     )  # fmt: skip
-    return float(np.asarray(w).ravel()[0]) + float(np.asarray(st.dispatch).ravel()[0])
+    return _one(w) + _one(st.dispatch)
 
 
 def mean_wait(s: Scenario, f: CycleFigures) -> float:
     """Every high-queue job's mean wait as the fast path mixes it (``analytic._waits``: the
     scheduled syncs and a full sync's later chunks at their rates), with the scheduled wait
     of ``drain_wait`` and the chunks' wait of the figures."""
+    p, cfg, st = _settled(s)
+    lam = _one(st.lam)
+    chunks = lam * p.full_share * (p.full_jobs - 1) * _one(cfg.share)
+    return (lam * drain_wait(s, f) + chunks * f.chunk_wait_s) / (lam + chunks)
+
+
+def _settled(s: Scenario) -> tuple[JobProfile, Config, Settled]:
+    """The scenario's profile and its own configuration as a run of it settles (one
+    scheduler)."""
     p = profiles.profile(s)
     cfg, st = settle(s, p, np.array([s.population.tenants]), np.array([1]), run_window=True)
-    lam = float(np.asarray(st.lam).ravel()[0])
-    share = float(np.asarray(cfg.share).ravel()[0])
-    chunks = lam * p.full_share * (p.full_jobs - 1) * share
-    return (lam * drain_wait(s, f) + chunks * f.chunk_wait_s) / (lam + chunks)
+    return p, cfg, st
+
+
+def _one(x: Arr | float) -> float:
+    """The value of a one-configuration array."""
+    return float(np.asarray(x).ravel()[0])
 
 
 class _Starts:
@@ -260,11 +272,11 @@ def _chunks(
             on = at < inp.period
             if not on.any():
                 break
-            ready = at + inp.dispatch_s
+            at = np.where(on, at, 0.0)  # chains not back this cycle: nothing to start
             turn = _first_at(curve, b + queued + 1, t)
-            start = np.where(on, np.maximum(ready, turn), 0.0)
+            start = np.where(on, np.maximum(at + inp.dispatch_s, turn), 0.0)
             queued += on
-            wait += np.where(on, start - np.where(on, at, 0.0), 0.0)
+            wait += np.where(on, start - at, 0.0)
             count += on
             pick = np.asarray(rng.integers(0, run.size, pp))
             i = np.flatnonzero(on)

@@ -125,23 +125,30 @@ def batch_wait(
     held: Sequence[tuple[Arr | float, Arr | float]] = (),
 ) -> Arr:
     """Mean queue wait per job of a batch of mean ``m`` and variance ``vb`` released at once
-    onto ``c`` idle workers whose job times have mean ``s`` and the renewal curve
-    (``mean_n``, ``var_n``, from ``renewal``); past its grid the curve goes on linearly
-    (slope 1, variance slope ``cs2``). Each of ``held``, (workers, back), is more workers (a
-    Poisson count) busy with other work at the release that join the drain after ``back``
-    mean job times. Arrays broadcast together."""
+    onto ``c`` workers whose job times have mean ``s`` and the renewal curve (``mean_n``,
+    ``var_n``, from ``renewal``); past its grid the curve goes on linearly (slope 1, variance
+    slope ``cs2``). The workers are idle but for ``held``: each group (workers, back) is a
+    Poisson count of them busy with other work at the release that join the drain after
+    ``back`` mean job times (all of them together at most ``c - 1``). Arrays broadcast
+    together."""
     shape = np.broadcast(m, vb, c, s, *(x for g in held for x in g)).shape
 
     def flat(x: Arr | float) -> Arr:
         return np.broadcast_to(np.asarray(x, dtype=float), shape).ravel()
 
     mb, vbb, cb, sb = (flat(x) for x in (m, vb, c, s))
-    groups = [(flat(h), flat(r)) for h, r in held]
     cb = np.maximum(cb, 1.0)
+    groups = [(flat(h), flat(r)) for h, r in held]
+    busy = sum((h for h, _r in groups), np.zeros(mb.size))
+    scale = np.where(busy > cb - 1, (cb - 1) / np.maximum(busy, 1e-12), 1.0)
+    groups = [(h * scale, r) for h, r in groups]
+    free = cb - busy * scale
     out = np.zeros(mb.size)
     mn, vn = np.asarray(mean_n, dtype=float), np.asarray(var_n, dtype=float)
-    # A batch that fits the workers to 6 σ (and 6 jobs) does not wait.
-    queues = np.flatnonzero((mb > 0) & (mb + 6 * np.sqrt(np.maximum(vbb, 0.0)) + 6 > cb))
+    # A batch that fits the free workers to 6 σ (and 6 jobs) does not wait; the held count
+    # is Poisson, so its spread adds to the batch's.
+    spread = np.sqrt(np.maximum(vbb + busy * scale, 0.0))
+    queues = np.flatnonzero((mb > 0) & (mb + 6 * spread + 6 > free))
     for lo in range(0, queues.size, CHUNK):
         at = queues[lo : lo + CHUNK]
         curve = _Curve.over(mb[at], vbb[at], cb[at], mn, vn, cs2)
@@ -273,23 +280,9 @@ def scheduled_wait(
     out[lk > 0] = 0.0
     if not at.any():
         return out
-    idx = np.flatnonzero(at.ravel())
-    si_f = si.ravel()
-    groups = [(full(h).ravel(), full(r).ravel() / si_f) for h, r in long] or [
-        (held.ravel(), np.full(held.size, np.inf))
+    groups = [(full(h)[at], full(r)[at] / si[at]) for h, r in long] or [
+        (held[at], np.full(int(at.sum()), np.inf))
     ]
-    mf, cc_f = m.ravel(), cc.ravel()
-    vb = np.zeros(mf.size)
-    vb[idx] = evened_variance(mf[idx], cc_f[idx])
-    res = out.ravel().copy()
-    cs2_max = float(np.max(cv[at]))
-    mn, vn = np.asarray(mean_n, dtype=float), np.asarray(var_n, dtype=float)
-    for lo in range(0, idx.size, CHUNK):
-        sl = idx[lo : lo + CHUNK]
-        curve = _Curve.over(mf[sl], vb[sl], cc_f[sl], mn, vn, cs2_max)
-        hs = [(h[sl], r[sl]) for h, r in groups]
-        # At most all but one worker held.
-        busy = sum((h for h, _r in hs), np.zeros(sl.size))
-        scale = np.where(busy > cc_f[sl] - 1, (cc_f[sl] - 1) / np.maximum(busy, 1e-12), 1.0)
-        res[sl] = curve.wait(mf[sl], vb[sl], cc_f[sl], si_f[sl], [(h * scale, r) for h, r in hs])
-    return res.reshape(shape)
+    vb = evened_variance(m[at], cc[at])
+    out[at] = batch_wait(m[at], vb, cc[at], si[at], mean_n, var_n, float(np.max(cv[at])), groups)
+    return out
