@@ -7,7 +7,8 @@ not the compiled one) and prints, per scenario: the batches (mean, variance/mean
 the workers busy at a release by what they run (scheduled syncs, later chunks of a
 quota-chunked full sync, push syncs) against their time average, the drain's end (the last
 start of a batch's jobs after its release) and the waits of each kind of job, beside the
-fast path's own figures and, with one scheduler and no push, the cycle map's
+fast path's own figures for a run (the cycle map serving where its closed forms miss), its
+closed forms alone and, with one scheduler and no push, the cycle map's
 (``simulator.checks.cycle_map``) and the wait the fast path's drain gives from them.
 ``docs/simulator.md`` ("Where the fast path is not expected to agree") quotes them.
 
@@ -54,23 +55,23 @@ def scenario(name: str) -> Scenario:
     return s
 
 
-def fast_view(s: Scenario) -> dict[str, float]:
-    """The fast path's batch, held workers and waits for the scenario's configuration."""
+def fast_view(s: Scenario, cycles: bool = True) -> dict[str, float]:
+    """The fast path's batch, held workers and waits for a run of the scenario's
+    configuration (``cycles=False``: its closed forms only, no cycle map)."""
     p = profiles.profile(s)
-    cfg, st = settle(
-        s, p, np.array([s.population.tenants]), np.array([s.daemon.processes]), run_window=True
-    )
+    tenants, k = np.array([s.population.tenants]), np.array([s.daemon.processes])
+    cfg, st = settle(s, p, tenants, k, run_window=True, cycles=cycles)
     period = s.profile().scheduler_interval_s
     lam_s = float(np.asarray(st.lam - st.lam_p).ravel()[0])
     lam = float(np.asarray(st.lam).ravel()[0])
     dispatch_ms = s.resources.dispatch_ms
     return {
-        "wait_mean": fast_for(s, as_run=True)["wait_mean"],
+        "wait_mean": fast_for(s, as_run=True, cycles=cycles)["wait_mean"],
         "batch": lam_s * period / float(np.asarray(cfg.k).ravel()[0]),
         "chunk_held": lam * p.full_share * float(np.asarray(cfg.s_full).ravel()[0]),
         "push_held": float(np.asarray(st.lam_p * st.s_inc).ravel()[0]),
         "wait_scheduled": float(np.asarray(st.dispatch + st.w_s).ravel()[0]),
-        "wait_other": float(np.asarray(dispatch_ms / 1000 + st.w_p).ravel()[0]),
+        "wait_chunk": float(np.asarray(dispatch_ms / 1000 + st.w_ch).ravel()[0]),
     }
 
 
@@ -78,13 +79,15 @@ def fast_view(s: Scenario) -> dict[str, float]:
 EDGES = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
 
 
-def show(name: str, r: Cycles, fast: dict[str, float], cm: CycleFigures | None) -> None:
+def show(
+    name: str, r: Cycles, fast: dict[str, float], closed: dict[str, float], cm: CycleFigures | None
+) -> None:
     b = np.asarray(r.batches, dtype=float)
     d = np.asarray(r.drain_end, dtype=float)
     dec = np.percentile(b, [10, 50, 90])
     print(f"\n{name}: {b.size:,} releases after warm-up")
     print(
-        f"  batch: mean {b.mean():.1f} (fast {fast['batch']:.1f}), variance/mean "
+        f"  batch: mean {b.mean():.1f} (closed forms {closed['batch']:.1f}), variance/mean "
         f"{b.var() / max(b.mean(), 1e-12):.2f}, deciles 10/50/90: "
         + " / ".join(f"{x:.0f}" for x in dec)
     )
@@ -98,8 +101,8 @@ def show(name: str, r: Cycles, fast: dict[str, float], cm: CycleFigures | None) 
     for k in JOB_KINDS:
         h = np.asarray(r.held[k], dtype=float)
         avg = r.busy_s[k] / r.window_s if r.window_s else 0.0
-        fast_avg = {"chunk": fast["chunk_held"], "push": fast["push_held"]}.get(k)
-        tail = f" (fast {fast_avg:.2f})" if fast_avg is not None else ""
+        fast_avg = {"chunk": closed["chunk_held"], "push": closed["push_held"]}.get(k)
+        tail = f" (closed forms {fast_avg:.2f})" if fast_avg is not None else ""
         res = r.residual.get(k, [])
         left = f", {np.mean(res):.2f} s left to run" if res else ""
         print(
@@ -121,17 +124,20 @@ def show(name: str, r: Cycles, fast: dict[str, float], cm: CycleFigures | None) 
         )
     every = [w for k in JOB_KINDS for w in r.waits.get(k, [])]
     also = f"; the cycle map {fast['all_map']:.3f} s" if cm else ""
-    print(f"  every job's wait: mean {np.mean(every):.3f} s (fast {fast['wait_mean']:.3f} s{also})")
+    print(
+        f"  every job's wait: mean {np.mean(every):.3f} s (fast {fast['wait_mean']:.3f} s, "
+        f"closed forms {closed['wait_mean']:.3f} s{also})"
+    )
     for k in JOB_KINDS:
         w = r.waits.get(k, [])
         if w:
-            ref = fast["wait_scheduled"] if k == "scheduled" else fast["wait_other"]
-            also = ""
+            key = "wait_scheduled" if k == "scheduled" else "wait_chunk"
+            also = f", closed forms {closed[key]:.3f} s"
             if cm and k == "scheduled":
-                also = f"; the drain on the cycle map's inputs {fast['wait_map']:.3f} s"
+                also += f"; the drain on the cycle map's inputs {fast['wait_map']:.3f} s"
             print(
                 f"  {k:9s} wait: mean {np.mean(w):.3f} s over {len(w):,} jobs "
-                f"(fast {ref:.3f} s{also})"
+                f"(fast {fast[key]:.3f} s{also})"
             )
 
 
@@ -148,7 +154,7 @@ def main() -> None:
         for i, seed in enumerate(seeds(s.run.seed, a.seeds), 1):
             record_cycles(s, seed, r)
             print(f"  {name}: run {i} of {a.seeds} ({time.perf_counter() - t0:.0f} s)", flush=True)
-        view = fast_view(s)
+        view, closed = fast_view(s), fast_view(s, cycles=False)
         cm = None
         if s.daemon.processes == 1 and s.daemon.push_share == 0:
             t1 = time.perf_counter()
@@ -156,7 +162,7 @@ def main() -> None:
             print(f"  cycle map: {a.paths} paths in {time.perf_counter() - t1:.1f} s", flush=True)
             view["wait_map"] = drain_wait(s, cm)
             view["all_map"] = mean_wait(s, cm)
-        show(name, r, view, cm)
+        show(name, r, view, closed, cm)
 
 
 if __name__ == "__main__":

@@ -72,10 +72,12 @@ def judge(
     return Agreement(scenario, metric, fast, event, half, rel, ok, error, resolved, note)
 
 
-def fast_for(s: Scenario, as_run: bool = False) -> dict[str, float]:
+def fast_for(s: Scenario, as_run: bool = False, cycles: bool = True) -> dict[str, float]:
     """The fast path's figures for the scenario's own configuration: the steady state, or
     with ``as_run`` what a run of the scenario measures (``analytic.evaluate``'s
-    ``run_window``: a run misses part of the full syncs longer than its warm-up)."""
+    ``run_window``: a run misses part of the full syncs longer than its warm-up, and where
+    the drain's closed forms miss what a run meets the cycle map serves, unless not
+    ``cycles``)."""
     p = profiles.profile(s)
     out = evaluate(
         s,
@@ -84,6 +86,7 @@ def fast_for(s: Scenario, as_run: bool = False) -> dict[str, float]:
         np.array([s.daemon.processes]),
         hosts=np.array([s.daemon.hosts]),
         run_window=as_run,
+        cycles=cycles,
     )
     return {k: float(np.asarray(v).ravel()[0]) for k, v in out.items()}
 
@@ -102,19 +105,6 @@ def expected_gap(s: Scenario, metric: str) -> str:
             "takes that as a Lindley carry with a heavy-traffic exponential "
             "(drain.evened_variance), rough this close to the workers (-4 % with the "
             "model's latencies, +7 % with 2 s jobs, CI 4-15 %)"
-        )
-    if metric == "wait_mean" and s.daemon.cursor_expiry_per_sync > 0:
-        return (
-            "with fewer workers than the mean batch a job that starts after the scheduler's "
-            "lateness moves to the next slot, so the batches clump over a run (variance/mean "
-            "5.6 on plan-b-1000 with 2 s jobs), where the fast path keeps them Poisson; and "
-            "the chunks of Gmail full syncs that come back during a drain start together at "
-            "its end, so a release finds T / (T - D) times their average busy (5.8 of 17 "
-            "workers on plan-b-1500, freed within a job's time), where the fast path holds "
-            "the average for the whole drain. Scheduled jobs' wait, event against fast: 1.47 "
-            "against 1.33 s on plan-b-1000, 2.27 against 2.51 s on plan-b-1500 "
-            "(benchmarks/sim_cycles.py; the cycle map, simulator.checks.cycle_map, "
-            "reproduces both within 3 %)"
         )
     if metric == "ram_gb_host" and s.resources.rss_per_job_mb > 0:
         return (

@@ -3,11 +3,12 @@
 ``analytic`` (``evaluate``: a configuration's steady state, step by step over ``config``'s
 grid; ``settle``: the rates and waits it rests on), ``sampling`` (``job_profile``: a
 scenario's syncs sampled once, into a ``job_profile.JobProfile``), ``drain`` (a released
-batch drained by the sampled sync times), ``cycles`` (claim waits, push-shortened cycles,
-staleness), ``resources`` (resources, cost and verdict per configuration), ``closed_forms``
-(queueing formulas), ``profiles`` (job profiles memoised per process) and ``in_flight`` (the
-peak of jobs in flight). It reuses the event model's per-provider arithmetic (``model.gate``)
-so that both price a sync the same way.
+batch drained by the sampled sync times), ``cycle_map`` (the release cycle simulated where
+the drain's closed forms miss it, for a run's own configuration), ``cycles`` (claim waits,
+push-shortened cycles, staleness), ``resources`` (resources, cost and verdict per
+configuration), ``closed_forms`` (queueing formulas), ``profiles`` (job profiles memoised
+per process) and ``in_flight`` (the peak of jobs in flight). It reuses the event model's
+per-provider arithmetic (``model.gate``) so that both price a sync the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ if TYPE_CHECKING:
         mmc_wait,
         t_quantile,
     )
+    from simulator.fast.cycle_map import (
+        CycleFigures,
+        CycleInputs,
+        cycle_inputs_at,
+        in_regime,
+        simulate_cycles,
+    )
 
 # Where each public name lives; imported on first use (``simulator.exports``).
 _WHERE = {
@@ -40,6 +48,11 @@ _WHERE = {
     "JobProfile": "analytic",
     "RATIO_NAMES": "analytic",
     "batch_drain_mean": "closed_forms",
+    "CycleFigures": "cycle_map",
+    "CycleInputs": "cycle_map",
+    "cycle_inputs_at": "cycle_map",
+    "in_regime": "cycle_map",
+    "simulate_cycles": "cycle_map",
     "erlang_c": "closed_forms",
     "evaluate": "analytic",
     "job_profile": "analytic",
@@ -52,16 +65,21 @@ _WHERE = {
 
 __all__ = [
     "RATIO_NAMES",
+    "CycleFigures",
+    "CycleInputs",
     "JobProfile",
     "batch_drain_mean",
+    "cycle_inputs_at",
     "erlang_c",
     "evaluate",
+    "in_regime",
     "job_profile",
     "largest_interval",
     "mean_interval",
     "mmc_priority_waits",
     "mmc_wait",
     "settle",
+    "simulate_cycles",
     "t_quantile",
 ]
 

@@ -15,12 +15,13 @@ sync times (``drain``); otherwise they follow the schedulers' phases
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from daemon import policy
 from simulator.fast import closed_forms as cf
-from simulator.fast import drain
+from simulator.fast import cycle_map, drain
 from simulator.fast import resources as fast_resources
 from simulator.fast.config import Config, Settled
 from simulator.fast.cycles import age_quantile, claim_wait, push_cycle
@@ -105,15 +106,17 @@ def evaluate(
     interval: Arr | float | None = None,
     instance: Arr | None = None,
     run_window: bool = False,
+    cycles: bool = True,
 ) -> dict[str, Arr]:
     """Steady-state figures for every configuration (arrays broadcast together).
 
     ``instance`` holds indices into the catalogue's instance list (default: the scenario's).
     ``run_window``: the figures a run of the scenario measures instead (its warm-up and
     horizon; only long full syncs differ, see ``JobProfile.cpu_ms_run``), to check the fast
-    path against the event model; plans use the steady state.
+    path against the event model; plans use the steady state. ``cycles``: with
+    ``run_window``, the cycle map where the closed forms miss (``settle``).
     """
-    cfg, st = settle(s, p, tenants, processes, conc_scale, interval, run_window)
+    cfg, st = settle(s, p, tenants, processes, conc_scale, interval, run_window, cycles)
     vcpu, ram_cap, price = fast_resources.instances(s, instance)
     out: dict[str, Arr] = {
         "mailboxes": cfg.n,
@@ -142,17 +145,31 @@ def settle(
     conc_scale: Arr | float = 1.0,
     interval: Arr | float | None = None,
     run_window: bool = False,
+    cycles: bool = True,
 ) -> tuple[Config, Settled]:
     """The configurations (``evaluate``'s arguments) and the rates and waits they settle to:
-    what ``evaluate`` derives its figures from."""
+    what ``evaluate`` derives its figures from.
+
+    With ``run_window``, configurations where the drain's closed forms miss what a run
+    meets (``cycle_map.in_regime``) take the batches' spread, the chunks busy at a release
+    and the chunks' wait from the cycle map, simulated over the run's horizon (about a
+    second each: meant for a scenario's own configuration); ``cycles=False`` keeps the
+    closed forms there too."""
     cfg = _config(s, p, tenants, processes, conc_scale, interval, run_window)
     st = _settle(cfg)
-    if run_window and p.full_share > 0:
+    if not run_window:
+        return cfg, st
+    for _ in range(2 if p.full_share > 0 else 0):
         # A run's full syncs last longer by their chunks' queue waits, so it counts less of
-        # them: settled again with the waits of the first settling.
-        chunk_wait = np.where(st.stable, s.resources.dispatch_ms / 1000 + st.w_p, 0.0)
+        # them: settled again with the waits of the settling before, the cycle map's
+        # figures (on the configuration settled without them) kept.
+        chunk_wait = np.where(st.stable, s.resources.dispatch_ms / 1000 + st.w_ch, 0.0)
+        cycle = cfg.cycle or (cycle_map.refine(cfg, st) if cycles else None)
         cfg = _config(s, p, tenants, processes, conc_scale, interval, run_window, chunk_wait)
+        cfg = replace(cfg, cycle=cycle)
         st = _settle(cfg)
+        if cycle is None:
+            break
     return cfg, st
 
 
@@ -265,8 +282,14 @@ def _settle(cfg: Config) -> Settled:
         b_jobs = np.where(cfg.locked, period / k, b_spaced)
         dispatch = (r.dispatch_ms + r.enqueue_ms_per_job * lam_s * b_jobs) / 1000
         w_p = lam_s * w_s * s_inc / c_eff + cf.allen_cunneen_wait(c, lam, s_inc, var_inc + s_inc**2)
+        w_ch = w_p
+        if cfg.cycle is not None:
+            m = lam_s * period / k
+            w_s = cycle_map.refined_wait(cfg.cycle, p, m, c, s_inc, cs2, w_s)
+            w_ch = np.where(cfg.cycle.on, cfg.cycle.chunk_wait, w_p)
         w_s = np.where(stable, w_s, np.inf)
         w_p = np.where(stable, w_p, np.inf)
+        w_ch = np.where(stable, w_ch, np.inf)
         w_prev = np.where(stable, w_s, 0.0)
         claim_mean = claim_wait(period, k, mean_i, dispatch, w_prev, over)
         # Each mailbox: claimed an interval plus the claim wait after its start, or pushed.
@@ -278,7 +301,7 @@ def _settle(cfg: Config) -> Settled:
         lam_p = np.where(stable, n * push_box / (1 - p.error_rate), 0.0)
     return Settled(
         lam, lam_p, demand, x_max, caps, stable, s_inc, s_mean, cs2, cpu_s, pool, c_eff, w_s,
-        w_p, dispatch, push_dispatch, claim_mean,
+        w_p, w_ch, dispatch, push_dispatch, claim_mean,
     )  # fmt: skip
 
 
@@ -320,7 +343,7 @@ def _waits(cfg: Config, st: Settled) -> dict[str, Arr]:
         w_all = (
             lam_s * (st.dispatch + st.w_s)
             + lam_p * (st.push_dispatch + st.w_p)
-            + lam_ch * (chunk_dispatch + st.w_p)
+            + lam_ch * (chunk_dispatch + st.w_ch)
         ) / np.maximum(lam + lam_ch, 1e-300)
     w_mean = np.where(stable, np.where(lam > 0, w_all, st.dispatch + st.w_s), np.inf)
     # The longest wait: the job last in the batch behind the longest spacing.

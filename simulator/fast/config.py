@@ -16,6 +16,18 @@ Arr = np.ndarray
 
 
 @dataclass(frozen=True)
+class Refined:
+    """The cycle map's figures per configuration where ``on`` (elsewhere NaN):
+    ``cycle_map.refine``."""
+
+    on: Arr
+    dispersion: Arr  # the batches' variance / mean
+    held: Arr  # workers busy with chunks at a release
+    back_s: Arr  # how long those chunks still run
+    chunk_wait: Arr  # a chunk's queue wait beyond its dispatch
+
+
+@dataclass(frozen=True)
 class Config:
     """One grid of configurations: what ``evaluate``'s steps share (arrays broadcast)."""
 
@@ -33,6 +45,8 @@ class Config:
     s_full: Arr | float  # a full sync's worker time (the run's share of it with ``run_window``)
     cpu_ms: Arr | float
     share: Arr | float  # the share of full syncs' worker time counted
+    # The cycle map's drain inputs where the closed forms miss them (``cycle_map.refine``).
+    cycle: Refined | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +66,8 @@ class Settled:
     pool: PoolCosts
     c_eff: Arr
     w_s: Arr  # scheduled jobs' queue wait beyond their dispatch
-    w_p: Arr  # push (and chunk) jobs' queue wait
+    w_p: Arr  # push jobs' queue wait
+    w_ch: Arr  # a quota-chunked full sync's later chunks' queue wait
     dispatch: Arr
     push_dispatch: float
     claim_mean: Arr

@@ -35,7 +35,7 @@ def test_the_cycle_map_meets_what_the_event_models_releases_meet(name: str, path
     assert f.held_mean == pytest.approx(ev.held_mean("chunk"), rel=0.3)
     assert f.chunk_wait_s == pytest.approx(ev.wait_mean("chunk"), rel=0.1)
     # The fast path's drain on those inputs: the recorded scheduled wait (1.470 and 1.557 s
-    # over six runs; 1.331 and 1.491 s as the fast path has it today).
+    # over six runs; 1.331 and 1.491 s from its closed forms alone).
     assert drain_wait(s, f) == pytest.approx(ev.wait_mean("scheduled"), rel=0.05)
 
 
