@@ -68,6 +68,7 @@ def fast_view(s: Scenario, cycles: bool = True) -> dict[str, float]:
     return {
         "wait_mean": fast_for(s, as_run=True, cycles=cycles)["wait_mean"],
         "batch": lam_s * period / float(np.asarray(cfg.k).ravel()[0]),
+        "job_s": float(np.asarray(st.s_inc).ravel()[0]),
         "chunk_held": lam * p.full_share * float(np.asarray(cfg.s_full).ravel()[0]),
         "push_held": float(np.asarray(st.lam_p * st.s_inc).ravel()[0]),
         "wait_scheduled": float(np.asarray(st.dispatch + st.w_s).ravel()[0]),
@@ -122,6 +123,19 @@ def show(
             f"  drain end after a release: mean {d.mean():.2f} s, sd {d.std():.2f} s, deciles "
             + " / ".join(f"{x:.2f}" for x in q)
         )
+    if any(len(g) > 1 for g, _w in r.runs):
+        # Several schedulers: the gaps between their releases are drawn per run; a release
+        # that comes while the one before is still draining finds the workers busy.
+        print(
+            f"  per run, the gaps between the schedulers' releases (a job takes "
+            f"{closed['job_s']:.2f} s on average; closed forms {closed['wait_mean']:.3f} s):"
+        )
+        for i, (gaps, w) in enumerate(r.runs, 1):
+            print(
+                f"    run {i}: gaps "
+                + " / ".join(f"{g:.2f}" for g in gaps)
+                + f" s (closest {min(gaps):.2f} s), mean wait {w:.3f} s"
+            )
     every = [w for k in JOB_KINDS for w in r.waits.get(k, [])]
     also = f"; the cycle map {fast['all_map']:.3f} s" if cm else ""
     print(

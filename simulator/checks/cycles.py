@@ -49,6 +49,9 @@ class Cycles:
     # chunks busy at the next release), the feedback the batches' spread comes from.
     batch_pairs: list[tuple[int, int]] = field(default_factory=list)
     after_drain: list[tuple[float, int]] = field(default_factory=list)
+    # Per run, its schedulers' gaps (seconds from each release to the next scheduler's, in
+    # the order of the cycle) and its mean wait of high-queue jobs, as its metrics give it.
+    runs: list[tuple[tuple[float, ...], float]] = field(default_factory=list)
 
     def batch_mean(self) -> float:
         """Mean jobs a release hands the workers."""
@@ -155,6 +158,10 @@ def record_cycles(s: Scenario, seed: int, into: Cycles) -> RunMetrics:
     sim._on_end, sim._on_pause = ended(False), ended(True)
     first = len(into.batches)
     out = sim.run()
+    period = sim.profile.scheduler_interval_s
+    ph = sorted(sim.phases)
+    gaps = tuple(b - a for a, b in itertools.pairwise([*ph, ph[0] + period]))
+    into.runs.append((gaps, out.scalars.get("wait_mean_high", float("nan"))))
     into.window_s += sim.env.now - warm
     ends = [t - r for r, t in last_start.items() if r >= warm]
     into.drain_end += ends

@@ -95,8 +95,14 @@ def expected_gap(s: Scenario, metric: str) -> str:
     """Why the fast path is not expected to agree on ``metric`` for ``s`` ("" when it is)."""
     if metric == "wait_mean" and s.daemon.processes > 1:
         return (
-            "several schedulers: each run's batch sizes follow the phases drawn for it (and "
-            "even out as late jobs move to the next scheduler); the fast path averages them"
+            "several schedulers: each run draws their phases, and where two releases fall "
+            "closer together than a job lasts the second finds the workers busy with the "
+            "first's batch, its jobs start late and move on to the next release, and the run "
+            "settles into larger batches and waits 10-60 times an even-phased run's (plan-c-"
+            "5000 with 2 s jobs: 0.10-0.91 s in the 7 of 12 runs with two releases within "
+            "0.8 s, 0.01-0.05 s in the others; benchmarks/sim_cycles.py). The fast path takes "
+            "the batches as evened out, the even-phased runs' figure; the mean over runs "
+            "follows the few close-phased ones, hence also the simulation's wide CI"
         )
     if metric == "wait_mean" and s.profile().work_conserving:
         return (
