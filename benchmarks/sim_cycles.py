@@ -12,7 +12,12 @@ closed forms alone and, with one scheduler and no push, the cycle map's
 (``simulator.checks.cycle_map``) and the wait the fast path's drain gives from them.
 ``docs/simulator.md`` ("Where the fast path is not expected to agree") quotes them.
 
+With several schedulers it prints each run's gaps between the releases and its wait; with
+``--phased`` also the phased map (``simulator.checks.phased_map``) on each run's phases and
+its mean over drawn phases.
+
     python benchmarks/sim_cycles.py plan-b-1000@2s-jobs plan-b-1500@2s-jobs [--seeds 4]
+    python benchmarks/sim_cycles.py plan-c-5000@2s-jobs --seeds 12 --phased
 
 A name is a shipped scenario, with ``@2s-jobs`` (every sync about 2 s, the plan's
 assumption) or ``@push`` (every arrival notifies) as in ``benchmarks/sim_accuracy.py``.
@@ -29,12 +34,15 @@ from simulator.checks import (
     JOB_KINDS,
     CycleFigures,
     Cycles,
+    PhasedInputs,
     cycle_inputs,
     drain_wait,
     fast_for,
     mean_wait,
+    phased_inputs,
     record_cycles,
     simulate_cycles,
+    simulate_phased,
 )
 from simulator.fast import profiles, settle
 from simulator.inputs.loader import load_scenario
@@ -81,7 +89,14 @@ EDGES = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
 
 
 def show(
-    name: str, r: Cycles, fast: dict[str, float], closed: dict[str, float], cm: CycleFigures | None
+    name: str,
+    r: Cycles,
+    fast: dict[str, float],
+    closed: dict[str, float],
+    cm: CycleFigures | None,
+    inp: PhasedInputs | None = None,
+    replay_paths: int = 4,
+    phased_paths: int = 64,
 ) -> None:
     b = np.asarray(r.batches, dtype=float)
     d = np.asarray(r.drain_end, dtype=float)
@@ -131,10 +146,22 @@ def show(
             f"{closed['job_s']:.2f} s on average; closed forms {closed['wait_mean']:.3f} s):"
         )
         for i, (gaps, w) in enumerate(r.runs, 1):
+            replay = ""
+            if inp is not None:
+                ph = np.concatenate([[0.0], np.cumsum(gaps)[:-1]])
+                again = simulate_phased(inp, paths=replay_paths, phases=ph)
+                replay = f" (the phased map on its phases {np.mean(again.path_waits):.3f} s)"
             print(
                 f"    run {i}: gaps "
                 + " / ".join(f"{g:.2f}" for g in gaps)
-                + f" s (closest {min(gaps):.2f} s), mean wait {w:.3f} s"
+                + f" s (closest {min(gaps):.2f} s), mean wait {w:.3f} s{replay}"
+            )
+        if inp is not None:
+            drawn = simulate_phased(inp, paths=phased_paths)
+            runs_mean = np.mean([w for _g, w in r.runs])
+            print(
+                f"  the phased map over {phased_paths} drawn phases: every job's wait "
+                f"{np.mean(drawn.path_waits):.3f} s (the runs above: {runs_mean:.3f} s)"
             )
     every = [w for k in JOB_KINDS for w in r.waits.get(k, [])]
     also = f"; the cycle map {fast['all_map']:.3f} s" if cm else ""
@@ -160,6 +187,13 @@ def main() -> None:
     ap.add_argument("scenarios", nargs="+", help="e.g. plan-b-1000@2s-jobs")
     ap.add_argument("--seeds", type=int, default=4, help="replications per scenario (default 4)")
     ap.add_argument("--paths", type=int, default=32, help="cycle map paths (default 32)")
+    ap.add_argument(
+        "--phased", action="store_true",
+        help="several schedulers: replay each run's phases on the phased map, and its mean "
+        "over drawn phases",
+    )  # fmt: skip
+    ap.add_argument("--replay-paths", type=int, default=4, help="phased map paths per replay")
+    ap.add_argument("--phased-paths", type=int, default=64, help="phased map's drawn phases")
     a = ap.parse_args()
     for name in a.scenarios:
         s = scenario(name)
@@ -176,7 +210,10 @@ def main() -> None:
             print(f"  cycle map: {a.paths} paths in {time.perf_counter() - t1:.1f} s", flush=True)
             view["wait_map"] = drain_wait(s, cm)
             view["all_map"] = mean_wait(s, cm)
-        show(name, r, view, closed, cm)
+        inp = None
+        if s.daemon.processes > 1 and s.daemon.push_share == 0 and a.phased:
+            inp = phased_inputs(s)
+        show(name, r, view, closed, cm, inp, a.replay_paths, a.phased_paths)
 
 
 if __name__ == "__main__":

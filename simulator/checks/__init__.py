@@ -4,8 +4,9 @@ decision parity with the daemon.
 ``textbook`` (the core run as M/M/c and priority queues), ``validation`` (fast path against
 event simulation on the same scenarios), ``cycles`` (what the scheduler's releases meet in
 the event model, recorded around it), ``cycle_map`` (the release cycle reduced to what the
-fast path's drain needs, simulated) and ``parity`` (the simulator's scheduler and pools
-replayed over a workload, for the daemon's parity test).
+fast path's drain needs, simulated), ``phased_map`` (several schedulers' releases over drawn
+phases) and ``parity`` (the simulator's scheduler and pools replayed over a workload, for
+the daemon's parity test).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ if TYPE_CHECKING:
         dispatch_decisions,
         scheduler_decisions,
     )
+    from simulator.checks.phased_map import (
+        PhasedFigures,
+        PhasedInputs,
+        phased_inputs,
+        simulate_phased,
+    )
     from simulator.checks.textbook import QueueStats, run_queue
     from simulator.checks.validation import CHECKS, Agreement, compare, expected_gap, fast_for
 
@@ -41,6 +48,10 @@ _WHERE = {
     "drain_wait": "cycle_map",
     "mean_wait": "cycle_map",
     "simulate_cycles": "cycle_map",
+    "PhasedFigures": "phased_map",
+    "PhasedInputs": "phased_map",
+    "phased_inputs": "phased_map",
+    "simulate_phased": "phased_map",
     "JOB_KINDS": "cycles",
     "Cycles": "cycles",
     "record_cycles": "cycles",
@@ -66,6 +77,8 @@ __all__ = [
     "CycleFigures",
     "CycleInputs",
     "Cycles",
+    "PhasedFigures",
+    "PhasedInputs",
     "QueueStats",
     "Start",
     "SyncOutcome",
@@ -76,10 +89,12 @@ __all__ = [
     "expected_gap",
     "fast_for",
     "mean_wait",
+    "phased_inputs",
     "record_cycles",
     "run_queue",
     "scheduler_decisions",
     "simulate_cycles",
+    "simulate_phased",
 ]
 
 __getattr__ = lazy(__name__, _WHERE)

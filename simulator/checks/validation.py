@@ -102,7 +102,9 @@ def expected_gap(s: Scenario, metric: str) -> str:
             "5000 with 2 s jobs: 0.10-0.91 s in the 7 of 12 runs with two releases within "
             "0.8 s, 0.01-0.05 s in the others; benchmarks/sim_cycles.py). The fast path takes "
             "the batches as evened out, the even-phased runs' figure; the mean over runs "
-            "follows the few close-phased ones, hence also the simulation's wide CI"
+            "follows the close-phased ones, hence also the simulation's wide CI. The phased "
+            "map (simulator.checks.phased_map) replays a run's phases to its wait; its mean "
+            "over drawn phases is not yet in the fast path"
         )
     if metric == "wait_mean" and s.profile().work_conserving:
         return (

@@ -177,6 +177,7 @@ def job_profile(
             (1 - f) * float(inc.cpu.mean()) + f * full_cpu * c for c, _h in by_wait
         ),
         run_held_by_wait=tuple(h for _c, h in by_wait),
+        job_times=tuple(float(x) for x in inc.dur),
         **_chunks(full, seed),
     )
 

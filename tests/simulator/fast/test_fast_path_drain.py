@@ -1,6 +1,7 @@
 """The fast path drains a released batch by the sampled sync times and evens out batches the
 pooled workers absorb (issue 9, item 3): its mean queue wait against brute-force drains and
-against the event model on a bimodal-sync-time and a work-conserving scenario."""
+against the event model on a bimodal-sync-time and a work-conserving scenario, and with 2 s
+jobs where the batches walk round the interval's slots (the cycle map's figures)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from simulator.fast import closed_forms as cf
 from simulator.fast import drain
 from simulator.fast.analytic import evaluate, job_profile
 from simulator.inputs.loader import load_scenario
-from simulator.inputs.scenario import Scenario
+from simulator.inputs.scenario import Scenario, plan_job_time
+from simulator.runs.results import ScenarioResult
 from simulator.runs.runner import run_many
 
 
@@ -86,11 +88,33 @@ def test_fast_wait_matches_the_event_model_with_bimodal_and_pooled_workers() -> 
     # 21 % long; on the work-conserving profile (34 pooled workers, batches of 33) 141 %.
     results = run_many([_short("plan-b-1000"), _short("plan-b-1000-wc")], progress=False)
     # Four short runs resolve the wait to 5-12 %: the fast path is held to 5 % beyond that.
+    _fast_wait_agrees(results, ci=0.15, rel=0.05)
+
+
+def _fast_wait_agrees(results: list[ScenarioResult], ci: float, rel: float) -> None:
+    """Each result's event CI is within ``ci`` of its mean, and the fast path's wait for a
+    run within ``rel`` of the mean beyond the CI."""
     for r in results:
         e = r.metrics["wait_mean_high"]
-        assert e.half < 0.15 * e.mean, r.scenario.name
+        assert e.half < ci * e.mean, r.scenario.name
         got = fast_for(r.scenario, as_run=True)["wait_mean"]
-        assert got == pytest.approx(e.mean, abs=0.05 * e.mean + e.half), r.scenario.name
+        assert got == pytest.approx(e.mean, abs=rel * e.mean + e.half), r.scenario.name
+
+
+def test_a_runs_wait_meets_the_event_model_where_batches_walk_round_the_slots() -> None:
+    # With 2 s jobs the batches clump on plan-b-1000 (variance/mean 5.6) and the chunks a
+    # release finds busy follow the drain before: the fast path takes both from the cycle
+    # map for a run (cycle_map.refine). Its closed forms alone gave -12 % and +6 % here
+    # (benchmarks/sim_accuracy.py, 30 runs), outside the event model's CI of 1.5 %.
+    two_s = {**plan_job_time(2.0), "run.replications": 12}
+    results = run_many(
+        [load_scenario(n).updated(two_s) for n in ("plan-b-1000", "plan-b-1500")], progress=False
+    )
+    _fast_wait_agrees(results, ci=0.06, rel=0.04)
+    for r in results:
+        e = r.metrics["wait_mean_high"].mean
+        closed = fast_for(r.scenario, as_run=True, cycles=False)["wait_mean"]
+        assert abs(closed - e) > 0.05 * e, r.scenario.name
 
 
 def test_the_drain_keeps_the_fast_path_fast() -> None:
