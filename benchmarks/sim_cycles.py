@@ -150,7 +150,11 @@ def show(
             if inp is not None:
                 ph = np.concatenate([[0.0], np.cumsum(gaps)[:-1]])
                 again = simulate_phased(inp, paths=replay_paths, phases=ph)
-                replay = f" (the phased map on its phases {np.mean(again.path_waits):.3f} s)"
+                pw = again.path_waits
+                replay = (
+                    f" (the phased map on its phases {np.mean(pw):.3f} s, its paths "
+                    f"{min(pw):.3f}-{max(pw):.3f} s)"
+                )
             print(
                 f"    run {i}: gaps "
                 + " / ".join(f"{g:.2f}" for g in gaps)

@@ -22,11 +22,12 @@ all phases shift together):
   release after that (a job that starts within the releases' lateness stays with its own).
 
 Replaying a recorded run's own phases (``phases``) it gives that run's wait: on plan-c-5000
-with 2 s jobs within about 10 % over twelve runs whose waits span 0.01 to 0.9 s
-(``tests/simulator/checks/test_phased_map.py``, ``benchmarks/sim_cycles.py``). Its mean over
-drawn phases is the reference for the fast path's several schedulers; it is not part of
-the fast path yet (5 to 15 s a configuration, and 2 to 3 times the event model's mean with
-the model's latencies, see ``docs/simulator.md``).
+with 2 s jobs, twelve runs whose waits span 0.01 to 0.9 s, 0.321 s on average against the
+runs' 0.282 s, those above 0.3 s within 30 % (``benchmarks/sim_cycles.py --phased``;
+``tests/simulator/checks/test_phased_map.py``). Its mean over drawn phases is the reference
+for the fast path's several schedulers; it is not part of the fast path yet (3 to 13 s a
+configuration, and twice the event model's mean on plan-c-5000 with the model's latencies:
+``docs/simulator.md``).
 """
 
 from __future__ import annotations
