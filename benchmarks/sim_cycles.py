@@ -13,7 +13,7 @@ closed forms alone and, with one scheduler and no push, the cycle map's
 ``docs/simulator.md`` ("Where the fast path is not expected to agree") quotes them.
 
 With several schedulers it prints each run's gaps between the releases and its wait; with
-``--phased`` also the phased map (``simulator.checks.phased_map``) on each run's phases and
+``--phased`` also the phased map (``simulator.fast.phased_map``) on each run's phases and
 its mean over drawn phases.
 
     python benchmarks/sim_cycles.py plan-b-1000@2s-jobs plan-b-1500@2s-jobs [--seeds 4]

@@ -3,12 +3,13 @@
 ``analytic`` (``evaluate``: a configuration's steady state, step by step over ``config``'s
 grid; ``settle``: the rates and waits it rests on), ``sampling`` (``job_profile``: a
 scenario's syncs sampled once, into a ``job_profile.JobProfile``), ``drain`` (a released
-batch drained by the sampled sync times), ``cycle_map`` (the release cycle simulated where
-the drain's closed forms miss it, for a run's own configuration), ``cycles`` (claim waits,
-push-shortened cycles, staleness), ``resources`` (resources, cost and verdict per
-configuration), ``closed_forms`` (queueing formulas), ``profiles`` (job profiles memoised
-per process) and ``in_flight`` (the peak of jobs in flight). It reuses the event model's
-per-provider arithmetic (``model.gate``) so that both price a sync the same way.
+batch drained by the sampled sync times), ``cycle_map`` and ``phased_map`` (the release
+cycle simulated where the drain's closed forms miss it, for a run's own configuration: one
+scheduler, several), ``cycles`` (claim waits, push-shortened cycles, staleness),
+``resources`` (resources, cost and verdict per configuration), ``closed_forms`` (queueing
+formulas), ``profiles`` (job profiles memoised per process) and ``in_flight`` (the peak of
+jobs in flight). It reuses the event model's per-provider arithmetic (``model.gate``) so
+that both price a sync the same way.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ if TYPE_CHECKING:
         in_regime,
         simulate_cycles,
     )
+    from simulator.fast.phased_map import (
+        PhasedFigures,
+        PhasedInputs,
+        phased_inputs_at,
+        simulate_phased,
+    )
 
 # Where each public name lives; imported on first use (``simulator.exports``).
 _WHERE = {
@@ -53,6 +60,10 @@ _WHERE = {
     "cycle_inputs_at": "cycle_map",
     "in_regime": "cycle_map",
     "simulate_cycles": "cycle_map",
+    "PhasedFigures": "phased_map",
+    "PhasedInputs": "phased_map",
+    "phased_inputs_at": "phased_map",
+    "simulate_phased": "phased_map",
     "erlang_c": "closed_forms",
     "evaluate": "analytic",
     "job_profile": "analytic",
@@ -68,6 +79,8 @@ __all__ = [
     "CycleFigures",
     "CycleInputs",
     "JobProfile",
+    "PhasedFigures",
+    "PhasedInputs",
     "batch_drain_mean",
     "cycle_inputs_at",
     "erlang_c",
@@ -78,8 +91,10 @@ __all__ = [
     "mean_interval",
     "mmc_priority_waits",
     "mmc_wait",
+    "phased_inputs_at",
     "settle",
     "simulate_cycles",
+    "simulate_phased",
     "t_quantile",
 ]
 

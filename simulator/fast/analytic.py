@@ -151,20 +151,23 @@ def settle(
     what ``evaluate`` derives its figures from.
 
     With ``run_window``, configurations where the drain's closed forms miss what a run
-    meets (``cycle_map.in_regime``) take the batches' spread, the chunks busy at a release
-    and the chunks' wait from the cycle map, simulated over the run's horizon (about a
-    second each: meant for a scenario's own configuration); ``cycles=False`` keeps the
-    closed forms there too."""
+    meets (``cycle_map.in_regime``) take the release cycle from a map simulated over the
+    run's horizon: with one scheduler the batches' spread, the chunks busy at a release and
+    the chunks' wait (``cycle_map``), with several the waits over drawn phases
+    (``phased_map``); a second or two each, up to ten on large configurations: meant for
+    a scenario's own configuration. ``cycles=False`` keeps the closed forms there too."""
     cfg = _config(s, p, tenants, processes, conc_scale, interval, run_window)
     st = _settle(cfg)
     if not run_window:
         return cfg, st
-    for _ in range(2 if p.full_share > 0 else 0):
+    for _ in range(2 if p.full_share > 0 else 1):
         # A run's full syncs last longer by their chunks' queue waits, so it counts less of
-        # them: settled again with the waits of the settling before, the cycle map's
-        # figures (on the configuration settled without them) kept.
+        # them: settled again with the waits of the settling before, the maps' figures (on
+        # the configuration settled without them) kept.
         chunk_wait = np.where(st.stable, s.resources.dispatch_ms / 1000 + st.w_ch, 0.0)
         cycle = cfg.cycle or (cycle_map.refine(cfg, st) if cycles else None)
+        if cycle is None and p.full_share <= 0:
+            break
         cfg = _config(s, p, tenants, processes, conc_scale, interval, run_window, chunk_wait)
         cfg = replace(cfg, cycle=cycle)
         st = _settle(cfg)
@@ -284,9 +287,12 @@ def _settle(cfg: Config) -> Settled:
         w_p = lam_s * w_s * s_inc / c_eff + cf.allen_cunneen_wait(c, lam, s_inc, var_inc + s_inc**2)
         w_ch = w_p
         if cfg.cycle is not None:
+            ref = cfg.cycle
             m = lam_s * period / k
-            w_s = cycle_map.refined_wait(cfg.cycle, p, m, c, s_inc, cs2, w_s)
-            w_ch = np.where(cfg.cycle.on, cfg.cycle.chunk_wait, w_p)
+            w_s = cycle_map.refined_wait(ref, p, m, c, s_inc, cs2, w_s)
+            whole = np.isfinite(ref.sched_wait)
+            w_s = np.where(whole, np.maximum(ref.sched_wait - dispatch, 0.0), w_s)
+            w_ch = np.where(ref.on, ref.chunk_wait, w_p)
         w_s = np.where(stable, w_s, np.inf)
         w_p = np.where(stable, w_p, np.inf)
         w_ch = np.where(stable, w_ch, np.inf)

@@ -17,7 +17,7 @@ Arr = np.ndarray
 
 @dataclass(frozen=True)
 class Refined:
-    """The cycle map's figures per configuration where ``on`` (elsewhere NaN):
+    """The release-cycle maps' figures per configuration where ``on`` (elsewhere NaN):
     ``cycle_map.refine``."""
 
     on: Arr
@@ -25,6 +25,9 @@ class Refined:
     held: Arr  # workers busy with chunks at a release
     back_s: Arr  # how long those chunks still run
     chunk_wait: Arr  # a chunk's queue wait beyond its dispatch
+    # A scheduled job's queue wait, dispatch included, where a map gives it whole (several
+    # schedulers: ``phased_map``; elsewhere NaN and the drain takes the figures above).
+    sched_wait: Arr
 
 
 @dataclass(frozen=True)

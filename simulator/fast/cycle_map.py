@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simulator.fast import drain
+from simulator.fast import drain, phased_map
 from simulator.fast.config import Refined
 from simulator.fast.job_profile import JobProfile
 
@@ -106,16 +106,20 @@ class CycleFigures:
 
 
 def in_regime(cfg: Config, st: Settled) -> Arr:
-    """Configurations whose drain the closed forms get wrong: one scheduler releasing onto
-    fewer workers than its mean batch at a whole-period interval, so that the batches walk
-    round the interval's slots, with full syncs' chunks that come back during the drains
-    (push syncs and other schedulers' releases come between, which the map leaves out)."""
+    """Configurations whose drain the closed forms get wrong, at a whole-period interval
+    without push (pushes come between the releases, which neither map models): one
+    scheduler releasing onto fewer workers than its mean batch, with full syncs' chunks
+    that come back during the drains (the batches walk round the interval's slots: this
+    map); several schedulers whose releases together outnumber the workers (close phases
+    let one release meet the workers busy with the one before: ``phased_map``)."""
     p = cfg.p
     period = cfg.s.profile().scheduler_interval_s
     chained = bool(p.chunk_runs) and p.full_share > 0
     m = st.lam * period / cfg.k
-    on = (cfg.k == 1) & (cfg.locked > 0) & st.stable & (st.lam_p <= 0) & (m >= cfg.c)
-    return np.asarray(on & chained, dtype=bool)
+    base = (cfg.locked > 0) & st.stable & (st.lam_p <= 0)
+    one = (cfg.k == 1) & (m >= cfg.c) & chained
+    several = (cfg.k > 1) & (st.lam * period >= cfg.c)
+    return np.asarray(base & (one | several), dtype=bool)
 
 
 def cycle_inputs_at(cfg: Config, st: Settled, at: tuple[int, ...]) -> CycleInputs:
@@ -153,19 +157,29 @@ def figures(inp: CycleInputs) -> CycleFigures:
 
 
 def refine(cfg: Config, st: Settled) -> Refined | None:
-    """The map's figures for every configuration ``in_regime`` (None if there is none)."""
+    """The maps' figures for every configuration ``in_regime`` (None if there is none): this
+    map's drain inputs with one scheduler, the phased map's waits with several."""
     on = in_regime(cfg, st)
     if not on.any():
         return None
-    out = {k: np.full(on.shape, np.nan) for k in ("dispersion", "held", "back_s", "wait")}
+    keys = ("dispersion", "held", "back_s", "wait", "sched")
+    out = {k: np.full(on.shape, np.nan) for k in keys}
+    k = np.broadcast_to(np.asarray(cfg.k, dtype=float), on.shape)
     for at in zip(*np.nonzero(on), strict=True):
-        inp = cycle_inputs_at(cfg, st, tuple(int(i) for i in at))
+        idx = tuple(int(i) for i in at)
+        if k[idx] > 1:
+            ph = phased_map.phased_inputs_at(cfg, st, idx)
+            g = phased_map.figures(ph)
+            out["sched"][idx] = g.scheduled_wait_s
+            out["wait"][idx] = max(g.chunk_wait_s - ph.dispatch_s, 0.0)
+            continue
+        inp = cycle_inputs_at(cfg, st, idx)
         f = figures(inp)
-        out["dispersion"][at] = f.dispersion
-        out["held"][at] = f.held_mean
-        out["back_s"][at] = f.residual_s
-        out["wait"][at] = max(f.chunk_wait_s - inp.dispatch_s, 0.0)
-    return Refined(on, out["dispersion"], out["held"], out["back_s"], out["wait"])
+        out["dispersion"][idx] = f.dispersion
+        out["held"][idx] = f.held_mean
+        out["back_s"][idx] = f.residual_s
+        out["wait"][idx] = max(f.chunk_wait_s - inp.dispatch_s, 0.0)
+    return Refined(on, *(out[k] for k in keys))
 
 
 def refined_wait(
@@ -176,7 +190,9 @@ def refined_wait(
     they end."""
     shape = np.broadcast(ref.on, m, c, s_inc, cs2, w_s).shape
     out = np.array(np.broadcast_to(w_s, shape), dtype=float)
-    on = np.broadcast_to(ref.on, shape)
+    on = np.broadcast_to(ref.on & np.isfinite(ref.dispersion), shape)
+    if not on.any():
+        return out
 
     def at(x: Arr | float) -> Arr:
         return np.asarray(np.broadcast_to(np.asarray(x, dtype=float), shape)[on], dtype=float)

@@ -68,7 +68,7 @@ class JobProfile:
     chunk_runs: tuple[float, ...] = ()
     chunk_pauses: tuple[float, ...] = ()
     jobs_per_full: tuple[float, ...] = ()
-    # The sampled incremental syncs' job times, seconds (``checks.phased_map`` draws from them).
+    # The sampled incremental syncs' job times, seconds (``phased_map`` draws from them).
     job_times: tuple[float, ...] = ()
 
     def run_shares(self, chunk_wait: Arr | float) -> tuple[Arr, Arr]:

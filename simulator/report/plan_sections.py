@@ -200,7 +200,9 @@ def agreement_html(rows: Sequence[Any]) -> str:
         "path's figures for a run take the batches' spread, the chunks busy at a release "
         "and their waits from the cycle map (a seeded reduced simulation of the release "
         "cycle, about a second per configuration), and the tables' sweeps keep the "
-        "closed forms, whose mean wait there is off by −12 % to +6 % with 2 s syncs.</p>"
+        "closed forms, whose mean wait there is off by −12 % to +6 % with 2 s syncs. With "
+        "several schedulers a run's wait depends on the phases it draws; there the fast "
+        "path's figure for a run is the phased map's mean over drawn phases.</p>"
         + h.table(
             [
                 "scenario",
