@@ -39,6 +39,7 @@ import numpy as np
 from simulator.fast import drain, phased_map
 from simulator.fast.config import Refined
 from simulator.fast.job_profile import JobProfile
+from simulator.fast.phased_map import ReleaseInputs
 
 if TYPE_CHECKING:
     from simulator.fast.config import Config, Settled
@@ -58,24 +59,14 @@ SEED = 3
 
 
 @dataclass(frozen=True)
-class CycleInputs:
-    """One configuration with one scheduler (times in seconds)."""
+class CycleInputs(ReleaseInputs):
+    """One configuration with one scheduler."""
 
     per_slot: float  # mailboxes per slot: the configuration's mailboxes / slots
-    workers: int
     slots: int  # the interval's releases
-    period: float
     job_s: float  # mean incremental job time
     renewal_mean: tuple[float, ...]  # on ``drain.GRID``
     full_rate: float  # full syncs started per second
-    chunk_runs: tuple[float, ...]
-    chunk_pauses: tuple[float, ...]
-    jobs_per_full: tuple[float, ...]
-    overshoot_s: float  # mean lateness per release
-    dispatch_s: float
-    enqueue_s: float  # per job of a batch
-    horizon_s: float
-    warmup_s: float
 
     @classmethod
     def of(
@@ -85,9 +76,11 @@ class CycleInputs:
     ) -> CycleInputs:  # fmt: skip
         """The inputs with the profile's job-time curve and chunk samples."""
         return cls(
-            per_slot, workers, slots, period, job_s, p.renewal_mean, full_rate, p.chunk_runs,
-            p.chunk_pauses, p.jobs_per_full, overshoot_s, dispatch_s, enqueue_s, horizon_s,
-            warmup_s,
+            workers=workers, period=period, chunk_runs=p.chunk_runs,
+            chunk_pauses=p.chunk_pauses, jobs_per_full=p.jobs_per_full,
+            overshoot_s=overshoot_s, dispatch_s=dispatch_s, enqueue_s=enqueue_s,
+            horizon_s=horizon_s, warmup_s=warmup_s, per_slot=per_slot, slots=slots,
+            job_s=job_s, renewal_mean=p.renewal_mean, full_rate=full_rate,
         )  # fmt: skip
 
 

@@ -55,16 +55,13 @@ ROUNDS = 64
 
 
 @dataclass(frozen=True)
-class PhasedInputs:
-    """One configuration with ``schedulers`` schedulers (times in seconds)."""
+class ReleaseInputs:
+    """What both release-cycle maps take besides the configuration: a full sync's chunks
+    (sampled worker times and quota pauses, jobs per full sync) and the release's timing
+    (seconds)."""
 
-    mailboxes: float
-    schedulers: int
     workers: int
     period: float
-    interval: float  # a whole number of periods
-    job_times: tuple[float, ...]  # sampled incremental job times, at the configuration's mean
-    full_share: float  # claimed jobs that are full syncs
     chunk_runs: tuple[float, ...]
     chunk_pauses: tuple[float, ...]
     jobs_per_full: tuple[float, ...]
@@ -73,6 +70,17 @@ class PhasedInputs:
     enqueue_s: float  # per job of a batch
     horizon_s: float
     warmup_s: float
+
+
+@dataclass(frozen=True)
+class PhasedInputs(ReleaseInputs):
+    """One configuration with ``schedulers`` schedulers."""
+
+    mailboxes: float
+    schedulers: int
+    interval: float  # a whole number of periods
+    job_times: tuple[float, ...]  # sampled incremental job times, at the configuration's mean
+    full_share: float  # claimed jobs that are full syncs
     batch_size: int = 1 << 30  # a release claims at most this many; the rest stay due
 
 
