@@ -15,6 +15,7 @@ import multiprocessing as mp
 import time
 
 import numpy as np
+from variants import scenario
 
 from simulator.checks.textbook import QueueStats, run_queue
 from simulator.checks.validation import compare, expected_gap, fast_for
@@ -115,15 +116,10 @@ FIGURES = [
 
 def fast_vs_event(reps: int, only: list[str] | None = None) -> None:
     print(f"\nFast path against the event simulation ({reps} replications)")
-    presets = [load_scenario(n).updated({"run.replications": reps}) for n in shipped_scenarios()]
-    scen = [s.updated({"name": f"{s.name}@model"}) for s in presets]
-    scen += [s.updated({**plan_job_time(2.0), "name": f"{s.name}@2s-jobs"}) for s in presets]
+    names = [f"{n}@{v}" for v in ("model", "2s-jobs") for n in shipped_scenarios()]
     # Push-driven: every arrival notifies, so most syncs are pushes, not the schedule.
-    scen.append(
-        load_scenario("plan-b-1000").updated(
-            {"run.replications": reps, "daemon.push_share": 1.0, "name": "plan-b-1000@push"}
-        )
-    )
+    names.append("plan-b-1000@push")
+    scen = [scenario(n).updated({"run.replications": reps}) for n in names]
     if only:
         scen = [s for s in scen if any(o in s.name for o in only)]
     results = run_many(scen, progress=False)

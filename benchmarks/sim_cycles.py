@@ -29,6 +29,7 @@ import argparse
 import time
 
 import numpy as np
+from variants import scenario
 
 from simulator.checks import (
     JOB_KINDS,
@@ -45,22 +46,8 @@ from simulator.checks import (
     simulate_phased,
 )
 from simulator.fast import profiles, settle
-from simulator.inputs.loader import load_scenario
-from simulator.inputs.scenario import Scenario, plan_job_time
+from simulator.inputs.scenario import Scenario
 from simulator.runs import seeds
-
-
-def scenario(name: str) -> Scenario:
-    """A shipped scenario by name, with the accuracy benchmark's ``@`` variants."""
-    base, _, variant = name.partition("@")
-    s = load_scenario(base).updated({"name": name})
-    if variant == "2s-jobs":
-        return s.updated(plan_job_time(2.0))
-    if variant == "push":
-        return s.updated({"daemon.push_share": 1.0})
-    if variant not in ("", "model"):
-        raise SystemExit(f"unknown variant {variant!r} in {name!r}: use @model, @2s-jobs or @push")
-    return s
 
 
 def fast_view(s: Scenario, cycles: bool = True) -> dict[str, float]:

@@ -23,7 +23,8 @@ Where the closed forms are known to miss it (``in_regime``: one scheduler, an in
 whole periods, no push, quota-chunked full syncs and a mean batch of at least the serving
 workers), ``analytic.settle`` asks it, for what a run of the scenario measures
 (``run_window``), for the batches' spread, the chunks a release finds busy with their time
-left, and the chunks' queue wait (``refine``). A configuration costs about a second with 32
+left, and the chunks' queue wait (``refine``; with several schedulers ``refine`` asks
+``phased_map`` for the waits instead). A configuration costs about a second with 32
 paths (seeded, so the same configuration gives the same figures), where the closed forms
 evaluate thousands in that time: it serves a scenario's own configuration, not sweeps.
 """
@@ -39,7 +40,7 @@ import numpy as np
 from simulator.fast import drain, phased_map
 from simulator.fast.config import Refined
 from simulator.fast.job_profile import JobProfile
-from simulator.fast.phased_map import ReleaseInputs
+from simulator.fast.phased_map import ReleaseInputs, release_fields, value_at
 
 if TYPE_CHECKING:
     from simulator.fast.config import Config, Settled
@@ -67,21 +68,6 @@ class CycleInputs(ReleaseInputs):
     job_s: float  # mean incremental job time
     renewal_mean: tuple[float, ...]  # on ``drain.GRID``
     full_rate: float  # full syncs started per second
-
-    @classmethod
-    def of(
-        cls, p: JobProfile, *, per_slot: float, workers: int, slots: int, period: float,
-        job_s: float, full_rate: float, overshoot_s: float, dispatch_s: float,
-        enqueue_s: float, horizon_s: float, warmup_s: float,
-    ) -> CycleInputs:  # fmt: skip
-        """The inputs with the profile's job-time curve and chunk samples."""
-        return cls(
-            workers=workers, period=period, chunk_runs=p.chunk_runs,
-            chunk_pauses=p.chunk_pauses, jobs_per_full=p.jobs_per_full,
-            overshoot_s=overshoot_s, dispatch_s=dispatch_s, enqueue_s=enqueue_s,
-            horizon_s=horizon_s, warmup_s=warmup_s, per_slot=per_slot, slots=slots,
-            job_s=job_s, renewal_mean=p.renewal_mean, full_rate=full_rate,
-        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -117,28 +103,15 @@ def in_regime(cfg: Config, st: Settled) -> Arr:
 
 def cycle_inputs_at(cfg: Config, st: Settled, at: tuple[int, ...]) -> CycleInputs:
     """The map's inputs for the configuration at index ``at`` of the grid."""
-    shape = np.broadcast(cfg.n, cfg.mean_i, cfg.c, st.lam, st.s_inc).shape
-
-    def one(x: Arr | float) -> float:
-        return float(np.broadcast_to(np.asarray(x, dtype=float), shape)[at])
-
-    s, p = cfg.s, cfg.p
-    period = s.profile().scheduler_interval_s
-    slots = max(round(one(cfg.mean_i) / period), 1)
-    r = s.resources
-    return CycleInputs.of(
-        p,
+    one = value_at(cfg, st, at)
+    slots = max(round(one(cfg.mean_i) / cfg.s.profile().scheduler_interval_s), 1)
+    return CycleInputs(
+        **release_fields(cfg, int(one(cfg.c))),
         per_slot=one(cfg.n) / slots,
-        workers=int(one(cfg.c)),
         slots=slots,
-        period=period,
         job_s=one(st.s_inc),
-        full_rate=one(st.lam) * p.full_share,
-        overshoot_s=r.scheduler_overshoot_ms / 1000,
-        dispatch_s=r.dispatch_ms / 1000,
-        enqueue_s=r.enqueue_ms_per_job / 1000,
-        horizon_s=s.run.horizon_s,
-        warmup_s=s.run.warmup_s,
+        renewal_mean=cfg.p.renewal_mean,
+        full_rate=one(st.lam) * cfg.p.full_share,
     )
 
 

@@ -34,8 +34,9 @@ runs on plan-c-5000 (``docs/simulator.md``).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.stats import qmc
@@ -199,8 +200,7 @@ def _drain(free: Arr, b: Arr, ready: Arr, d: Arr, rows: Arr) -> Arr:
     """Start a batch of ``b`` jobs (per path) of times ``d`` queued at ``ready`` on the
     workers free at ``free`` (updated), first in first out, each on the first worker free;
     the start times (paths x jobs)."""
-    pp, nb = d.shape
-    starts = np.zeros((pp, nb))
+    nb = d.shape[1]
     # The workers already free start the first jobs together at the dispatch.
     idle = free <= ready[:, None]
     rank = np.cumsum(idle, axis=1)
@@ -208,9 +208,7 @@ def _drain(free: Arr, b: Arr, ready: Arr, d: Arr, rows: Arr) -> Arr:
     job = np.where(take, rank - 1, 0)
     free[take] = (ready[:, None] + np.take_along_axis(d, job, axis=1))[take]
     first = np.minimum(idle.sum(axis=1), b).astype(int)
-    starts[np.arange(nb)[None, :] < first[:, None]] = np.broadcast_to(ready[:, None], (pp, nb))[
-        np.arange(nb)[None, :] < first[:, None]
-    ]
+    starts = np.where(np.arange(nb)[None, :] < first[:, None], ready[:, None], 0.0)
     # The rest one by one, each on the first worker that frees.
     for i in range(int(first.min(initial=0)), nb):
         on = (i >= first) & (i < b)
@@ -287,36 +285,50 @@ def _figures(acc: dict[str, Arr], batches: list[Arr]) -> PhasedFigures:
     )
 
 
-def phased_inputs_at(cfg: Config, st: Settled, at: tuple[int, ...]) -> PhasedInputs:
-    """The inputs for the configuration at index ``at`` of the grid (its job times scaled to
-    the configuration's mean, which adds connection set-up and token requests)."""
+def value_at(cfg: Config, st: Settled, at: tuple[int, ...]) -> Callable[[Arr | float], float]:
+    """Reads one configuration's value (index ``at`` of the grid) from an array of it."""
     shape = np.broadcast(cfg.n, cfg.mean_i, cfg.c, cfg.k, st.lam, st.s_inc).shape
 
     def one(x: Arr | float) -> float:
         return float(np.broadcast_to(np.asarray(x, dtype=float), shape)[at])
 
+    return one
+
+
+def release_fields(cfg: Config, workers: int) -> dict[str, Any]:
+    """``ReleaseInputs``' fields for a configuration of ``cfg``'s scenario with ``workers``
+    serving workers: the profile's chunks and the scenario's release timing and run."""
     s, p = cfg.s, cfg.p
-    period = s.profile().scheduler_interval_s
+    r = s.resources
+    return {
+        "workers": workers,
+        "period": s.profile().scheduler_interval_s,
+        "chunk_runs": p.chunk_runs,
+        "chunk_pauses": p.chunk_pauses,
+        "jobs_per_full": p.jobs_per_full,
+        "overshoot_s": r.scheduler_overshoot_ms / 1000,
+        "dispatch_s": r.dispatch_ms / 1000,
+        "enqueue_s": r.enqueue_ms_per_job / 1000,
+        "horizon_s": s.run.horizon_s,
+        "warmup_s": s.run.warmup_s,
+    }
+
+
+def phased_inputs_at(cfg: Config, st: Settled, at: tuple[int, ...]) -> PhasedInputs:
+    """The inputs for the configuration at index ``at`` of the grid (its job times scaled to
+    the configuration's mean, which adds connection set-up and token requests)."""
+    one = value_at(cfg, st, at)
+    p = cfg.p
     times = np.asarray(p.job_times or (p.s_inc,), dtype=float)
     scale = one(st.s_inc) / max(float(times.mean()), 1e-12)
-    r = s.resources
     return PhasedInputs(
+        **release_fields(cfg, int(one(cfg.c))),
         mailboxes=one(cfg.n),
         schedulers=int(one(cfg.k)),
-        workers=int(one(cfg.c)),
-        period=period,
         interval=one(cfg.mean_i),
         job_times=tuple(float(x) for x in times * scale),
         full_share=p.full_share,
-        chunk_runs=p.chunk_runs,
-        chunk_pauses=p.chunk_pauses,
-        jobs_per_full=p.jobs_per_full,
-        overshoot_s=r.scheduler_overshoot_ms / 1000,
-        dispatch_s=r.dispatch_ms / 1000,
-        enqueue_s=r.enqueue_ms_per_job / 1000,
-        horizon_s=s.run.horizon_s,
-        warmup_s=s.run.warmup_s,
-        batch_size=s.profile().batch_size,
+        batch_size=cfg.s.profile().batch_size,
     )
 
 
